@@ -1,0 +1,188 @@
+"""The `course` command: services (up, down, status, logs, setup), labs (build, check), run, grade."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import compose, native, system_packages
+from .config import SERVICE_NAMES, endpoint
+from .errors import CourseError
+from .paths import state_dir
+from .probes import probe
+
+MODE_FILE = "mode"
+
+
+def _recorded_mode() -> str:
+    path = state_dir() / MODE_FILE
+    return path.read_text().strip() if path.exists() else "native"
+
+
+def _record_mode(mode: str) -> None:
+    state_dir().mkdir(parents=True, exist_ok=True)
+    (state_dir() / MODE_FILE).write_text(mode + "\n")
+
+
+def status_rows() -> list[tuple[str, str, str, str]]:
+    with ThreadPoolExecutor(max_workers=len(SERVICE_NAMES)) as pool:
+        reasons = dict(zip(SERVICE_NAMES, pool.map(probe, SERVICE_NAMES), strict=True))
+    mode = _recorded_mode()
+    rows = []
+    for name in SERVICE_NAMES:
+        if mode == "native":
+            owner = "native" if native.our_pids(name) else ("external" if reasons[name] is None else "-")
+        else:
+            owner = mode
+        health = "yes" if reasons[name] is None else f"no ({reasons[name]})"
+        rows.append((name, endpoint(name).address, health, owner))
+    return rows
+
+
+def print_status() -> bool:
+    rows = status_rows()
+    header = ("service", "endpoint", "healthy", "mode")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
+    return all(r[2] == "yes" for r in rows)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    names = args.services or list(SERVICE_NAMES)
+    mode = "compose" if args.compose else "native" if args.native else None
+    if mode is None:
+        mode = "compose" if compose.engine_answers() else "native"
+    print(f"Starting {', '.join(names)} in {mode} mode ...", flush=True)
+    began = time.monotonic()
+    if mode == "compose":
+        _record_mode("compose")
+        if compose.up() != 0:
+            return 1
+        deadline = time.monotonic() + 120
+        while any(probe(n) for n in names) and time.monotonic() < deadline:
+            time.sleep(1)
+    else:
+        _record_mode("native")
+        if system_packages.missing_services():
+            code = system_packages.setup()
+            if code != 0:
+                return code
+        outcomes = native.start(names)
+        for name, outcome in outcomes.items():
+            print(f"  {name:<11} {outcome}")
+    print(f"Services ready check after {time.monotonic() - began:.1f} s:")
+    return 0 if print_status() else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if _recorded_mode() == "compose" and not args.native:
+        return compose.down()
+    for name, outcome in native.stop(args.services or list(SERVICE_NAMES)).items():
+        print(f"  {name:<11} {outcome}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return 0 if print_status() else 1
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    if _recorded_mode() == "compose":
+        return compose.logs(args.service)
+    log = native.dirs_of(args.service).log
+    if not log.exists():
+        print(f"No log yet at {log}: `course up` writes it.")
+        return 1
+    print("\n".join(log.read_text(errors="replace").splitlines()[-args.lines :]))
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    return system_packages.setup(print_only=args.print_only)
+
+
+def cmd_labs(args: argparse.Namespace) -> int:
+    from . import labgen
+
+    if args.action == "build":
+        for path in labgen.build_all():
+            print(f"wrote {path}")
+        return 0
+    stale = labgen.stale_labs()
+    if stale:
+        print("Labs out of sync with their solutions (run `course labs build`):")
+        for path in stale:
+            print(f"  {path}")
+        return 1
+    print("Labs are in sync with solutions.")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import runner
+
+    failed = 0
+    for path in args.notebooks:
+        seconds, error = runner.run_and_save(Path(path), timeout_s=args.timeout)
+        print(f"{path}: {'ok' if error is None else 'FAILED'} in {seconds:.1f} s")
+        if error:
+            print(error)
+            failed += 1
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the services (compose if Docker answers, else native)")
+    up.add_argument("services", nargs="*", choices=[[], *SERVICE_NAMES], metavar="SERVICE")
+    where = up.add_mutually_exclusive_group()
+    where.add_argument("--native", action="store_true", help="start from installed packages")
+    where.add_argument("--compose", action="store_true", help="start with Docker Compose")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the services the course started")
+    down.add_argument("services", nargs="*", choices=[[], *SERVICE_NAMES], metavar="SERVICE")
+    down.add_argument("--native", action="store_true", help="stop native services even in compose mode")
+    down.set_defaults(func=cmd_down)
+
+    sub.add_parser("status", help="a health table of every service").set_defaults(func=cmd_status)
+
+    logs = sub.add_parser("logs", help="the last lines of a service's log")
+    logs.add_argument("service", choices=SERVICE_NAMES)
+    logs.add_argument("-n", "--lines", type=int, default=60)
+    logs.set_defaults(func=cmd_logs)
+
+    setup = sub.add_parser("setup", help="install the packages native mode needs")
+    setup.add_argument("--print-only", action="store_true", help="print the commands, install nothing")
+    setup.set_defaults(func=cmd_setup)
+
+    labs = sub.add_parser("labs", help="generate labs from solutions, or check they are in sync")
+    labs.add_argument("action", choices=["build", "check"])
+    labs.set_defaults(func=cmd_labs)
+
+    run = sub.add_parser("run", help="execute notebooks top to bottom in a fresh kernel and save them")
+    run.add_argument("notebooks", nargs="+")
+    run.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CourseError as exc:
+        print(f"course: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Service endpoints and credentials: one place, the same defaults as docker-compose.yml.
+
+Every value can be overridden by an environment variable named COURSE_<SERVICE>_<FIELD>,
+for example COURSE_POSTGRES_PORT=5433 or COURSE_REDIS_HOST=10.0.0.5.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    host: str
+    port: int
+    user: str = ""
+    password: str = field(default="", repr=False)
+    database: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+# service -> (port, user, password, database); host is 127.0.0.1 for all of them
+_DEFAULTS: dict[str, tuple[int, str, str, str]] = {
+    "postgres": (5432, "course", "course", "course"),
+    "redis": (6379, "", "", "0"),
+    "kafka": (9092, "", "", ""),
+    "rabbitmq": (5672, "course", "course", "/"),
+    "nats": (4222, "", "", ""),
+    "prometheus": (9090, "", "", ""),
+}
+
+SERVICE_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
+
+
+def endpoint(service: str) -> Endpoint:
+    """The endpoint of SERVICE, with COURSE_<SERVICE>_* environment overrides applied."""
+    if service not in _DEFAULTS:
+        raise KeyError(f"unknown service {service!r}; the course knows {', '.join(SERVICE_NAMES)}")
+    port, user, password, database = _DEFAULTS[service]
+    prefix = f"COURSE_{service.upper()}_"
+    env = os.environ.get
+    raw_port = env(prefix + "PORT", str(port))
+    if not raw_port.isdigit():
+        raise ValueError(f"{prefix}PORT must be a number, got {raw_port!r}")
+    return Endpoint(
+        service=service,
+        host=env(prefix + "HOST", "127.0.0.1"),
+        port=int(raw_port),
+        user=env(prefix + "USER", user),
+        password=env(prefix + "PASSWORD", password),
+        database=env(prefix + "DATABASE", database),
+    )
+
+
+def postgres_dsn(**options: object) -> str:
+    """A libpq connection string for psycopg, e.g. postgres_dsn(application_name="lesson01")."""
+    ep = endpoint("postgres")
+    parts = {
+        "host": ep.host,
+        "port": ep.port,
+        "user": ep.user,
+        "password": ep.password,
+        "dbname": ep.database,
+        "connect_timeout": 3,
+        **options,
+    }
+    return " ".join(f"{key}={_conninfo_value(value)}" for key, value in parts.items())
+
+
+def _conninfo_value(value: object) -> str:
+    text = str(value)
+    if text and not any(ch in text for ch in " '\\"):
+        return text
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def redis_url() -> str:
+    ep = endpoint("redis")
+    auth = f":{quote(ep.password)}@" if ep.password else ""
+    return f"redis://{auth}{ep.host}:{ep.port}/{ep.database}"
+
+
+def kafka_bootstrap() -> str:
+    return endpoint("kafka").address
+
+
+def amqp_url() -> str:
+    ep = endpoint("rabbitmq")
+    return f"amqp://{quote(ep.user)}:{quote(ep.password)}@{ep.host}:{ep.port}/{quote(ep.database, safe='')}"
+
+
+def rabbitmq_management_url() -> str:
+    ep = endpoint("rabbitmq")
+    return f"http://{ep.host}:{os.environ.get('COURSE_RABBITMQ_MANAGEMENT_PORT', '15672')}"
+
+
+def nats_url() -> str:
+    return f"nats://{endpoint('nats').address}"
+
+
+def prometheus_url() -> str:
+    return f"http://{endpoint('prometheus').address}"
