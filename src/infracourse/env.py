@@ -36,6 +36,21 @@ def require(*services: str) -> None:
         raise ServiceUnavailable("not reachable: " + "; ".join(lines) + ". " + START_HINT)
 
 
+def status():
+    """A table of every course service: endpoint and health (what `course status` prints)."""
+    import pandas as pd
+
+    with ThreadPoolExecutor(max_workers=len(config.SERVICE_NAMES)) as pool:
+        reasons = list(pool.map(probe, config.SERVICE_NAMES))
+    return pd.DataFrame(
+        {
+            "service": config.SERVICE_NAMES,
+            "endpoint": [config.endpoint(s).address for s in config.SERVICE_NAMES],
+            "healthy": ["yes" if r is None else f"no: {r}" for r in reasons],
+        }
+    ).set_index("service")
+
+
 def namespace(base: str) -> Namespace:
     """This notebook's namespace (lessons, solutions and labs get different ones)."""
     return Namespace.for_notebook(base)

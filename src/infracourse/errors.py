@@ -22,6 +22,8 @@ def install_short_errors() -> None:
         return
 
     def show_short(shell, etype, value, tb, tb_offset=None):  # noqa: ARG001 - IPython's signature
-        return [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        shell._showtraceback(etype, value, stb)  # recent IPython no longer displays what we return
+        return stb
 
     shell.set_custom_exc((CourseError,), show_short)

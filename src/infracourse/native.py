@@ -13,10 +13,10 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from .config import endpoint
 from .errors import CourseError
 from .native_specs import SPECS, NativeSpec, ServiceDirs
 from .paths import state_dir
-from .config import endpoint
 from .probes import probe
 
 

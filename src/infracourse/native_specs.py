@@ -78,7 +78,8 @@ def _which(binary: str) -> str | None:
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{binary}"), reverse=True)
     candidates += [f"/usr/lib/rabbitmq/bin/{binary}"]
     found = next((c for c in candidates if os.access(c, os.X_OK)), None)
-    return found or shutil.which(binary) or (f"/usr/sbin/{binary}" if os.access(f"/usr/sbin/{binary}", os.X_OK) else None)
+    sbin = f"/usr/sbin/{binary}"
+    return found or shutil.which(binary) or (sbin if os.access(sbin, os.X_OK) else None)
 
 
 def _port(service: str) -> str:

@@ -1,0 +1,45 @@
+# The two commands: `make lab` (learn) and `make test` (verify everything). See README.md.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
+XDIST  := -n 2 -p infracourse.timing_report
+
+.PHONY: lab test bootstrap services down status site labs clean-state
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  { echo "The course needs Python 3.11 (found: $$($(PYTHON) --version 2>&1)). Set PYTHON=/path/to/python3.11."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+	  { echo "Could not create .venv: on Debian/Ubuntu install python3.11-venv first."; exit 1; }
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+services: bootstrap
+	$(BIN)/course up
+
+lab: services
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: services
+	$(BIN)/course labs check
+	$(BIN)/ruff check src tests
+	@rm -f _build/notebook_timings.json
+	$(BIN)/pytest tests $(XDIST) --dist load
+	$(BIN)/pytest notebooks solutions $(NBVAL) $(XDIST) --dist loadscope
+
+site: bootstrap
+	$(BIN)/course site
+
+labs: bootstrap
+	$(BIN)/course labs build
+
+status: bootstrap
+	$(BIN)/course status
+
+down: bootstrap
+	$(BIN)/course down

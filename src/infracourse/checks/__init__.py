@@ -1,0 +1,1 @@
+"""One module a lab: labNN.py holds the checks of labs/NN_*.ipynb."""

@@ -1,0 +1,37 @@
+"""One way to write notebooks to disk, so stored files are reproducible and diffs stay reviewable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+_CELL_METADATA_KEPT = ("tags", "jupyter", "editable", "deletable")
+
+
+def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Keep what a reader or nbval needs; drop run-specific metadata (timings, widget state, versions)."""
+    nb.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    for index, cell in enumerate(nb.cells):
+        cell.id = cell.get("id") or f"cell-{index}"
+        cell.metadata = nbformat.from_dict(
+            {k: v for k, v in cell.metadata.items() if k in _CELL_METADATA_KEPT and v}
+        )
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                output.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def dumps(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(normalise(nb)) + "\n"
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.write_text(dumps(nb), encoding="utf-8")
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)

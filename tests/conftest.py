@@ -1,0 +1,37 @@
+"""Shared fixtures: live connections for the tests that talk to the course services."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import redis
+
+from infracourse import config, env
+from infracourse.namespace import Namespace
+
+
+@pytest.fixture
+def pg_ns():
+    """A namespace of its own for a test, reset in PostgreSQL and Redis."""
+    env.require("postgres", "redis")
+    ns = Namespace("pytest_" + __import__("uuid").uuid4().hex[:8])
+    ns.reset("postgres", "redis")
+    yield ns
+    with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{ns.schema}" CASCADE')
+
+
+@pytest.fixture
+def conn(pg_ns):
+    with psycopg.connect(pg_ns.postgres_dsn(), autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def r(pg_ns):
+    client = redis.Redis.from_url(config.redis_url(), decode_responses=True, socket_timeout=5)
+    yield client
+    keys = list(client.scan_iter(match=pg_ns.key("*")))
+    if keys:
+        client.delete(*keys)
+    client.close()
