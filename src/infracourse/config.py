@@ -105,5 +105,10 @@ def nats_url() -> str:
     return f"nats://{endpoint('nats').address}"
 
 
+def nats_monitoring_url() -> str:
+    """NATS's HTTP monitoring endpoint (/varz, /jsz, /healthz)."""
+    return f"http://{endpoint('nats').host}:{os.environ.get('COURSE_NATS_MONITORING_PORT', '8222')}"
+
+
 def prometheus_url() -> str:
     return f"http://{endpoint('prometheus').address}"

@@ -232,7 +232,8 @@ class Nats(NativeSpec):
 
     def command(self, dirs: ServiceDirs) -> list[str]:
         return [
-            _which("nats-server"), "-a", "127.0.0.1", "-p", _port("nats"), "-m", "8222",
+            _which("nats-server"), "-a", "127.0.0.1", "-p", _port("nats"),
+            "-m", config.nats_monitoring_url().rsplit(":", 1)[1],
             "-js", "-sd", str(dirs.data),
         ]
 

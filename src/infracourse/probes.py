@@ -39,8 +39,9 @@ def _postgres(ep: Endpoint) -> str | None:
         ) as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        return first_line.removeprefix("connection failed: ")
+        # 'connection failed: connection to server at "h", port p failed: Connection refused\n\tIs the ...'
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return first_line.rsplit(" failed: ", 1)[-1].strip() if " failed: " in first_line else first_line
     return None
 
 

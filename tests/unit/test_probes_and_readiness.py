@@ -1,0 +1,62 @@
+import socket
+import time
+
+import pytest
+
+from infracourse import env
+from infracourse.config import SERVICE_NAMES
+from infracourse.errors import ServiceUnavailable
+from infracourse.probes import probe
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_running_service_answers_its_protocol(service):
+    assert probe(service) is None
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_nothing_listening_is_connection_refused(service, monkeypatch):
+    monkeypatch.setenv(f"COURSE_{service.upper()}_PORT", str(_closed_port()))
+    assert "refused" in probe(service)
+
+
+def test_a_different_protocol_on_the_port_is_not_healthy(monkeypatch):
+    monkeypatch.setenv("COURSE_REDIS_PORT", "4222")  # NATS answers there, not Redis
+    assert probe("redis") is not None
+
+
+def test_a_silent_server_times_out_instead_of_hanging(monkeypatch):
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        monkeypatch.setenv("COURSE_NATS_PORT", str(silent.getsockname()[1]))
+        started = time.monotonic()
+        assert "no answer" in probe("nats")
+        assert time.monotonic() - started < 3
+
+
+def test_require_is_fast_short_and_names_service_endpoint_and_command(monkeypatch):
+    port = _closed_port()
+    monkeypatch.setenv("COURSE_KAFKA_PORT", str(port))
+    monkeypatch.setenv("COURSE_NATS_PORT", str(port))
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as info:
+        env.require("postgres", "kafka", "nats")
+    assert time.monotonic() - started < 3.5
+    message = str(info.value)
+    assert f"kafka at 127.0.0.1:{port}" in message and f"nats at 127.0.0.1:{port}" in message
+    assert "postgres" not in message.split(".")[0] and "course up" in message
+
+
+def test_require_rejects_unknown_service():
+    with pytest.raises(ServiceUnavailable, match="unknown service mongo"):
+        env.require("mongo")
+
+
+def test_status_table_lists_every_service():
+    table = env.status()
+    assert list(table.index) == list(SERVICE_NAMES) and set(table["healthy"]) == {"yes"}
