@@ -23,7 +23,7 @@ services: bootstrap
 	$(BIN)/course up
 
 lab: services
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_start_here.ipynb
 
 test: services
 	$(BIN)/course labs check
