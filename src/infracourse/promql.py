@@ -1,0 +1,140 @@
+"""A small client of the Prometheus HTTP API (/api/v1/...): instant and range queries, waiting for a series,
+rules and alerts. Plumbing for the observability lessons; the PromQL itself is written in the notebooks.
+
+    promql.query('sum by (status) (http_requests_total{namespace="obs11"})')
+    -> [{"metric": {"status": "200"}, "value": 412.0}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from . import config
+from .errors import CourseError
+
+TIMEOUT_S = 5.0
+
+
+class PromQLError(CourseError):
+    """Prometheus rejected a query (bad syntax, unknown function) or did not answer."""
+
+
+Sample = dict[str, Any]  # {"metric": {label: value}, "value": float} or {"metric": ..., "values": [(t, v)]}
+
+
+def _get(path: str, params: dict[str, Any] | None = None, timeout_s: float = TIMEOUT_S) -> Any:
+    url = f"{config.prometheus_url()}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            payload = json.load(resp)
+    except urllib.error.HTTPError as exc:  # 400/422: the body says what is wrong with the query
+        try:
+            payload = json.load(exc)
+        except (json.JSONDecodeError, ValueError):
+            raise PromQLError(f"HTTP {exc.code} from {path}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise PromQLError(f"Prometheus at {config.prometheus_url()} did not answer: {reason}") from None
+    if payload.get("status") != "success":
+        raise PromQLError(f"{payload.get('errorType', 'error')}: {payload.get('error', payload)}")
+    return payload["data"]
+
+
+def _number(text: str) -> float:
+    return float(text)  # Prometheus sends "NaN", "+Inf" and "-Inf" as strings float() understands
+
+
+def query(expr: str, at: float | None = None) -> list[Sample]:
+    """Evaluate EXPR at time AT (Unix seconds; default now). A vector comes back as a list of samples,
+    sorted by labels; a scalar as one sample with no labels."""
+    data = _get("/api/v1/query", {"query": expr, "time": at})
+    if data["resultType"] in ("scalar", "string"):
+        return [{"metric": {}, "value": _number(data["result"][1])}]
+    if data["resultType"] == "matrix":
+        raise PromQLError("this is a range vector (it ends in [..]): wrap it in rate(), avg_over_time() ...")
+    samples = [{"metric": r["metric"], "value": _number(r["value"][1])} for r in data["result"]]
+    return sorted(samples, key=lambda s: sorted(s["metric"].items()))
+
+
+def query_range(expr: str, start: float, end: float, step_s: float = 1.0) -> list[Sample]:
+    """Evaluate EXPR every STEP_S seconds from START to END: one sample list ("values") a series."""
+    data = _get("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step_s})
+    series = [
+        {"metric": r["metric"], "values": [(float(t), _number(v)) for t, v in r["values"]]} for r in data["result"]
+    ]
+    return sorted(series, key=lambda s: sorted(s["metric"].items()))
+
+
+def value(expr: str, at: float | None = None) -> float:
+    """The single number EXPR evaluates to (NaN when it returns nothing)."""
+    samples = query(expr, at)
+    if len(samples) > 1:
+        raise PromQLError(f"expected one series, got {len(samples)}: aggregate with sum(...) or filter more")
+    return samples[0]["value"] if samples else math.nan
+
+
+def wait_for(
+    expr: str, until: Callable[[list[Sample]], bool] = bool, timeout_s: float = 20.0, every_s: float = 0.25
+) -> list[Sample]:
+    """Re-run EXPR until UNTIL(result) holds (default: some series came back); return that result.
+    Raise PromQLError after TIMEOUT_S with the last result, so a notebook never hangs on a missing series."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = query(expr)
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            shown = [(s["metric"], s["value"]) for s in result][:5]
+            raise PromQLError(f"after {timeout_s:.0f} s `{expr}` still returns {shown or 'nothing'}")
+        time.sleep(every_s)
+
+
+def rules(group: str | None = None) -> list[dict[str, Any]]:
+    """The alerting and recording rules Prometheus loaded (optionally of one group)."""
+    groups = _get("/api/v1/rules")["groups"]
+    return [rule for g in groups if group in (None, g["name"]) for rule in g["rules"]]
+
+
+def alerts(**labels: str) -> list[dict[str, Any]]:
+    """Pending and firing alerts whose labels include LABELS, e.g. alerts(namespace="obs11")."""
+    found = _get("/api/v1/alerts")["alerts"]
+    return [a for a in found if all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def targets(**labels: str) -> list[dict[str, Any]]:
+    """Active scrape targets whose labels include LABELS, e.g. targets(namespace="obs11")."""
+    active = _get("/api/v1/targets", {"state": "active"})["activeTargets"]
+    return [t for t in active if all(t["labels"].get(k) == v for k, v in labels.items())]
+
+
+def reload() -> None:
+    """Ask Prometheus to re-read prometheus.yml and the rule files (needs --web.enable-lifecycle)."""
+    request = urllib.request.Request(f"{config.prometheus_url()}/-/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise PromQLError(f"reload refused (HTTP {exc.code}): {exc.read().decode(errors='replace').strip()}") from None
+    except urllib.error.URLError as exc:
+        raise PromQLError(f"Prometheus at {config.prometheus_url()} did not answer: {exc.reason}") from None
+
+
+def to_frame(samples: list[Sample], labels: list[str] | None = None, digits: int | None = None):
+    """A pandas table of an instant-query result: one row a series, the chosen LABELS then its value."""
+    import pandas as pd
+
+    labels = labels or sorted({k for s in samples for k in s["metric"]})
+    rows = [{**{k: s["metric"].get(k, "") for k in labels}, "value": s["value"]} for s in samples]
+    frame = pd.DataFrame(rows, columns=[*labels, "value"])
+    if digits is not None:
+        frame["value"] = frame["value"].round(digits)
+    return frame.sort_values(labels).reset_index(drop=True) if labels else frame

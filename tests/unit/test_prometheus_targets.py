@@ -1,0 +1,63 @@
+"""prometheus_targets writes file_sd files Prometheus accepts, atomically, one per namespace."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infracourse import prometheus_targets
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFRACOURSE_HOME", str(tmp_path))
+    (tmp_path / "services").mkdir()
+    return tmp_path
+
+
+def test_register_writes_one_labelled_group(state):
+    path = prometheus_targets.register("obs11", "127.0.0.1:40123", app="shop")
+    assert path == state / ".services" / "prometheus-targets" / "obs11.json"
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:40123"], "labels": {"namespace": "obs11", "app": "shop"}}
+    ]
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_register_replaces_and_unregister_removes(state):
+    prometheus_targets.register("obs11", "127.0.0.1:1")
+    prometheus_targets.register("obs11", "127.0.0.1:2", "127.0.0.1:3")
+    prometheus_targets.register("obs12", "127.0.0.1:4")
+    assert prometheus_targets.registered() == {"obs11": ["127.0.0.1:2", "127.0.0.1:3"], "obs12": ["127.0.0.1:4"]}
+    assert prometheus_targets.unregister("obs11") is True
+    assert prometheus_targets.unregister("obs11") is False
+    assert list(prometheus_targets.registered()) == ["obs12"]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "addresses", "labels"),
+    [
+        ("../etc", ("127.0.0.1:1",), {}),
+        ("obs11", (), {}),
+        ("obs11", ("http://127.0.0.1:1/metrics",), {}),
+        ("obs11", ("127.0.0.1:1",), {"namespace": "other"}),
+        ("obs11", ("127.0.0.1:1",), {"__address__": "x"}),
+    ],
+)
+def test_register_rejects_what_prometheus_would_misread(state, namespace, addresses, labels):
+    with pytest.raises(ValueError):
+        prometheus_targets.register(namespace, *addresses, **labels)
+
+
+def test_prometheus_config_reads_the_same_folder():
+    """prometheus.yml's relative file_sd path must land on targets_dir() (paths resolve from its folder)."""
+    import yaml
+
+    from infracourse.paths import services_config
+
+    config_dir = services_config() / "prometheus"
+    conf = yaml.safe_load((config_dir / "prometheus.yml").read_text())
+    job = next(j for j in conf["scrape_configs"] if j["job_name"] == prometheus_targets.JOB)
+    (pattern,) = job["file_sd_configs"][0]["files"]
+    assert (config_dir / pattern).parent.resolve() == prometheus_targets.targets_dir().resolve()
