@@ -1,0 +1,275 @@
+"""Lab 03 checks fail on plausible wrong answers, with a message that helps, and pass the reference."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab03 as checks
+
+CAP = 10
+
+
+@pytest.fixture
+def keys(pg_ns):
+    """The lab's key functions, in the test's own namespace."""
+    return {kind: (lambda part, kind=kind: pg_ns.key(kind, part))
+            for kind in ("board", "feed", "visitors", "price", "wallet")}
+
+
+# 1 · leaderboard ---------------------------------------------------------------------------------------
+
+def add_score(r, board, player, points):
+    return r.zincrby(board, points, player)
+
+
+def top(r, board, n):
+    return r.zrevrange(board, 0, n - 1, withscores=True)
+
+
+def test_leaderboard_reference_passes(r, keys):
+    assert checks.leaderboard(add_score, top, r, keys["board"]).status == PASSED
+
+
+def test_leaderboard_zadd_replaces_instead_of_adding(r, keys):
+    def replace(r, board, player, points):
+        r.zadd(board, {player: points})
+        return r.zscore(board, player)
+
+    result = checks.leaderboard(replace, top, r, keys["board"])
+    assert result.status == FAILED and "5 then 4" in result.message and "ZINCRBY" in result.hint
+
+
+def test_leaderboard_lowest_first(r, keys):
+    result = checks.leaderboard(add_score, lambda r, b, n: r.zrange(b, 0, n - 1, withscores=True), r, keys["board"])
+    assert result.status == FAILED and "lowest scores first" in result.message
+
+
+def test_leaderboard_off_by_one(r, keys):
+    result = checks.leaderboard(add_score, lambda r, b, n: r.zrevrange(b, 0, n, withscores=True), r, keys["board"])
+    assert result.status == FAILED and "returned 4 players" in result.message and "both ends" in result.hint
+
+
+def test_leaderboard_stub_is_not_done(r, keys):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert checks.leaderboard(stub, stub, r, keys["board"]).status == NOT_DONE
+
+
+# 2 · rank ----------------------------------------------------------------------------------------------
+
+def test_rank_reference_passes(r, keys):
+    def rank_of(r, board, player):
+        rank = r.zrevrank(board, player)
+        return None if rank is None else rank + 1
+
+    assert checks.rank(rank_of, r, keys["board"]).status == PASSED
+
+
+def test_rank_zero_based(r, keys):
+    result = checks.rank(lambda r, b, p: r.zrevrank(b, p), r, keys["board"])
+    assert result.status == FAILED and "rank 0" in result.message
+
+
+def test_rank_ascending(r, keys):
+    def rank_of(r, board, player):
+        rank = r.zrank(board, player)
+        return None if rank is None else rank + 1
+
+    result = checks.rank(rank_of, r, keys["board"])
+    assert result.status == FAILED and "ZREVRANK" in result.hint
+
+
+def test_rank_unknown_player_crashes(r, keys):
+    result = checks.rank(lambda r, b, p: r.zrevrank(b, p) + 1, r, keys["board"])
+    assert result.status == FAILED and "TypeError" in result.message
+
+
+# 3 · feed ----------------------------------------------------------------------------------------------
+
+def _latest(feed_key):
+    return lambda r, user, n: r.lrange(feed_key(user), 0, n - 1)
+
+
+def test_feed_reference_passes(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        with r.pipeline(transaction=True) as pipe:
+            pipe.lpush(feed_key(user), text)
+            pipe.ltrim(feed_key(user), 0, CAP - 1)
+            pipe.execute()
+
+    assert checks.feed(push, _latest(feed_key), feed_key, CAP).status == PASSED
+
+
+def test_feed_without_trim(keys):
+    feed_key = keys["feed"]
+    result = checks.feed(lambda r, u, t: r.lpush(feed_key(u), t), _latest(feed_key), feed_key, CAP)
+    assert result.status == FAILED and "the cap is 10" in result.message and "LTRIM" in result.hint
+
+
+def test_feed_trim_in_a_second_round_trip(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        r.lpush(feed_key(user), text)
+        r.ltrim(feed_key(user), 0, CAP - 1)
+
+    result = checks.feed(push, _latest(feed_key), feed_key, CAP)
+    assert result.status == FAILED and "30 round trips" in result.message and "MULTI/EXEC" in result.hint
+
+
+def test_feed_rpush_reads_oldest(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        with r.pipeline(transaction=True) as pipe:
+            pipe.rpush(feed_key(user), text)
+            pipe.ltrim(feed_key(user), -CAP, -1)
+            pipe.execute()
+
+    result = checks.feed(push, _latest(feed_key), feed_key, CAP)
+    assert result.status == FAILED and "newest first" in result.message
+
+
+# 4 · unique visitors -----------------------------------------------------------------------------------
+
+def test_unique_reference_passes(r, keys):
+    vk = keys["visitors"]
+    result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
+                                    lambda r, days: r.pfcount(*[vk(d) for d in days]), r, vk)
+    assert result.status == PASSED
+
+
+def test_unique_with_sets_uses_too_much_memory(r, keys):
+    vk = keys["visitors"]
+    result = checks.unique_visitors(lambda r, d, v: r.sadd(vk(d), v),
+                                    lambda r, days: len(r.sunion([vk(d) for d in days])), r, vk)
+    assert result.status == FAILED and "KB" in result.message and "PFADD" in result.hint
+
+
+def test_unique_summing_days_double_counts(r, keys):
+    vk = keys["visitors"]
+    result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
+                                    lambda r, days: sum(r.pfcount(vk(d)) for d in days), r, vk)
+    assert result.status == FAILED and "4,000 distinct" in result.message and "several times" in result.hint
+
+
+# 5 · bulk load -----------------------------------------------------------------------------------------
+
+def test_bulk_reference_passes(keys):
+    pk = keys["price"]
+
+    def load(r, prices):
+        with r.pipeline(transaction=False) as pipe:
+            for sku, price in prices.items():
+                pipe.set(pk(sku), price)
+            pipe.execute()
+
+    result = checks.bulk_load(load, pk)
+    assert result.status == PASSED and "1 round trip" in result.message
+
+
+def test_bulk_mset_passes(keys):
+    pk = keys["price"]
+    assert checks.bulk_load(lambda r, prices: r.mset({pk(s): p for s, p in prices.items()}), pk).status == PASSED
+
+
+def test_bulk_one_set_per_price(keys):
+    pk = keys["price"]
+
+    def load(r, prices):
+        for sku, price in prices.items():
+            r.set(pk(sku), price)
+
+    result = checks.bulk_load(load, pk)
+    assert result.status == FAILED and "500 round trips" in result.message and "pipeline" in result.hint
+
+
+def test_bulk_wrong_key(keys):
+    pk = keys["price"]
+
+    def load(r, prices):
+        r.mset({f"price:{s}": p for s, p in prices.items()})
+        r.delete(*[f"price:{s}" for s in prices])
+
+    result = checks.bulk_load(load, pk)
+    assert result.status == FAILED and "missing" in result.message
+
+
+# 6 · withdraw ------------------------------------------------------------------------------------------
+
+def watched_withdraw(r, key, amount):
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                balance = int(pipe.get(key) or 0)
+                if balance < amount:
+                    pipe.unwatch()
+                    return False
+                pipe.multi()
+                pipe.decrby(key, amount)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
+
+
+def test_withdraw_reference_passes(keys):
+    result = checks.withdraw(watched_withdraw, keys["wallet"])
+    assert result.status == PASSED and "retried" in result.message
+
+
+def test_withdraw_lua_passes(keys):
+    script = "local b = tonumber(redis.call('GET', KEYS[1]) or '0') " \
+             "if b < tonumber(ARGV[1]) then return 0 end redis.call('DECRBY', KEYS[1], ARGV[1]) return 1"
+
+    def lua(r, key, amount):
+        return bool(r.eval(script, 1, key, amount))
+
+    assert checks.withdraw(lua, keys["wallet"]).status == PASSED
+
+
+def test_withdraw_read_then_set_loses_an_update(keys):
+    def naive(r, key, amount):
+        balance = int(r.get(key))
+        if balance < amount:
+            return False
+        r.set(key, balance - amount)
+        return True
+
+    result = checks.withdraw(naive, keys["wallet"])
+    assert result.status == FAILED and "was lost" in result.message and "WATCH" in result.hint
+
+
+def test_withdraw_read_then_decrby_goes_negative(keys):
+    def naive(r, key, amount):
+        if int(r.get(key)) < amount:
+            return False
+        r.decrby(key, amount)
+        return True
+
+    result = checks.withdraw(naive, keys["wallet"])
+    assert result.status == FAILED and "negative" in result.message
+
+
+def test_withdraw_endless_retry_is_cut_short(keys, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    stop = threading.Event()
+
+    def spins(r, key, amount):
+        while not stop.is_set():
+            time.sleep(0.01)
+
+    try:
+        result = checks.withdraw(spins, keys["wallet"])
+    finally:
+        stop.set()
+    assert result.status == FAILED and "did not return within" in result.message
