@@ -3,18 +3,22 @@ rules and alerts. Plumbing for the observability lessons; the PromQL itself is w
 
     promql.query('sum by (status) (http_requests_total{namespace="obs11"})')
     -> [{"metric": {"status": "200"}, "value": 412.0}, ...]
+
+Queries may use Grafana-style variables, so a notebook and a dashboard share one expression:
+    promql.query('sum(rate(http_requests_total{namespace="$namespace"}[5s]))', namespace=ns.slug)
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import config
 from .errors import CourseError
@@ -49,14 +53,29 @@ def _get(path: str, params: dict[str, Any] | None = None, timeout_s: float = TIM
     return payload["data"]
 
 
+T = TypeVar("T")
+
+
+def substitute(expr: str, **variables: str) -> str:
+    """Replace $name and ${name} by VARIABLES[name], as Grafana does in a dashboard's queries."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["braced"] or match["bare"]
+        if name not in variables:
+            raise PromQLError(f"the query uses ${name}: pass {name}=... to give it a value")
+        return str(variables[name])
+
+    return re.sub(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>[A-Za-z_]\w*))", replace, expr)
+
+
 def _number(text: str) -> float:
     return float(text)  # Prometheus sends "NaN", "+Inf" and "-Inf" as strings float() understands
 
 
-def query(expr: str, at: float | None = None) -> list[Sample]:
+def query(expr: str, at: float | None = None, **variables: str) -> list[Sample]:
     """Evaluate EXPR at time AT (Unix seconds; default now). A vector comes back as a list of samples,
     sorted by labels; a scalar as one sample with no labels."""
-    data = _get("/api/v1/query", {"query": expr, "time": at})
+    data = _get("/api/v1/query", {"query": substitute(expr, **variables), "time": at})
     if data["resultType"] in ("scalar", "string"):
         return [{"metric": {}, "value": _number(data["result"][1])}]
     if data["resultType"] == "matrix":
@@ -65,37 +84,48 @@ def query(expr: str, at: float | None = None) -> list[Sample]:
     return sorted(samples, key=lambda s: sorted(s["metric"].items()))
 
 
-def query_range(expr: str, start: float, end: float, step_s: float = 1.0) -> list[Sample]:
+def query_range(expr: str, start: float, end: float, step_s: float = 1.0, **variables: str) -> list[Sample]:
     """Evaluate EXPR every STEP_S seconds from START to END: one sample list ("values") a series."""
-    data = _get("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step_s})
+    params = {"query": substitute(expr, **variables), "start": start, "end": end, "step": step_s}
+    data = _get("/api/v1/query_range", params)
     series = [
         {"metric": r["metric"], "values": [(float(t), _number(v)) for t, v in r["values"]]} for r in data["result"]
     ]
     return sorted(series, key=lambda s: sorted(s["metric"].items()))
 
 
-def value(expr: str, at: float | None = None) -> float:
+def value(expr: str, at: float | None = None, **variables: str) -> float:
     """The single number EXPR evaluates to (NaN when it returns nothing)."""
-    samples = query(expr, at)
+    samples = query(expr, at, **variables)
     if len(samples) > 1:
         raise PromQLError(f"expected one series, got {len(samples)}: aggregate with sum(...) or filter more")
     return samples[0]["value"] if samples else math.nan
 
 
-def wait_for(
-    expr: str, until: Callable[[list[Sample]], bool] = bool, timeout_s: float = 20.0, every_s: float = 0.25
-) -> list[Sample]:
-    """Re-run EXPR until UNTIL(result) holds (default: some series came back); return that result.
-    Raise PromQLError after TIMEOUT_S with the last result, so a notebook never hangs on a missing series."""
+def wait_until(fetch: Callable[[], T], until: Callable[[T], bool], timeout_s: float = 20.0, what: str = "") -> T:
+    """Call FETCH until UNTIL(result) holds; return that result. Raise PromQLError after TIMEOUT_S (showing
+    the last result), so a notebook never hangs on a series or an alert that does not come."""
     deadline = time.monotonic() + timeout_s
     while True:
-        result = query(expr)
+        result = fetch()
         if until(result):
             return result
         if time.monotonic() > deadline:
-            shown = [(s["metric"], s["value"]) for s in result][:5]
-            raise PromQLError(f"after {timeout_s:.0f} s `{expr}` still returns {shown or 'nothing'}")
-        time.sleep(every_s)
+            shown = repr(result)[:300] if result else "nothing"
+            raise PromQLError(f"after {timeout_s:.0f} s {what or 'the wait'} still returns {shown}")
+        time.sleep(0.25)
+
+
+def wait_for(
+    expr: str, until: Callable[[list[Sample]], bool] = bool, timeout_s: float = 20.0, **variables: str
+) -> list[Sample]:
+    """Re-run EXPR until UNTIL(result) holds (default: some series came back); return that result."""
+    expr = substitute(expr, **variables)
+
+    def fetch() -> list[Sample]:
+        return query(expr)
+
+    return wait_until(fetch, until, timeout_s, what=f"`{expr}`")
 
 
 def rules(group: str | None = None) -> list[dict[str, Any]]:

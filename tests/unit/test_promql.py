@@ -44,7 +44,7 @@ def test_query_range_gives_one_value_a_step():
 def test_wait_for_gives_up_with_the_last_result():
     started = time.monotonic()
     with pytest.raises(promql.PromQLError, match="still returns nothing"):
-        promql.wait_for('up{job="no-such-job"}', timeout_s=0.5, every_s=0.1)
+        promql.wait_for('up{job="no-such-job"}', timeout_s=0.5)
     assert time.monotonic() - started < 3
 
 
@@ -58,3 +58,11 @@ def test_to_frame_keeps_chosen_labels():
     samples = [{"metric": {"status": "500", "x": "1"}, "value": 0.123456}, {"metric": {"status": "200"}, "value": 2.0}]
     frame = promql.to_frame(samples, ["status"], digits=2)
     assert frame.to_dict("records") == [{"status": "200", "value": 2.0}, {"status": "500", "value": 0.12}]
+
+
+def test_substitute_variables_like_grafana():
+    expr = 'rate(x{namespace="$namespace"}[${window}])'
+    assert promql.substitute(expr, namespace="obs11", window="5s") == 'rate(x{namespace="obs11"}[5s])'
+    with pytest.raises(promql.PromQLError, match=r"pass window="):
+        promql.substitute(expr, namespace="obs11")
+    assert promql.value('vector($n)', n="4") == 4.0
