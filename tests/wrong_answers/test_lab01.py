@@ -1,0 +1,263 @@
+"""Lab 01 checks fail on plausible wrong answers, with a message that helps, and pass the reference answers."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from psycopg import sql
+
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab01 as checks
+
+
+@pytest.fixture
+def dsn(pg_ns):
+    return pg_ns.postgres_dsn()
+
+
+def failed_with(result, *words: str) -> bool:
+    text = (result.message + " " + result.hint).lower()
+    return result.status == FAILED and all(word.lower() in text for word in words)
+
+
+# 1 find_user ---------------------------------------------------------------------------------------------
+def find_user(conn, name):
+    return conn.execute("SELECT id, name, email FROM users WHERE name = %s ORDER BY id", (name,)).fetchall()
+
+
+def test_find_user_reference_passes(conn):
+    assert checks.find_user(find_user, conn).status == PASSED
+
+
+def test_find_user_fstring_fails_on_a_quote(conn):
+    def fstring(conn, name):
+        return conn.execute(f"SELECT id, name, email FROM users WHERE name = '{name}' ORDER BY id").fetchall()
+
+    assert failed_with(checks.find_user(fstring, conn), "quote", "parameter")
+
+
+def test_find_user_wrong_columns_fails(conn):
+    def star(conn, name):
+        return conn.execute("SELECT * FROM users WHERE name = %s ORDER BY id", (name,)).fetchall()
+
+    assert failed_with(checks.find_user(star, conn), "returned", "(id, name, email)")
+
+
+def test_find_user_stub_is_not_done(conn):
+    def stub(conn, name):
+        raise NotImplementedError
+
+    assert checks.find_user(stub, conn).status == NOT_DONE
+
+
+# 2 list_users --------------------------------------------------------------------------------------------
+def list_users(conn, order_by):
+    if order_by not in {"id", "name", "email"}:
+        raise ValueError(order_by)
+    query = sql.SQL("SELECT id, name FROM users ORDER BY {}, id").format(sql.Identifier(order_by))
+    return conn.execute(query).fetchall()
+
+
+def test_list_users_reference_passes(conn):
+    assert checks.list_users(list_users, conn).status == PASSED
+
+
+def test_list_users_identifier_without_allow_list_fails(conn):
+    def no_allow_list(conn, order_by):
+        query = sql.SQL("SELECT id, name FROM users ORDER BY {}, id").format(sql.Identifier(order_by))
+        return conn.execute(query).fetchall()
+
+    assert failed_with(checks.list_users(no_allow_list, conn), "password_hash", "ValueError", "SORTABLE")
+
+
+def test_list_users_fstring_is_reported_as_injection(conn):
+    def fstring(conn, order_by):
+        if order_by == "password_hash":
+            raise ValueError(order_by)  # an allow-list for that one only: the injection still goes through
+        return conn.execute(f"SELECT id, name FROM users ORDER BY {order_by}, id").fetchall()
+
+    assert failed_with(checks.list_users(fstring, conn), "deleted", "injection")
+
+
+# 3 load_products -----------------------------------------------------------------------------------------
+def load_products(conn, path):
+    with open(path, "rb") as f, conn.cursor() as cur:
+        with cur.copy("COPY products (sku, name, price, in_stock) FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            copy.write(f.read())
+        return cur.rowcount
+
+
+def test_load_products_reference_passes(dsn):
+    assert checks.load_products(load_products, dsn).status == PASSED
+
+
+def test_load_products_executemany_fails_asking_for_copy(dsn):
+    def with_executemany(conn, path):
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [(r["sku"], r["name"], r["price"] or None, r["in_stock"]) for r in csv.DictReader(f)]
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO products VALUES (%s, %s, %s, %s)", rows)
+        return len(rows)
+
+    assert failed_with(checks.load_products(with_executemany, dsn), "statements", "COPY")
+
+
+def test_load_products_without_header_option_fails(dsn):
+    def no_header(conn, path):
+        with open(path, "rb") as f, conn.cursor() as cur:
+            with cur.copy("COPY products FROM STDIN (FORMAT csv)") as copy:
+                copy.write(f.read())
+        return cur.rowcount
+
+    assert failed_with(checks.load_products(no_header, dsn), "raised")
+
+
+def test_load_products_not_returning_the_count_fails(dsn):
+    def no_count(conn, path):
+        load_products(conn, path)
+
+    assert failed_with(checks.load_products(no_count, dsn), "returned None", "rowcount")
+
+
+# 4 add_stock ---------------------------------------------------------------------------------------------
+def add_stock(conn, sku, qty):
+    return conn.execute("""INSERT INTO inventory (sku, qty) VALUES (%s, %s)
+        ON CONFLICT (sku) DO UPDATE SET qty = inventory.qty + EXCLUDED.qty RETURNING qty""", (sku, qty)).fetchone()[0]
+
+
+def test_add_stock_reference_passes(conn, dsn):
+    assert checks.add_stock(add_stock, conn, dsn).status == PASSED
+
+
+def test_add_stock_check_then_write_fails_under_concurrency(conn, dsn):
+    def check_then_write(conn, sku, qty):
+        row = conn.execute("SELECT qty FROM inventory WHERE sku = %s", (sku,)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO inventory VALUES (%s, %s)", (sku, qty))
+            return qty
+        conn.execute("UPDATE inventory SET qty = %s WHERE sku = %s", (row[0] + qty, sku))
+        return row[0] + qty
+
+    result = checks.add_stock(check_then_write, conn, dsn)
+    assert failed_with(result, "concurren") or failed_with(result, "threads added"), result
+
+
+def test_add_stock_overwriting_fails(conn, dsn):
+    def overwrite(conn, sku, qty):
+        return conn.execute("""INSERT INTO inventory VALUES (%s, %s)
+            ON CONFLICT (sku) DO UPDATE SET qty = EXCLUDED.qty RETURNING qty""", (sku, qty)).fetchone()[0]
+
+    assert failed_with(checks.add_stock(overwrite, conn, dsn), "3 more", "inventory.qty + EXCLUDED.qty")
+
+
+# 5 top_sellers -------------------------------------------------------------------------------------------
+def test_top_sellers_reference_passes(conn):
+    assert checks.top_sellers(checks.REFERENCE_TOP_SELLERS, conn).status == PASSED
+
+
+def test_top_sellers_rank_keeps_ties_and_fails(conn):
+    with_rank = checks.REFERENCE_TOP_SELLERS.replace("row_number()", "rank()").replace("DESC, rep)", "DESC)")
+    assert failed_with(checks.top_sellers(with_rank, conn), "more than", "row_number")
+
+
+def test_top_sellers_global_limit_fails(conn):
+    query = "SELECT region, rep, sum(amount) AS total FROM sales GROUP BY 1, 2 ORDER BY 3 DESC LIMIT %(n)s"
+    assert failed_with(checks.top_sellers(query, conn), "not right")
+
+
+def test_top_sellers_positional_placeholder_is_explained(conn):
+    query = checks.REFERENCE_TOP_SELLERS.replace("%(n)s", "%s")
+    assert failed_with(checks.top_sellers(query, conn), "%(n)s")
+
+
+def test_top_sellers_unsolved_is_not_done(conn):
+    assert checks.top_sellers(..., conn).status == NOT_DONE
+
+
+# 6 transfer ----------------------------------------------------------------------------------------------
+def transfer(conn, from_id, to_id, amount):
+    with conn.transaction():
+        rows = dict(conn.execute("SELECT id, balance FROM accounts WHERE id IN (%s, %s) ORDER BY id FOR UPDATE",
+                                 (from_id, to_id)).fetchall())
+        if len(rows) != 2 or rows[from_id] < amount:
+            raise ValueError("refused")
+        conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, from_id))
+        conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, to_id))
+
+
+def test_transfer_reference_passes(conn, dsn):
+    assert checks.transfer(transfer, conn, dsn).status == PASSED
+
+
+def test_transfer_without_a_transaction_fails(conn, dsn):
+    def two_autocommits(conn, from_id, to_id, amount):
+        (balance,) = conn.execute("SELECT balance FROM accounts WHERE id = %s", (from_id,)).fetchone()
+        if balance < amount:
+            raise ValueError("insufficient funds")
+        conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, from_id))
+        if conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, to_id)).rowcount != 1:
+            raise ValueError("unknown account")
+
+    assert failed_with(checks.transfer(two_autocommits, conn, dsn), "changed the balances", "one transaction")
+
+
+def test_transfer_read_modify_write_fails_under_concurrency(conn, dsn):
+    def read_modify_write(conn, from_id, to_id, amount):
+        with conn.transaction():
+            rows = dict(conn.execute("SELECT id, balance FROM accounts WHERE id IN (%s, %s)",
+                                     (from_id, to_id)).fetchall())
+            if len(rows) != 2 or rows[from_id] < amount:
+                raise ValueError("refused")
+            conn.execute("UPDATE accounts SET balance = %s WHERE id = %s", (rows[from_id] - amount, from_id))
+            conn.execute("UPDATE accounts SET balance = %s WHERE id = %s", (rows[to_id] + amount, to_id))
+
+    result = checks.transfer(read_modify_write, conn, dsn)
+    # Unlocked rows either lose updates or, locked by the UPDATEs in arbitrary order, deadlock: both are caught.
+    assert result.status == FAILED and any(
+        words in result.message for words in ("below zero", "appeared or vanished", "do not match", "deadlocked")
+    ), result
+
+
+def test_transfer_lost_update_is_reported(conn, dsn):
+    """Rows updated in a fixed order cannot deadlock, so the lost update itself is what the check sees."""
+    def ordered_read_modify_write(conn, from_id, to_id, amount):
+        with conn.transaction():
+            rows = dict(conn.execute("SELECT id, balance FROM accounts WHERE id IN (%s, %s)",
+                                     (from_id, to_id)).fetchall())
+            if len(rows) != 2 or rows[from_id] < amount:
+                raise ValueError("refused")
+            for account in sorted(rows):
+                new = rows[account] - amount if account == from_id else rows[account] + amount
+                conn.execute("UPDATE accounts SET balance = %s WHERE id = %s", (new, account))
+
+    result = checks.transfer(ordered_read_modify_write, conn, dsn)
+    assert result.status == FAILED and any(
+        words in result.message for words in ("below zero", "appeared or vanished", "do not match")), result
+
+
+# 7 reports_under -----------------------------------------------------------------------------------------
+def test_reports_under_reference_passes(conn):
+    assert checks.reports_under(checks.REFERENCE_REPORTS, conn).status == PASSED
+
+
+def test_reports_under_direct_reports_only_fails(conn):
+    direct = """SELECT e.name, 1 AS depth FROM employees e JOIN employees m ON e.manager_id = m.id
+                WHERE m.name = %(manager)s ORDER BY e.name"""
+    assert failed_with(checks.reports_under(direct, conn), "you found", "recursive")
+
+
+def test_reports_under_depth_from_zero_fails(conn):
+    from_zero = checks.REFERENCE_REPORTS.replace("1 AS depth", "0 AS depth")
+    assert failed_with(checks.reports_under(from_zero, conn), "depths", "depth 1")
+
+
+def test_reports_under_including_the_manager_fails(conn):
+    with_manager = """
+        WITH RECURSIVE below AS (
+            SELECT id, name, 0 AS depth FROM employees WHERE name = %(manager)s
+            UNION ALL
+            SELECT e.id, e.name, b.depth + 1 FROM employees e JOIN below b ON e.manager_id = b.id)
+        SELECT name, depth FROM below ORDER BY depth, name"""
+    assert failed_with(checks.reports_under(with_manager, conn), "themself")
+
