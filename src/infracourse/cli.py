@@ -1,4 +1,4 @@
-"""The `course` command: services (up, down, status, logs, setup), labs (build, check), run, grade."""
+"""The `course` command: services (up, down, status, logs, setup), labs (build, check), run, site, grade."""
 
 from __future__ import annotations
 
@@ -135,6 +135,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_site(args: argparse.Namespace) -> int:
+    from . import site
+
+    result = site.build(out=Path(args.out).resolve() if args.out else None, jobs=args.jobs)
+    verdict = "built" if result.status == 0 else "FAILED (warnings are errors; see above)"
+    print(f"site {verdict}: {result.pages} pages in {result.seconds:.1f} s -> {result.out / 'index.html'}")
+    return result.status
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from . import grading
+
+    return grading.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="+")
     run.add_argument("--timeout", type=int, default=300, help="seconds per cell")
     run.set_defaults(func=cmd_run)
+
+    site = sub.add_parser("site", help="build the rendered course into _build/site (warnings are errors)")
+    site.add_argument("--out", help="output folder (default: _build/site)")
+    site.add_argument("-j", "--jobs", type=int, default=1, help="parallel Sphinx workers")
+    site.set_defaults(func=cmd_site)
+
+    grade = sub.add_parser("grade", help="grade a folder of submitted labs into a gradebook")
+    grade.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one folder a student, or NAME__NN_lab.ipynb")
+    grade.add_argument("--lab", metavar="NN", help="grade only this lab (and treat unrecognised notebooks as it)")
+    grade.add_argument("--out", help="where the gradebook goes (default: SUBMISSIONS_DIR/_gradebook)")
+    grade.add_argument("--hidden", metavar="DIR", help="instructor-only checks: DIR/labNN.py (default: "
+                       "$INFRACOURSE_HIDDEN_CHECKS)")
+    grade.add_argument("--cell-timeout", type=int, default=60, help="seconds a cell may run")
+    grade.add_argument("--notebook-timeout", type=int, default=600, help="seconds a whole submission may run")
+    grade.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at the same time")
+    grade.set_defaults(func=cmd_grade)
     return parser
 
 

@@ -19,6 +19,11 @@ APT_PACKAGES: tuple[str, ...] = (
     "prometheus",
 )
 
+# Not services: what the site's browser test drives (headless Chromium through chromedriver; fonts for
+# legible screenshots, check marks included, which --no-install-recommends would skip).
+TEST_TOOL_PACKAGES: tuple[str, ...] = ("chromium", "chromium-driver", "fonts-liberation", "fonts-noto-color-emoji")
+TEST_TOOL_BINARIES: tuple[str, ...] = ("chromium", "chromedriver")
+
 BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-server", "prometheus")
 
 
@@ -27,15 +32,19 @@ def missing_services() -> dict[str, list[str]]:
     return {name: spec.missing() for name, spec in SPECS.items() if spec.missing()}
 
 
+def _apt_commands(packages: tuple[str, ...]) -> list[list[str]]:
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    return [
+        [*sudo, "apt-get", "update", "-qq"],
+        [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
+         "--no-install-recommends", *packages],
+    ]
+
+
 def install_commands() -> list[list[str]]:
     """The commands that install the native services on this system."""
     if shutil.which("apt-get"):
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        return [
-            [*sudo, "apt-get", "update", "-qq"],
-            [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
-             "--no-install-recommends", *APT_PACKAGES],
-        ]
+        return _apt_commands(APT_PACKAGES)
     if platform.system() == "Darwin":
         return [["brew", "install", *BREW_PACKAGES]]
     return []
@@ -77,3 +86,31 @@ def setup(print_only: bool = False) -> int:
         return 1
     print("Native services installed.")
     return 0
+
+
+def missing_test_tools() -> list[str]:
+    """Test-tool packages not installed (on Debian/Ubuntu; elsewhere: the binaries not on PATH)."""
+    if not shutil.which("dpkg-query"):
+        return [b for b in TEST_TOOL_BINARIES if shutil.which(b) is None]
+    return [
+        package for package in TEST_TOOL_PACKAGES
+        if subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        .stdout.split()[-1:] != ["installed"]
+    ]
+
+
+def ensure_test_tools() -> list[str]:
+    """Install Chromium, chromedriver and fonts with apt when missing and we may; return what is still
+    missing. A lock file serialises parallel test workers (dpkg allows one install at a time)."""
+    if not missing_test_tools() or not can_install_here():
+        return missing_test_tools()
+    import fcntl
+    import tempfile
+
+    with open(os.path.join(tempfile.gettempdir(), "infracourse-test-tools.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = missing_test_tools()
+        if missing:
+            for cmd in _apt_commands(tuple(missing)):
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return missing_test_tools()

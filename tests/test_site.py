@@ -1,0 +1,256 @@
+"""The rendered course, built from the stored notebooks and checked in a real browser (headless Chromium):
+every page has its title and rendered outputs, every internal link resolves, search and navigation work,
+figures load, and screenshots land in _build/screenshots for a human to look at."""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import http.server
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+
+from infracourse import catalog, site, system_packages
+
+# Sphinx 9 warns that extensions use APIs it will remove in Sphinx 11: the pinned extensions' business.
+pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+SITE = BUILD / "site"
+SHOTS = BUILD / "screenshots"
+CHAPTERS = catalog.chapters(ROOT)
+NOTEBOOKS = [nb for c in CHAPTERS for nb in c.lessons + c.labs + c.solutions]
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1280,900",
+)
+
+
+@pytest.fixture(scope="module")
+def built_site(testrun_uid: str) -> Path:
+    """Build once per test run, whichever xdist worker gets here first (the others wait and reuse it)."""
+    BUILD.mkdir(exist_ok=True)
+    stamp = BUILD / "site_report.json"
+    with open(BUILD / ".site-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(stamp.read_text()) if stamp.exists() else {}
+        if report.get("testrun") != testrun_uid or not (SITE / "index.html").exists():
+            result = site.build(ROOT)
+            assert result.status == 0, "the site build had warnings (they are errors): run `make site`"
+            report = {"testrun": testrun_uid, "seconds": round(result.seconds, 1), "pages": result.pages}
+            stamp.write_text(json.dumps(report) + "\n")
+    return SITE
+
+
+@pytest.fixture(scope="module")
+def base_url(built_site: Path):
+    handler = functools.partial(QuietHandler, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    missing = system_packages.ensure_test_tools()
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: install with `apt-get install "
+                    f"{' '.join(system_packages.TEST_TOOL_PACKAGES)}` (make test does it as root or with sudo)")
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def page_url(base_url: str, notebook: catalog.Notebook) -> str:
+    return urljoin(base_url, f"{notebook.docname}.html")
+
+
+def expected_title(notebook: catalog.Notebook) -> str:
+    return notebook.title + (" · solution" if notebook.kind == "solution" else "")
+
+
+def console_errors(driver, base_url: str) -> list[str]:
+    """SEVERE browser messages about our own pages (an offline machine cannot reach CDNs: not ours)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE" and base_url in e["message"]]
+
+
+def screenshot(driver, path: Path, full_page: bool = False) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    if full_page:
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, min(height, 12000))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 900)
+
+
+def test_build_has_a_page_per_notebook(built_site: Path) -> None:
+    for notebook in NOTEBOOKS:
+        assert (built_site / f"{notebook.docname}.html").exists(), f"no page for {notebook.path.name}"
+    for page in ("index", "running", "instructors", "search"):
+        assert (built_site / f"{page}.html").exists()
+    report = json.loads((BUILD / "site_report.json").read_text())
+    assert report["pages"] == len(NOTEBOOKS) + 3
+
+
+def test_landing_page_shows_the_course_map(browser, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url)
+    assert browser.find_element(By.CSS_SELECTOR, "article h1").text.strip() == "Infrastructure integrations in Python"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#course-map table tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == [c.number for c in CHAPTERS]
+    hrefs = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#course-map table a")}
+    assert {page_url(base_url, nb) for nb in NOTEBOOKS} <= hrefs
+    sidebar = browser.find_elements(By.CSS_SELECTOR, "nav.bd-links p.caption")
+    assert [c.text for c in sidebar][: len(CHAPTERS)] == [f"{c.number} · {c.title}" for c in CHAPTERS]
+    assert not console_errors(browser, base_url)
+    screenshot(browser, SHOTS / "landing.png", full_page=True)
+    assert (SHOTS / "landing.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.docname for nb in NOTEBOOKS])
+def test_notebook_page_renders(browser, base_url: str, notebook: catalog.Notebook) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_url(base_url, notebook))
+    assert browser.find_element(By.CSS_SELECTOR, "article h1").text.strip() == expected_title(notebook)
+    assert browser.title.startswith(expected_title(notebook))
+    box = browser.find_element(By.CSS_SELECTOR, "div.admonition.tip p.admonition-title").text
+    assert box == {"lesson": "Run this lesson yourself", "lab": "Do this lab yourself",
+                   "solution": "Reference solution"}[notebook.kind]
+    assert browser.find_elements(By.CSS_SELECTOR, "div.cell_input"), "no code cell rendered"
+    outputs = browser.find_elements(By.CSS_SELECTOR, "div.cell_output")
+    if notebook.kind == "lab":
+        assert not outputs, "labs are stored without outputs"
+    else:
+        assert outputs, "no rendered output: was the notebook saved with `course run`?"
+    assert browser.find_elements(By.CSS_SELECTOR, "div.cell_input button.copybtn"), "no copy button"
+    assert not browser.find_elements(By.CSS_SELECTOR, "div.cell_output button.copybtn"), "copy button on output"
+    broken = browser.execute_script(
+        "return [...document.querySelectorAll('div.cell_output img')]"
+        ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+    )
+    assert not broken, f"figures that did not load: {broken}"
+    overflowing = browser.execute_script(
+        "const w = document.querySelector('article.bd-article').getBoundingClientRect().width;"
+        "return [...document.querySelectorAll('div.cell_output img')]"
+        ".filter(i => i.getBoundingClientRect().width > w + 1).length"
+    )
+    assert overflowing == 0, "a figure is wider than the page's text column"
+    assert not console_errors(browser, base_url)
+    if notebook.kind == "lesson":
+        _screenshots_of(browser, notebook)
+
+
+def _screenshots_of(browser, notebook: catalog.Notebook) -> None:
+    """A full page of the first lesson; the first figure and first table of every lesson."""
+    from selenium.webdriver.common.by import By
+
+    if notebook is CHAPTERS[0].lessons[0]:
+        screenshot(browser, SHOTS / f"{notebook.name}.png", full_page=True)
+    for kind, selector in (("figure", "div.cell_output img"), ("table", "div.cell_output table")):
+        found = browser.find_elements(By.CSS_SELECTOR, selector)
+        if found:
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", found[0])
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            found[0].screenshot(str(SHOTS / f"{notebook.name}_{kind}.png"))
+
+
+def test_prev_next_follow_the_course_order(browser, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    order = [nb for c in CHAPTERS for nb in c.lessons + [x for lab in c.labs for x in (lab, c.solution_for(lab))
+                                                          if x is not None]]
+    for current, following in zip(order, order[1:], strict=False):
+        browser.get(page_url(base_url, current))
+        nxt = browser.find_element(By.CSS_SELECTOR, "a.right-next").get_attribute("href")
+        assert nxt == page_url(base_url, following), f"after {current.docname} comes {following.docname}"
+
+
+def test_search_finds_a_lesson(browser, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(urljoin(base_url, "search.html?q=namespace"))
+    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results ul.search li"))
+    hits = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#search-results li a")]
+    assert any("notebooks/00_start_here.html" in h for h in hits), hits
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"])
+        for name in ("href", "src"):
+            if values.get(name) and not (tag == "link" and values.get("rel") in {"preconnect", "dns-prefetch"}):
+                self.links.append(values[name])
+
+
+def _fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def test_every_internal_link_resolves(base_url: str, built_site: Path) -> None:
+    pages = [urljoin(base_url, p.relative_to(built_site).as_posix()) for p in site.html_pages(built_site)]
+    fetched: dict[str, tuple[int, _Links]] = {}
+
+    def fetch(url: str) -> tuple[int, _Links]:
+        if url not in fetched:
+            status, body = _fetch(url)
+            links = _Links()
+            if url.endswith(".html"):
+                links.feed(body)
+            fetched[url] = (status, links)
+        return fetched[url]
+
+    broken = []
+    for page in pages:
+        for link in fetch(page)[1].links:
+            target, fragment = urldefrag(urljoin(page, link))
+            if urlparse(target).netloc != urlparse(base_url).netloc:
+                continue
+            status, parsed = fetch(target)
+            if status != 200:
+                broken.append(f"{page} -> {link} (HTTP {status})")
+            elif fragment and target.endswith(".html") and fragment not in parsed.ids:
+                broken.append(f"{page} -> {link} (no #{fragment} there)")
+    assert len(fetched) > len(pages), "no link was followed"
+    assert not broken, "\n".join(sorted(set(broken)))
