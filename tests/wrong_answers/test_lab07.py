@@ -1,0 +1,269 @@
+"""Lab 07 checks (async, NATS) fail on plausible wrong answers with a message that helps, and pass the
+reference answers. Each test runs its own event loop and its own namespace on the shared NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import nats
+import pytest
+from nats.errors import NoRespondersError
+from nats.js.api import StreamConfig
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from infracourse import config, env
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab07 as checks
+from infracourse.namespace import Namespace
+
+
+@pytest.fixture
+def ns():
+    env.require("nats")
+    namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
+    yield namespace
+    namespace.reset("nats")
+
+
+def run(ns: Namespace, scenario):
+    """Connect, create the lab's stream and KV bucket, run SCENARIO(nc, js, kv), close."""
+
+    async def main():
+        nc = await nats.connect(config.nats_url(), connect_timeout=3, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name=ns.stream("notify"), subjects=[ns.subject("notify.user.*")]))
+            kv = await js.create_key_value(bucket=ns.stream("notify_state"), history=5)
+            return await scenario(nc, js, kv)
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+# Exercise 1 ---------------------------------------------------------------------------------------------
+
+def test_notify_on_a_shared_subject_fails(ns):
+    async def broadcast(nc, user_id, text):
+        await nc.publish(ns.subject("notify.all"), json.dumps({"user": user_id, "text": text}).encode())
+
+    result = run(ns, lambda nc, js, kv: checks.notify(broadcast, nc, ns))
+    assert result.status == FAILED and "received 0 messages" in result.message and "notify.all" in result.message
+
+
+def test_notify_with_plain_text_payload_fails(ns):
+    async def plain(nc, user_id, text):
+        await nc.publish(ns.subject(f"notify.user.{user_id}"), text.encode())
+
+    result = run(ns, lambda nc, js, kv: checks.notify(plain, nc, ns))
+    assert result.status == FAILED and "not JSON" in result.message
+
+
+def test_notify_outside_the_namespace_fails(ns):
+    async def no_namespace(nc, user_id, text):
+        await nc.publish(f"notify.user.{user_id}.{ns.slug}", json.dumps({"user": user_id, "text": text}).encode())
+
+    result = run(ns, lambda nc, js, kv: checks.notify(no_namespace, nc, ns))
+    assert result.status == FAILED and "namespace" in result.message
+
+
+def test_notify_reference_passes_and_stub_is_not_done(ns):
+    async def reference(nc, user_id, text):
+        await nc.publish(ns.subject(f"notify.user.{user_id}"), json.dumps({"user": user_id, "text": text}).encode())
+
+    async def stub(nc, user_id, text):
+        raise NotImplementedError
+
+    assert run(ns, lambda nc, js, kv: checks.notify(reference, nc, ns)).status == PASSED
+    assert run(ns, lambda nc, js, kv: checks.notify(stub, nc, ns)).status == NOT_DONE
+
+
+# Exercise 2 ---------------------------------------------------------------------------------------------
+
+def test_presence_without_error_handling_fails(ns):
+    async def unguarded(nc, user_id):
+        return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=0.25)).data.decode()
+
+    result = run(ns, lambda nc, js, kv: checks.presence(unguarded, nc, ns))
+    assert result.status == FAILED and "NoRespondersError" in result.message and result.hint
+
+
+def test_presence_with_a_long_timeout_fails(ns):
+    async def patient(nc, user_id):
+        try:
+            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=5)).data.decode()
+        except (NoRespondersError, TimeoutError):
+            return "unknown"
+
+    result = run(ns, lambda nc, js, kv: checks.presence(patient, nc, ns))
+    assert result.status == FAILED and "waited 1.0 s" in result.message
+
+
+def test_presence_reference_passes(ns):
+    async def reference(nc, user_id):
+        try:
+            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=0.25)).data.decode()
+        except (NoRespondersError, TimeoutError):
+            return "unknown"
+
+    assert run(ns, lambda nc, js, kv: checks.presence(reference, nc, ns)).status == PASSED
+
+
+# Exercise 3 ---------------------------------------------------------------------------------------------
+
+def make_catch_up(ns, *, ack=True, durable=True, keep_fetching=True):
+    async def catch_up(js, user_id):
+        inbox = await js.pull_subscribe(ns.subject(f"notify.user.{user_id}"), stream=ns.stream("notify"),
+                                        durable=ns.stream(f"inbox_{user_id}") if durable else None)
+        texts = []
+        try:
+            while True:
+                for msg in await inbox.fetch(10, timeout=0.3):
+                    texts.append(json.loads(msg.data)["text"])
+                    if ack:
+                        await msg.ack_sync()
+                if not keep_fetching:
+                    break
+        except TimeoutError:
+            pass
+        finally:
+            await inbox.unsubscribe()
+        return texts
+
+    return catch_up
+
+
+def test_catch_up_without_acks_fails(ns):
+    result = run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns, ack=False), js, ns))
+    assert result.status == FAILED and "never acknowledged" in result.message
+
+
+def test_catch_up_with_one_fetch_fails(ns):
+    result = run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns, keep_fetching=False), js, ns))
+    assert result.status == FAILED and "10 of the 12" in result.message and "keep fetching" in result.hint
+
+
+def test_catch_up_with_an_ephemeral_consumer_fails(ns):
+    result = run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns, durable=False), js, ns))
+    assert result.status == FAILED and "durable consumer" in result.message
+
+
+def test_catch_up_reference_passes(ns):
+    assert run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns), js, ns)).status == PASSED
+
+
+# Exercise 4 ---------------------------------------------------------------------------------------------
+
+async def naive_increment(kv, user_id):
+    try:
+        count = int((await kv.get(f"unread.{user_id}")).value) + 1
+    except KeyNotFoundError:
+        count = 1
+    await kv.put(f"unread.{user_id}", str(count).encode())
+    return count
+
+
+async def increment_without_retry(kv, user_id):
+    try:
+        entry = await kv.get(f"unread.{user_id}")
+    except KeyNotFoundError:
+        await kv.create(f"unread.{user_id}", b"1")
+        return 1
+    count = int(entry.value) + 1
+    await kv.update(f"unread.{user_id}", str(count).encode(), last=entry.revision)
+    return count
+
+
+async def reference_increment(kv, user_id):
+    key = f"unread.{user_id}"
+    while True:
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            try:
+                await kv.create(key, b"1")
+                return 1
+            except KeyWrongLastSequenceError:
+                continue
+        try:
+            await kv.update(key, str(int(entry.value) + 1).encode(), last=entry.revision)
+            return int(entry.value) + 1
+        except KeyWrongLastSequenceError:
+            continue
+
+
+def test_increment_with_get_and_put_loses_updates(ns):
+    result = run(ns, lambda nc, js, kv: checks.increment_unread(naive_increment, kv, js))
+    assert result.status == FAILED and "updates were lost" in result.message and "revision" in result.hint
+
+
+def test_increment_without_retry_fails(ns):
+    result = run(ns, lambda nc, js, kv: checks.increment_unread(increment_without_retry, kv, js))
+    assert result.status == FAILED and "KeyWrongLastSequenceError" in result.message and "retry" in result.hint
+
+
+def test_increment_reference_passes_twice(ns):
+    async def twice(nc, js, kv):
+        return [await checks.increment_unread(reference_increment, kv, js) for _ in range(2)]
+
+    assert [r.status for r in run(ns, twice)] == [PASSED, PASSED]
+
+
+# Exercise 5 ---------------------------------------------------------------------------------------------
+
+async def read_once(kv, user_id, apply, stop):
+    apply(json.loads((await kv.get(f"settings.{user_id}")).value))
+    await stop.wait()
+
+
+async def poll(kv, user_id, apply, stop):
+    last = None
+    while not stop.is_set():
+        entry = await kv.get(f"settings.{user_id}")
+        if entry.revision != last:
+            apply(json.loads(entry.value))
+            last = entry.revision
+        await asyncio.sleep(0.3)
+
+
+async def never_stops(kv, user_id, apply, stop):
+    watcher = await kv.watch(f"settings.{user_id}")
+    async for entry in watcher:
+        if entry is not None:
+            apply(json.loads(entry.value))
+
+
+async def reference_follow(kv, user_id, apply, stop):
+    watcher = await kv.watch(f"settings.{user_id}")
+    try:
+        while not stop.is_set():
+            try:
+                entry = await watcher.updates(timeout=0.2)
+            except TimeoutError:
+                continue
+            if entry is not None and entry.value:
+                apply(json.loads(entry.value))
+    finally:
+        await watcher.stop()
+
+
+def test_follow_settings_reading_once_fails(ns):
+    result = run(ns, lambda nc, js, kv: checks.follow_settings(read_once, kv))
+    assert result.status == FAILED and "called 1 times for 3 values" in result.message
+
+
+def test_follow_settings_polling_skips_a_change(ns):
+    result = run(ns, lambda nc, js, kv: checks.follow_settings(poll, kv))
+    assert result.status == FAILED and "skipped" in result.message and "watch" in result.hint
+
+
+def test_follow_settings_that_never_stops_fails(ns):
+    result = run(ns, lambda nc, js, kv: checks.follow_settings(never_stops, kv))
+    assert result.status == FAILED and "did not return" in result.message
+
+
+def test_follow_settings_reference_passes(ns):
+    assert run(ns, lambda nc, js, kv: checks.follow_settings(reference_follow, kv)).status == PASSED
+
