@@ -202,7 +202,7 @@ def load_products(fn, dsn: str) -> str:
            hint="an empty price must become NULL: FORMAT csv does that")
     expect(calls["copy"] >= 1 and calls["rows sent by executemany"] == 0 and calls["execute"] < 5,
            f"the data is right but it went in as {calls['execute'] + calls['rows sent by executemany']} statements",
-           hint="use cursor.copy('COPY products (...) FROM STDIN (FORMAT csv, HEADER true)') and copy.write(...)")
+           hint="use cursor.copy() with a COPY ... FROM STDIN statement in CSV format, then copy.write() the file")
     expect(returned == len(rows), f"your function returned {returned!r}, expected the number of rows loaded",
            hint="after the COPY block, cursor.rowcount holds the number of rows")
     return f"{count} rows in one COPY"
@@ -246,7 +246,7 @@ def add_stock(fn, conn: psycopg.Connection, dsn: str) -> str:
            hint="return the quantity now stored (RETURNING qty)")
     second = fn(conn, "apple", 3)
     expect(second == 8, f"adding 3 more apples returned {second!r}, expected 8",
-           hint="ON CONFLICT (sku) DO UPDATE SET qty = inventory.qty + EXCLUDED.qty")
+           hint="on conflict, add to the stored quantity (inventory.qty) instead of replacing it")
     threads, each = 8, 10
     conns = _connections(dsn, threads)
     try:
@@ -363,7 +363,7 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
         results = _in_threads(run, list(zip(conns, plans, strict=True)))
     except psycopg.errors.DeadlockDetected:
         expect(False, "two transfers deadlocked (A->B and B->A at the same time)",
-               hint="lock both accounts in the same order, e.g. SELECT ... WHERE id IN (a, b) ORDER BY id FOR UPDATE")
+               hint="lock both accounts in the same order (say, lowest id first) before changing either")
     except psycopg.Error as exc:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="lock the rows you read (FOR UPDATE), or retry serialization failures")

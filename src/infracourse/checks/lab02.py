@@ -1,0 +1,449 @@
+"""Checks of labs/02_postgres_in_production.ipynb.
+
+Checks rebuild the tables they judge against (load_fixtures builds them all for the Setup cell), connect as the
+lab's login roles where privileges matter, inject real failures (server-raised SQLSTATEs, terminated backends, a
+TcpProxy that is cut), and bound every wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .. import config
+from ..checking import exercise, expect
+from ..faults import TcpProxy
+from ..pg_roles import LoginRole
+
+CALL_DEADLINE_S = 20
+
+ORDERS_QUERY = ("SELECT id, amount, created_at FROM orders "
+                "WHERE customer_id = %s AND status = 'shipped' ORDER BY created_at DESC LIMIT 10")
+
+FIXTURES = {
+    "users": """
+        DROP TABLE IF EXISTS users CASCADE;
+        CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);
+        INSERT INTO users SELECT g, 'user-' || g FROM generate_series(1, 100) AS g""",
+    "orders": """
+        DROP TABLE IF EXISTS orders CASCADE;
+        CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer_id int NOT NULL,
+                             status text NOT NULL, created_at timestamptz NOT NULL, amount numeric(10, 2) NOT NULL);
+        INSERT INTO orders (customer_id, status, created_at, amount)
+        SELECT (g::bigint * 7919) % 5000 + 1,
+               CASE WHEN g % 10 = 0 THEN 'pending' WHEN g % 10 = 1 THEN 'refunded' ELSE 'shipped' END,
+               timestamptz '2024-01-01 00:00+00' + g * interval '1 minute', (g::bigint * 31) % 50000 / 100.0
+        FROM generate_series(1, 100000) AS g;
+        ANALYZE orders""",
+    "reporting": """
+        DROP TABLE IF EXISTS invoices, reports, payroll CASCADE;
+        CREATE TABLE invoices (id int PRIMARY KEY, customer text NOT NULL, amount numeric(10, 2) NOT NULL);
+        INSERT INTO invoices VALUES (1, 'acme', 120.00), (2, 'globex', 75.50), (3, 'acme', 19.99);
+        CREATE TABLE reports (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL);
+        CREATE TABLE payroll (employee text NOT NULL, salary int NOT NULL);
+        INSERT INTO payroll VALUES ('Ada', 9000)""",
+    "tickets": """
+        DROP TABLE IF EXISTS tickets CASCADE;
+        CREATE TABLE tickets (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                              tenant text NOT NULL DEFAULT current_user, body text NOT NULL)""",
+}
+
+
+def _ready(conn: psycopg.Connection) -> None:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+
+
+def _load(conn: psycopg.Connection, *tables: str) -> None:
+    _ready(conn)
+    with conn.transaction():
+        conn.execute("SET LOCAL client_min_messages = warning")
+        for table in tables:
+            conn.execute(FIXTURES[table])
+
+
+def load_fixtures(conn: psycopg.Connection) -> list[str]:
+    """Create every table of the lab with the rows the checks use; return the fixture names."""
+    _load(conn, *FIXTURES)
+    return sorted(FIXTURES)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _with_deadline(fn, *args, deadline_s: float = CALL_DEADLINE_S):
+    """fn(*args) in a worker thread; a check fails instead of hanging when learner code never returns."""
+    executor = ThreadPoolExecutor(1)
+    try:
+        return executor.submit(fn, *args).result(timeout=deadline_s)
+    except FuturesTimeout:
+        expect(False, f"your code was still running after {deadline_s:.0f} s",
+               hint="cap the waits (a maximum backoff, a pool timeout) so a call always returns")
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+# 1 -------------------------------------------------------------------------------------------------------
+@exercise("1", "A pooled request handler that never leaks")
+def pooled_handler(fn, dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        _load(admin, "users")
+    # The pool logs a warning for each connection returned inside a transaction; the check reports it instead.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    with ConnectionPool(dsn, min_size=2, max_size=2, timeout=1.0, open=True, name="lab02-check") as pool:
+        pool.wait(timeout=10)
+        first = _with_deadline(fn, pool, 7)
+        expect(first == "user-7", f"get_user_name(pool, 7) returned {first!r}, expected 'user-7'")
+        missing = _with_deadline(fn, pool, 10_000)
+        expect(missing is None, f"for an unknown id your function returned {missing!r}, expected None",
+               hint="fetchone() returns None when there is no row")
+        stats = pool.get_stats()
+        expect(stats.get("requests_num", 0) >= 2, "the pool was never asked for a connection",
+               hint="borrow one with `with pool.connection() as conn:` instead of psycopg.connect")
+        out = stats["pool_size"] - stats["pool_available"]
+        expect(out == 0, f"after 2 calls, {out} of the pool's 2 connections are still borrowed: a leak",
+               hint="`with pool.connection() as conn:` gives the connection back even when the code raises")
+        executor = ThreadPoolExecutor(8)
+        try:
+            futures = [executor.submit(fn, pool, 1 + i % 100) for i in range(40)]
+            names = [f.result(timeout=CALL_DEADLINE_S) for f in futures]
+        except PoolTimeout:
+            expect(False, "with 8 threads sharing 2 connections, a request waited more than 1 s for one",
+                   hint="return each connection as soon as the query is done")
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+        expect(names == [f"user-{1 + i % 100}" for i in range(40)], "under concurrency some names were wrong")
+        stats = pool.get_stats()
+        expect(stats["pool_available"] == stats["pool_size"], "connections are still borrowed after the requests")
+    return "40 requests from 8 threads on 2 connections"
+
+
+# 2 -------------------------------------------------------------------------------------------------------
+def _plan_nodes(plan: dict) -> list[dict]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes += _plan_nodes(child)
+    return nodes
+
+
+@exercise("2", "The index this query needs")
+def index_for_query(index_sql: str, conn: psycopg.Connection) -> str:
+    expect(isinstance(index_sql, str) and "index" in index_sql.lower(), "INDEX_SQL should be a CREATE INDEX statement")
+    _load(conn, "orders")
+    try:
+        with conn.transaction():
+            conn.execute(index_sql)
+    except psycopg.Error as exc:
+        expect(False, f"PostgreSQL rejected INDEX_SQL: {str(exc).splitlines()[0]}")
+    conn.execute("ANALYZE orders")
+    for customer in (42, 1234, 4999):
+        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + ORDERS_QUERY, (customer,)).fetchone()[0]
+        nodes = _plan_nodes(plan[0]["Plan"])
+        kinds = [n["Node Type"] for n in nodes]
+        shape = " > ".join(kinds)
+        expect(not any("Seq Scan" in k for k in kinds), f"the plan still reads the whole table ({shape})",
+               hint="index the column the WHERE clause compares with a constant")
+        expect("Sort" not in kinds, f"the plan uses an index but still sorts the rows ({shape})",
+               hint="a composite index can return the rows already in created_at order: put it after the "
+                    "equality columns")
+        pages = nodes[0].get("Shared Hit Blocks", 0) + nodes[0].get("Shared Read Blocks", 0)  # includes children
+        expect(pages < 100, f"the plan ({shape}) touched {pages} pages to return 10 rows",
+               hint="the index must narrow down to one customer first: put customer_id first")
+    return shape
+
+
+# 3 -------------------------------------------------------------------------------------------------------
+def _as_role(role: LoginRole, statement: str) -> str:
+    """'allowed', or the first line of the error, for STATEMENT run as ROLE."""
+    with psycopg.connect(role.dsn, autocommit=True) as c:
+        c.execute("SET statement_timeout = '5s'")
+        try:
+            c.execute(statement)
+            return "allowed"
+        except psycopg.Error as exc:  # without USAGE on the schema its tables are simply not found
+            return str(exc).splitlines()[0]
+
+
+@exercise("3", "A least-privilege reporting role")
+def least_privilege(fn, conn: psycopg.Connection, reporter: LoginRole) -> str:
+    _load(conn, "reporting")  # new tables: no privilege left from an earlier attempt
+    role, schema = sql.Identifier(reporter.name), sql.Identifier(conn.execute("SELECT current_schema()").fetchone()[0])
+    conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, role))
+    conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(schema, role))
+    fn(conn, reporter.name)
+    _ready(conn)
+    must_work = {"read invoices": "SELECT count(*) FROM invoices",
+                 "add a report": "INSERT INTO reports (title) VALUES ('monthly revenue')"}
+    must_fail = {"change an invoice": "UPDATE invoices SET amount = 0",
+                 "delete reports": "DELETE FROM reports",
+                 "read reports": "SELECT * FROM reports",
+                 "read payroll": "SELECT * FROM payroll",
+                 "create a table": "CREATE TABLE reporter_scratch (x int)"}
+    for action, statement in must_work.items():
+        outcome = _as_role(reporter, statement)
+        expect(outcome == "allowed", f"the reporter could not {action}: {outcome}",
+               hint="a role also needs USAGE on the schema to reach any table in it")
+    for action, statement in must_fail.items():
+        outcome = _as_role(reporter, statement)
+        conn.execute("DROP TABLE IF EXISTS reporter_scratch")
+        expect(outcome != "allowed", f"the reporter could {action}: more privilege than the job needs",
+               hint="grant SELECT on invoices and INSERT on reports, and nothing else (no ALL, no CREATE)")
+    return f"2 actions allowed, {len(must_fail)} refused"
+
+
+# 4 -------------------------------------------------------------------------------------------------------
+@exercise("4", "Row-level security for tenants")
+def row_level_security(fn, conn: psycopg.Connection, tenant_a: LoginRole, tenant_b: LoginRole) -> str:
+    _load(conn, "tickets")
+    schema = sql.Identifier(conn.execute("SELECT current_schema()").fetchone()[0])
+    for tenant in (tenant_a, tenant_b):
+        role = sql.Identifier(tenant.name)
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON tickets TO {}").format(role))
+    with conn.transaction():
+        for tenant, count in ((tenant_a, 3), (tenant_b, 2)):
+            for n in range(count):
+                conn.execute("INSERT INTO tickets (tenant, body) VALUES (%s, %s)", (tenant.name, f"ticket {n}"))
+    fn(conn)
+    _ready(conn)
+    enabled = conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'tickets'::regclass").fetchone()[0]
+    expect(enabled, "row-level security is not enabled on tickets",
+           hint="policies do nothing until the table itself has row-level security enabled (ALTER TABLE)")
+    with psycopg.connect(tenant_a.dsn, autocommit=True) as a, psycopg.connect(tenant_b.dsn, autocommit=True) as b:
+        for c in (a, b):
+            c.execute("SET statement_timeout = '5s'")
+        seen_a = a.execute("SELECT tenant FROM tickets").fetchall()
+        seen_b = b.execute("SELECT tenant FROM tickets").fetchall()
+        expect(seen_a, "tenant A sees no tickets at all, not even its own 3",
+               hint="RLS without a policy denies everything: add a policy that compares tenant with the current role")
+        expect({t for (t,) in seen_a} == {tenant_a.name} and {t for (t,) in seen_b} == {tenant_b.name},
+               f"a tenant can see another tenant's tickets (A sees {len(seen_a)}, B sees {len(seen_b)})",
+               hint="the policy's USING expression decides which rows a role sees")
+        expect(len(seen_a) == 3 and len(seen_b) == 2, "the tenants do not see all of their own tickets")
+        try:
+            a.execute("INSERT INTO tickets (body) VALUES ('new from A')")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            expect(False, f"tenant A could not add its own ticket: {str(exc).splitlines()[0]}",
+                   hint="a policy FOR SELECT only covers reads: make it FOR ALL (the default)")
+        try:
+            a.execute("INSERT INTO tickets (tenant, body) VALUES (%s, 'planted')", (tenant_b.name,))
+            planted = True
+        except psycopg.errors.InsufficientPrivilege:
+            planted = False
+        expect(not planted, "tenant A could write a ticket in tenant B's name",
+               hint="a policy's WITH CHECK expression limits the rows a role may write")
+        touched = a.execute("UPDATE tickets SET body = 'changed' WHERE tenant = %s", (tenant_b.name,)).rowcount
+        touched += a.execute("DELETE FROM tickets WHERE tenant = %s", (tenant_b.name,)).rowcount
+        expect(touched == 0, f"tenant A changed or deleted {touched} of tenant B's tickets")
+    left = conn.execute("SELECT count(*) FROM tickets WHERE tenant = %s", (tenant_b.name,)).fetchone()[0]
+    expect(left == 2, "tenant B's tickets changed while tenant A worked")
+    return "each tenant sees and writes only its own tickets"
+
+
+# 5 -------------------------------------------------------------------------------------------------------
+def _server_error(conn: psycopg.Connection, sqlstate_name: str) -> None:
+    """Make PostgreSQL itself raise the error named SQLSTATE_NAME (e.g. serialization_failure)."""
+    conn.execute(sql.SQL("DO $$ BEGIN RAISE EXCEPTION 'injected by the check' USING ERRCODE = {}; END $$").format(
+        sql.Literal(sqlstate_name)))
+
+
+@exercise("5", "Retry transient failures with backoff")
+def retry_wrapper(fn, dsn: str) -> str:
+    admin = psycopg.connect(dsn, autocommit=True)
+    try:
+        calls: list[float] = []
+
+        def fails_then_works(failures: int, sqlstate: str = "serialization_failure"):
+            def work():
+                calls.append(time.monotonic())
+                if len(calls) <= failures:
+                    _server_error(admin, sqlstate)
+                return "done"
+            return work
+
+        got = _with_deadline(fn, fails_then_works(2))
+        expect(got == "done" and len(calls) == 3,
+               f"work failed twice with SerializationFailure then would succeed; your wrapper returned {got!r} "
+               f"after {len(calls)} call(s)", hint="retry the call when it raises a transient error")
+
+        calls.clear()
+        victim = psycopg.connect(dsn, autocommit=True)
+
+        def dropped_then_works():
+            calls.append(time.monotonic())
+            if len(calls) == 1:  # the connection dies between two queries, as in a failover
+                admin.execute("SELECT pg_terminate_backend(%s)", (victim.info.backend_pid,))
+                return victim.execute("SELECT 1").fetchone()[0]
+            with psycopg.connect(dsn, autocommit=True) as fresh:
+                return fresh.execute("SELECT 1").fetchone()[0]
+
+        try:
+            got = _with_deadline(fn, dropped_then_works)
+        except psycopg.OperationalError as exc:
+            expect(False, f"a dropped connection was not retried ({_one_line(exc)})",
+                   hint="psycopg.OperationalError (AdminShutdown, lost connections) is transient too")
+        finally:
+            victim.close()
+        expect(got == 1 and len(calls) == 2, "a dropped connection was not retried")
+
+        calls.clear()
+        try:
+            _with_deadline(fn, fails_then_works(5, "unique_violation"))
+            raised = None
+        except psycopg.errors.UniqueViolation:
+            raised = "UniqueViolation"
+        expect(raised == "UniqueViolation" and len(calls) == 1,
+               f"a UniqueViolation was called {len(calls)} times; it fails the same way every time",
+               hint="retry only transient errors: SerializationFailure, DeadlockDetected, OperationalError")
+
+        calls.clear()
+        try:
+            _with_deadline(fn, fails_then_works(100), 3)
+            raised = None
+        except psycopg.errors.SerializationFailure:
+            raised = "SerializationFailure"
+        except Exception as exc:  # noqa: BLE001 - reported to the learner
+            raised = type(exc).__name__
+        expect(len(calls) == 3, f"with attempts=3 your wrapper called work {len(calls)} times",
+               hint="stop after `attempts` calls in total")
+        expect(raised == "SerializationFailure", f"after the last attempt your wrapper raised {raised}",
+               hint="re-raise the last real error (tenacity: reraise=True), so callers can handle it")
+
+        calls.clear()
+        _with_deadline(fn, fails_then_works(4))
+        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        expect(min(gaps) >= 0.005, f"the retries came {min(gaps) * 1000:.1f} ms apart",
+               hint="wait between attempts, so a struggling server gets air")
+        expect(gaps[-1] > gaps[0] * 1.5, "the wait between attempts does not grow",
+               hint="exponential backoff: double the wait at each attempt (and add random jitter)")
+        return "transient errors retried with growing waits, permanent ones raised at once"
+    finally:
+        admin.close()
+
+
+# 6 -------------------------------------------------------------------------------------------------------
+@exercise("6", "A circuit breaker (stretch)")
+def circuit_breaker(breaker_class, open_error) -> str:
+    breaker = breaker_class(threshold=3, cooldown_s=0.3)
+    expect(breaker.state == "closed", f"a new breaker is {breaker.state!r}, expected 'closed'")
+    with TcpProxy.to("postgres") as proxy:
+        dsn = config.postgres_dsn(host="127.0.0.1", port=proxy.port, connect_timeout=2)
+        network: list[int] = []
+
+        def ping():
+            network.append(1)
+            with psycopg.connect(dsn) as c:
+                return c.execute("SELECT 1").fetchone()[0]
+
+        expect(breaker.call(ping) == 1, "breaker.call(fn) should return what fn returns")
+        proxy.cut()
+        for n in range(1, 4):
+            try:
+                breaker.call(ping)
+                expect(False, "a call to a database that is down succeeded?")
+            except open_error:
+                expect(False, f"failure {n} of 3 raised {open_error.__name__}; the circuit should still be closed",
+                       hint="open only after `threshold` consecutive failures, and let the real error through")
+            except psycopg.OperationalError:
+                pass
+        expect(breaker.state == "open", f"after 3 failures the breaker is {breaker.state!r}, expected 'open'")
+        tried = len(network)
+        try:
+            breaker.call(ping)
+            rejected = False
+        except open_error:
+            rejected = True
+        except psycopg.OperationalError:
+            rejected = False
+        expect(rejected and len(network) == tried,
+               f"while open, a call went to the network instead of raising {open_error.__name__}",
+               hint="in call(), raise CircuitOpen before calling fn when the state is 'open'")
+        time.sleep(0.35)
+        expect(breaker.state == "half-open", f"after the cool-down the breaker is {breaker.state!r}",
+               hint="'half-open' once cooldown_s has passed since it opened")
+        try:
+            breaker.call(ping)
+        except open_error:
+            expect(False, "after the cool-down the trial call was rejected", hint="half-open lets one call through")
+        except psycopg.OperationalError:
+            pass
+        expect(breaker.state == "open", f"a failed trial call left the breaker {breaker.state!r}, expected 'open'")
+        proxy.restore()
+        time.sleep(0.35)
+        expect(breaker.call(ping) == 1 and breaker.state == "closed",
+               f"a successful trial call left the breaker {breaker.state!r}, expected 'closed'")
+        proxy.cut()
+        try:
+            breaker.call(ping)
+        except (open_error, psycopg.OperationalError):
+            pass
+        proxy.restore()
+        expect(breaker.state == "closed", "after closing, a single new failure opened the breaker again",
+               hint="reset the failure count when a call succeeds")
+    return "closed, open, half-open, closed"
+
+
+# 7 -------------------------------------------------------------------------------------------------------
+MIGRATION_TABLES = ("schema_migrations", "mig_customers", "mig_orders", "mig_audit", "mig_left", "mig_right")
+
+
+@exercise("7", "A versioned migration runner (stretch)")
+def migration_runner(fn, conn: psycopg.Connection) -> str:
+    _ready(conn)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+        sql.SQL(", ").join(map(sql.Identifier, MIGRATION_TABLES))))
+    migrations = [  # deliberately out of order
+        (2, "add email", "ALTER TABLE mig_customers ADD COLUMN email text"),
+        (1, "create customers", "CREATE TABLE mig_customers (id int PRIMARY KEY, name text NOT NULL)"),
+        (3, "create orders", "CREATE TABLE mig_orders (id int PRIMARY KEY, customer_id int REFERENCES mig_customers)"),
+    ]
+    try:
+        applied = fn(conn, migrations)
+    except psycopg.Error as exc:
+        _ready(conn)
+        expect(False, f"the first run failed: {_one_line(exc)}", hint="apply migrations in version order")
+    expect(applied == [1, 2, 3], f"the first run returned {applied!r}, expected [1, 2, 3]",
+           hint="return the versions applied, in the order applied")
+    _ready(conn)
+    recorded = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    expect(recorded == [(1,), (2,), (3,)], f"schema_migrations holds {recorded}",
+           hint="insert (version, name) into schema_migrations as each migration is applied")
+    again = fn(conn, migrations)
+    expect(again == [], f"a second run returned {again!r}: it should apply nothing", hint="skip recorded versions")
+    broken = [*migrations, (4, "audit, half broken", "CREATE TABLE mig_audit (id int); SELECT * FROM no_such_table")]
+    try:
+        fn(conn, broken)
+        raised = False
+    except psycopg.Error:
+        raised = True
+    _ready(conn)
+    expect(raised, "a migration with an error did not raise", hint="let the error propagate so the deploy stops")
+    left = conn.execute("SELECT to_regclass('mig_audit') IS NOT NULL").fetchone()[0]
+    expect(not left, "the failed migration 4 left its table mig_audit behind",
+           hint="run each migration and its schema_migrations row in one transaction")
+    recorded = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    expect(recorded == 3, "the failed migration 4 was recorded as applied")
+    fixed = [*migrations, (4, "audit", "CREATE TABLE mig_audit (id int)")]
+    expect(fn(conn, fixed) == [4], "after fixing migration 4, a run should apply exactly [4]")
+    clash = [*fixed, (5, "create mig_left", "CREATE TABLE mig_left (id int)"),
+             (5, "create mig_right", "CREATE TABLE mig_right (id int)")]  # two developers picked version 5
+    try:
+        fn(conn, clash)
+        raised = False
+    except psycopg.Error:
+        raised = True
+    _ready(conn)
+    expect(raised, "two migrations with version 5 went through without an error",
+           hint="let the INSERT into schema_migrations (version is its primary key) fail the second one")
+    right = conn.execute("SELECT to_regclass('mig_right') IS NOT NULL").fetchone()[0]
+    expect(not right, "the second migration 5 failed to be recorded but its table mig_right stayed",
+           hint="the migration's statements and its schema_migrations row belong in one transaction")
+    return "in order, once, all or nothing"

@@ -1,0 +1,363 @@
+"""Lab 02 checks fail on plausible wrong answers, with a message that helps, and pass the reference answers."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from psycopg import sql
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter, wait_fixed
+
+from infracourse import pg_roles
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab02 as checks
+
+
+@pytest.fixture
+def dsn(pg_ns):
+    return pg_ns.postgres_dsn()
+
+
+@pytest.fixture
+def roles(pg_ns):
+    made = pg_roles.recreate(pg_ns, "reporter", "tenant_a", "tenant_b")
+    yield made
+    pg_roles.drop(pg_ns, *made)
+
+
+def failed_with(result, *words: str) -> bool:
+    text = (result.message + " " + result.hint).lower()
+    return result.status == FAILED and all(word.lower() in text for word in words)
+
+
+# 1 pooled handler ----------------------------------------------------------------------------------------
+def get_user_name(pool, user_id):
+    with pool.connection() as conn:
+        row = conn.execute("SELECT name FROM users WHERE id = %s", (user_id,)).fetchone()
+    return row[0] if row else None
+
+
+def test_pooled_handler_reference_passes(dsn):
+    assert checks.pooled_handler(get_user_name, dsn).status == PASSED
+
+
+def test_pooled_handler_getconn_without_putconn_leaks(dsn):
+    def leaky(pool, user_id):
+        conn = pool.getconn()
+        row = conn.execute("SELECT name FROM users WHERE id = %s", (user_id,)).fetchone()
+        return row[0] if row else None
+
+    assert failed_with(checks.pooled_handler(leaky, dsn), "still borrowed", "leak")
+
+
+def test_pooled_handler_ignoring_the_pool_fails(dsn):
+    def own_connection(pool, user_id):
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT name FROM users WHERE id = %s", (user_id,)).fetchone()
+        return row[0] if row else None
+
+    assert failed_with(checks.pooled_handler(own_connection, dsn), "never asked", "pool.connection()")
+
+
+def test_pooled_handler_crashing_on_unknown_id_fails(dsn):
+    def no_none(pool, user_id):
+        with pool.connection() as conn:
+            return conn.execute("SELECT name FROM users WHERE id = %s", (user_id,)).fetchone()[0]
+
+    assert failed_with(checks.pooled_handler(no_none, dsn), "raised TypeError")
+
+
+# 2 index -------------------------------------------------------------------------------------------------
+def test_index_reference_passes(conn):
+    sql_text = "CREATE INDEX ON orders (customer_id, status, created_at)"
+    assert checks.index_for_query(sql_text, conn).status == PASSED
+
+
+def test_index_partial_passes(conn):
+    sql_text = "CREATE INDEX ON orders (customer_id, created_at) WHERE status = 'shipped'"
+    assert checks.index_for_query(sql_text, conn).status == PASSED
+
+
+def test_index_on_customer_only_still_sorts(conn):
+    assert failed_with(checks.index_for_query("CREATE INDEX ON orders (customer_id)", conn), "sorts", "composite")
+
+
+def test_index_on_status_reads_everything(conn):
+    assert failed_with(checks.index_for_query("CREATE INDEX ON orders (status)", conn), "whole table")
+
+
+def test_index_on_created_at_touches_too_many_pages(conn):
+    result = checks.index_for_query("CREATE INDEX ON orders (created_at)", conn)
+    assert failed_with(result, "pages", "customer_id") or failed_with(result, "whole table"), result
+
+
+def test_index_typo_is_reported(conn):
+    assert failed_with(checks.index_for_query("CREATE INDEX ON orders (customer)", conn), "rejected")
+
+
+def test_index_unsolved_is_not_done(conn):
+    assert checks.index_for_query(..., conn).status == NOT_DONE
+
+
+# 3 least privilege ---------------------------------------------------------------------------------------
+def grants(*statements: str):
+    def grant(conn, role_name):
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        for statement in statements:
+            conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema), role=sql.Identifier(role_name)))
+    return grant
+
+
+REFERENCE_GRANTS = ("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT SELECT ON invoices TO {role}",
+                    "GRANT INSERT ON reports TO {role}")
+
+
+def test_least_privilege_reference_passes(conn, roles):
+    assert checks.least_privilege(grants(*REFERENCE_GRANTS), conn, roles["reporter"]).status == PASSED
+
+
+def test_least_privilege_grant_all_fails(conn, roles):
+    too_much = grants("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT ALL ON invoices, reports TO {role}")
+    assert failed_with(checks.least_privilege(too_much, conn, roles["reporter"]), "could change an invoice")
+
+
+def test_least_privilege_missing_schema_usage_fails(conn, roles):
+    no_usage = grants("GRANT SELECT ON invoices TO {role}", "GRANT INSERT ON reports TO {role}")
+    assert failed_with(checks.least_privilege(no_usage, conn, roles["reporter"]), "could not read", "USAGE")
+
+
+def test_least_privilege_create_on_schema_fails(conn, roles):
+    with_create = grants("GRANT ALL ON SCHEMA {schema} TO {role}", *REFERENCE_GRANTS[1:])
+    assert failed_with(checks.least_privilege(with_create, conn, roles["reporter"]), "create a table")
+
+
+# 4 row-level security ------------------------------------------------------------------------------------
+def rls(*statements: str):
+    def enable(conn):
+        for statement in statements:
+            conn.execute(statement)
+    return enable
+
+
+ENABLE = "ALTER TABLE tickets ENABLE ROW LEVEL SECURITY"
+
+
+def test_rls_reference_passes(conn, roles):
+    reference = rls(ENABLE, "CREATE POLICY p ON tickets USING (tenant = current_user) "
+                            "WITH CHECK (tenant = current_user)")
+    assert checks.row_level_security(reference, conn, roles["tenant_a"], roles["tenant_b"]).status == PASSED
+
+
+def test_rls_without_policy_denies_everything(conn, roles):
+    result = checks.row_level_security(rls(ENABLE), conn, roles["tenant_a"], roles["tenant_b"])
+    assert failed_with(result, "no tickets", "policy")
+
+
+def test_rls_policy_without_enable_fails(conn, roles):
+    policy_only = rls("CREATE POLICY p ON tickets USING (tenant = current_user)")
+    assert failed_with(checks.row_level_security(policy_only, conn, roles["tenant_a"], roles["tenant_b"]),
+                       "not enabled")
+
+
+def test_rls_select_only_policy_blocks_inserts(conn, roles):
+    select_only = rls(ENABLE, "CREATE POLICY p ON tickets FOR SELECT USING (tenant = current_user)")
+    assert failed_with(checks.row_level_security(select_only, conn, roles["tenant_a"], roles["tenant_b"]),
+                       "could not add", "FOR ALL")
+
+
+def test_rls_open_reads_fail(conn, roles):
+    open_reads = rls(ENABLE, "CREATE POLICY p ON tickets USING (true) WITH CHECK (tenant = current_user)")
+    assert failed_with(checks.row_level_security(open_reads, conn, roles["tenant_a"], roles["tenant_b"]),
+                       "another tenant")
+
+
+def test_rls_without_check_lets_a_tenant_plant_rows(conn, roles):
+    no_check = rls(ENABLE, "CREATE POLICY p ON tickets USING (tenant = current_user) WITH CHECK (true)")
+    assert failed_with(checks.row_level_security(no_check, conn, roles["tenant_a"], roles["tenant_b"]),
+                       "in tenant B's name")
+
+
+# 5 retry wrapper -----------------------------------------------------------------------------------------
+TRANSIENT = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.OperationalError)
+
+
+def tenacity_wrapper(retry_on=TRANSIENT, wait=None, reraise=True):
+    def with_retries(work, attempts=5):
+        return retry(retry=retry_if_exception_type(retry_on),
+                     wait=wait or wait_exponential_jitter(multiplier=0.02, max=0.5, jitter=0.02),
+                     stop=stop_after_attempt(attempts), reraise=reraise)(work)()
+    return with_retries
+
+
+def test_retry_reference_passes(dsn):
+    assert checks.retry_wrapper(tenacity_wrapper(), dsn).status == PASSED
+
+
+def test_retry_hand_written_loop_passes(dsn):
+    def with_retries(work, attempts=5):
+        for attempt in range(1, attempts + 1):
+            try:
+                return work()
+            except TRANSIENT:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.01 * 2**attempt)
+
+    assert checks.retry_wrapper(with_retries, dsn).status == PASSED
+
+
+def test_retry_calling_once_fails(dsn):
+    assert failed_with(checks.retry_wrapper(lambda work, attempts=5: work(), dsn), "raised SerializationFailure")
+
+
+def test_retry_everything_retries_unique_violation(dsn):
+    assert failed_with(checks.retry_wrapper(tenacity_wrapper(retry_on=Exception), dsn), "UniqueViolation", "transient")
+
+
+def test_retry_serialization_only_misses_dropped_connections(dsn):
+    result = checks.retry_wrapper(tenacity_wrapper(retry_on=psycopg.errors.SerializationFailure), dsn)
+    assert failed_with(result, "dropped connection", "OperationalError")
+
+
+def test_retry_without_reraise_fails(dsn):
+    assert failed_with(checks.retry_wrapper(tenacity_wrapper(reraise=False), dsn), "RetryError", "reraise")
+
+
+def test_retry_without_waiting_fails(dsn):
+    def hammer(work, attempts=5):
+        for attempt in range(attempts):
+            try:
+                return work()
+            except TRANSIENT:
+                if attempt == attempts - 1:
+                    raise
+
+    assert failed_with(checks.retry_wrapper(hammer, dsn), "ms apart", "wait")
+
+
+def test_retry_fixed_wait_fails(dsn):
+    assert failed_with(checks.retry_wrapper(tenacity_wrapper(wait=wait_fixed(0.03)), dsn), "does not grow",
+                       "exponential")
+
+
+# 6 circuit breaker ---------------------------------------------------------------------------------------
+class CircuitOpen(Exception):
+    pass
+
+
+class Breaker:
+    """The reference; subclasses below break one rule each."""
+
+    def __init__(self, threshold=3, cooldown_s=1.0):
+        self.threshold, self.cooldown_s, self.failures, self.opened_at = threshold, cooldown_s, 0, None
+
+    @property
+    def state(self):
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if time.monotonic() - self.opened_at >= self.cooldown_s else "open"
+
+    def call(self, fn, *args):
+        if self.state == "open":
+            raise CircuitOpen
+        try:
+            result = fn(*args)
+        except Exception:
+            self.failures += 1
+            if self.state == "half-open" or self.failures >= self.threshold:
+                self.opened_at = time.monotonic()
+            raise
+        self.on_success()
+        return result
+
+    def on_success(self):
+        self.failures, self.opened_at = 0, None
+
+
+def test_breaker_reference_passes():
+    assert checks.circuit_breaker(Breaker, CircuitOpen).status == PASSED
+
+
+def test_breaker_that_never_fails_fast_fails():
+    class Counting(Breaker):
+        def call(self, fn, *args):
+            try:
+                return fn(*args)
+            except Exception:
+                self.failures += 1
+                if self.failures >= self.threshold:
+                    self.opened_at = time.monotonic()
+                raise
+
+    assert failed_with(checks.circuit_breaker(Counting, CircuitOpen), "went to the network", "CircuitOpen")
+
+
+def test_breaker_that_never_half_opens_fails():
+    class Stuck(Breaker):
+        @property
+        def state(self):
+            return "closed" if self.opened_at is None else "open"
+
+    assert failed_with(checks.circuit_breaker(Stuck, CircuitOpen), "cool-down", "half-open")
+
+
+def test_breaker_that_never_resets_its_count_fails():
+    class NoReset(Breaker):
+        def on_success(self):
+            self.opened_at = None
+
+    assert failed_with(checks.circuit_breaker(NoReset, CircuitOpen), "single new failure", "reset")
+
+
+def test_breaker_unsolved_is_not_done():
+    class Stub:
+        def __init__(self, threshold=3, cooldown_s=1.0):
+            raise NotImplementedError
+
+    assert checks.circuit_breaker(Stub, CircuitOpen).status == NOT_DONE
+
+
+# 7 migration runner --------------------------------------------------------------------------------------
+def runner(in_transaction=True, in_order=True):
+    def migrate(conn, migrations):
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL)")
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, name, statements in (sorted(migrations) if in_order else migrations):
+            if version in done:
+                continue
+            if in_transaction:
+                with conn.transaction():
+                    conn.execute(statements)
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+            else:
+                conn.execute(statements)
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+            applied.append(version)
+        return applied
+    return migrate
+
+
+def test_migrations_reference_passes(conn):
+    assert checks.migration_runner(runner(), conn).status == PASSED
+
+
+def test_migrations_out_of_order_fails(conn):
+    assert failed_with(checks.migration_runner(runner(in_order=False), conn), "first run failed", "version order")
+
+
+def test_migrations_without_transaction_leave_debris(conn):
+    assert failed_with(checks.migration_runner(runner(in_transaction=False), conn), "mig_right", "one transaction")
+
+
+def test_migrations_without_tracking_apply_twice(conn):
+    def forgetful(conn, migrations):
+        applied = []
+        for version, _, statements in sorted(migrations):
+            conn.execute(statements)
+            applied.append(version)
+        return applied
+
+    result = checks.migration_runner(forgetful, conn)
+    assert failed_with(result, "schema_migrations") or failed_with(result, "first run failed"), result
