@@ -1,0 +1,341 @@
+"""Lab 12 checks fail on plausible wrong answers, with a message that helps, and pass the right one."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+import structlog
+from confluent_kafka.admin import AdminClient, NewTopic
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
+
+from infracourse import config, env
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab12 as checks
+from infracourse.faults import TcpProxy
+from infracourse.http_service import Response
+from infracourse.kafka_logging import quiet_logger
+
+
+@pytest.fixture
+def redis_proxy():
+    env.require("redis")
+    with TcpProxy.to("redis") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def r_app(redis_proxy):
+    client = redis.Redis(host="127.0.0.1", port=redis_proxy.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+    yield client
+    client.close()
+
+
+# exercise 1 ---------------------------------------------------------------------------------------------
+def test_liveness_reference_passes(redis_proxy):
+    assert checks.liveness(lambda request: Response(200, {"status": "ok"}), redis_proxy).status == PASSED
+
+
+def test_liveness_pinging_redis_fails(redis_proxy, r_app):
+    def live(request):
+        r_app.ping()
+        return Response(200, {"status": "ok"})
+
+    result = checks.liveness(live, redis_proxy)
+    assert result.status == FAILED and "while Redis was down" in result.message and result.hint
+
+
+def test_liveness_reporting_redis_as_503_fails(redis_proxy, r_app):
+    def live(request):
+        try:
+            r_app.ping()
+        except redis.RedisError:
+            return Response(503, {"status": "fail"})
+        return Response(200, {"status": "ok"})
+
+    result = checks.liveness(live, redis_proxy)
+    assert result.status == FAILED and "answered 503" in result.message
+
+
+def test_liveness_stub_is_not_done(redis_proxy):
+    def stub(request):
+        raise NotImplementedError
+
+    assert checks.liveness(stub, redis_proxy).status == NOT_DONE
+
+
+# exercise 2 ---------------------------------------------------------------------------------------------
+def make_ready(r_app, conn, down_status=503, swallow=True, status_words=("ok", "fail")):
+    def ready(request):
+        results = {}
+        for name, check in (("postgres", lambda: conn.execute("SELECT 1")), ("redis", r_app.ping)):
+            try:
+                check()
+                results[name] = "ok"
+            except redis.RedisError:
+                if not swallow:
+                    raise
+                results[name] = "fail"
+        ok = all(v == "ok" for v in results.values())
+        return Response(200 if ok else down_status, {"status": status_words[0] if ok else status_words[1],
+                                                     "checks": results})
+    return ready
+
+
+def test_readiness_reference_passes(redis_proxy, r_app, conn):
+    assert checks.readiness(make_ready(r_app, conn), redis_proxy).status == PASSED
+
+
+def test_readiness_always_200_fails(redis_proxy, r_app, conn):
+    result = checks.readiness(make_ready(r_app, conn, down_status=200), redis_proxy)
+    assert result.status == FAILED and "answered 200 while Redis was down" in result.message and "503" in result.hint
+
+
+def test_readiness_500_fails(redis_proxy, r_app, conn):
+    result = checks.readiness(make_ready(r_app, conn, down_status=500), redis_proxy)
+    assert result.status == FAILED and "answered 500" in result.message
+
+
+def test_readiness_exception_escaping_fails(redis_proxy, r_app, conn):
+    result = checks.readiness(make_ready(r_app, conn, swallow=False), redis_proxy)
+    assert result.status == FAILED and "raised ConnectionError" in result.message
+
+
+def test_readiness_without_timeout_fails(redis_proxy, conn, monkeypatch):
+    monkeypatch.setattr(checks, "ANSWER_WITHIN_S", 1.0)
+
+    def ready(request):
+        time.sleep(3)  # a dependency call with no timeout, stuck
+        return Response(200, {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}})
+
+    result = checks.readiness(ready, redis_proxy)
+    assert result.status == FAILED and "did not answer within" in result.message
+
+
+def test_readiness_wrong_shape_fails(redis_proxy):
+    result = checks.readiness(lambda request: Response(200, {"redis": True}), redis_proxy)
+    assert result.status == FAILED and "expected {'status'" in result.message
+
+
+# exercise 3 ---------------------------------------------------------------------------------------------
+def reference_redact(logger, method_name, event_dict):
+    for key in event_dict:
+        if key.lower() in {"password", "token", "authorization", "api_key"}:
+            event_dict[key] = "[REDACTED]"
+    return event_dict
+
+
+def test_redaction_reference_passes():
+    assert checks.redaction(reference_redact).status == PASSED
+
+
+def test_redaction_case_sensitive_fails():
+    def wrong(logger, method_name, event_dict):
+        for key in event_dict.keys() & {"password", "token", "authorization", "api_key"}:
+            event_dict[key] = "[REDACTED]"
+        return event_dict
+
+    result = checks.redaction(wrong)
+    assert result.status == FAILED and "'Authorization' was logged" in result.message and "case" in result.hint
+
+
+def test_redaction_dropping_keys_fails():
+    def wrong(logger, method_name, event_dict):
+        secret = {"password", "token", "authorization", "api_key"}
+        return {k: v for k, v in event_dict.items() if k.lower() not in secret}
+
+    result = checks.redaction(wrong)
+    assert result.status == FAILED and "disappeared" in result.message
+
+
+def test_redaction_returning_nothing_fails():
+    def wrong(logger, method_name, event_dict):
+        reference_redact(logger, method_name, event_dict)
+
+    result = checks.redaction(wrong)
+    assert result.status == FAILED and "returned NoneType" in result.message
+
+
+# exercise 4 ---------------------------------------------------------------------------------------------
+def reference_middleware(handler):
+    def bound(request):
+        request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            response = handler(request)
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+    return bound
+
+
+def test_request_id_reference_passes():
+    assert checks.request_id_middleware(reference_middleware).status == PASSED
+
+
+def test_request_id_never_cleared_fails():
+    def wrong(handler):
+        def bound(request):
+            request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+            response = handler(request)
+            response.headers["X-Request-ID"] = request_id
+            return response
+        return bound
+
+    result = checks.request_id_middleware(wrong)
+    structlog.contextvars.clear_contextvars()
+    assert result.status == FAILED and "still bound" in result.message and "finally" in result.hint
+
+
+def test_request_id_fixed_default_fails():
+    def wrong(handler):
+        def bound(request):
+            request_id = request.headers.get("X-Request-ID", "none")
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+            try:
+                response = handler(request)
+                response.headers["X-Request-ID"] = request_id
+                return response
+            finally:
+                structlog.contextvars.clear_contextvars()
+        return bound
+
+    result = checks.request_id_middleware(wrong)
+    assert result.status == FAILED and "without a header" in result.message
+
+
+def test_request_id_not_returned_fails():
+    def wrong(handler):
+        def bound(request):
+            structlog.contextvars.bind_contextvars(request_id=request.headers.get("X-Request-ID") or "x")
+            try:
+                return handler(request)
+            finally:
+                structlog.contextvars.clear_contextvars()
+        return bound
+
+    result = checks.request_id_middleware(wrong)
+    assert result.status == FAILED and "X-Request-ID header" in result.message
+
+
+# exercise 5 ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def products(conn, r, pg_ns):
+    conn.execute("CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL)")
+    conn.execute("INSERT INTO products SELECT i, 'product ' || i FROM generate_series(1, 10) i")
+    return lambda product_id: pg_ns.key("product", product_id)
+
+
+def make_lookup(conn, r, key, client_kind=SpanKind.CLIENT, nested=True, always_query=False):
+    def lookup(tracer, product_id):
+        outer = tracer.start_as_current_span("get_product", attributes={"product.id": product_id})
+        with outer as span:
+            inner_tracer_context = {} if nested else {"context": __import__("opentelemetry").context.Context()}
+            with tracer.start_as_current_span("GET", kind=client_kind, attributes={"db.system": "redis"},
+                                              **inner_tracer_context):
+                name = r.get(key(product_id))
+            span.set_attribute("cache.hit", name is not None)
+            if name is None or always_query:
+                with tracer.start_as_current_span("SELECT", kind=client_kind, attributes={"db.system": "postgresql"},
+                                                  **inner_tracer_context):
+                    name = conn.execute("SELECT name FROM products WHERE id = %s", [product_id]).fetchone()[0]
+                r.set(key(product_id), name, ex=60)
+            return name
+    return lookup
+
+
+def test_traced_lookup_reference_passes(conn, r, products):
+    assert checks.traced_lookup(make_lookup(conn, r, products), r, products).status == PASSED
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"client_kind": SpanKind.INTERNAL}, "kind CLIENT"),
+    ({"nested": False}, "several traces"),
+    ({"always_query": True}, "queried anyway"),
+])
+def test_traced_lookup_wrong_answers_fail(conn, r, products, options, says):
+    result = checks.traced_lookup(make_lookup(conn, r, products, **options), r, products)
+    assert result.status == FAILED and says in result.message, result.message
+
+
+def test_traced_lookup_untraced_fails(conn, r, products):
+    def untraced(tracer, product_id):
+        return conn.execute("SELECT name FROM products WHERE id = %s", [product_id]).fetchone()[0]
+
+    result = checks.traced_lookup(untraced, r, products)
+    assert result.status == FAILED and "0 spans named get_product" in result.message
+
+
+# exercises 6 and 7 ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def topic():
+    env.require("kafka")
+    name = f"pytest_lab12_{uuid.uuid4().hex[:6]}.orders"
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result()
+    yield name
+    for future in admin.delete_topics([name], operation_timeout=10).values():
+        future.exception()
+
+
+def test_publish_reference_passes(topic):
+    def publish(producer, topic_name, value):
+        carrier = {}
+        propagate.inject(carrier)
+        producer.produce(topic_name, value=value, headers=list(carrier.items()))
+
+    assert checks.kafka_publish(publish, topic).status == PASSED
+
+
+def test_publish_without_headers_fails(topic):
+    result = checks.kafka_publish(lambda producer, topic_name, value: producer.produce(topic_name, value=value), topic)
+    assert result.status == FAILED and "no traceparent" in result.message and "inject" in result.hint
+
+
+def test_publish_with_a_new_trace_fails(topic):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    other = TracerProvider().get_tracer("other")
+
+    def publish(producer, topic_name, value):
+        with other.start_as_current_span("send", context=__import__("opentelemetry").context.Context()):
+            carrier = {}
+            propagate.inject(carrier)
+        producer.produce(topic_name, value=value, headers=list(carrier.items()))
+
+    result = checks.kafka_publish(publish, topic)
+    assert result.status == FAILED and "another trace" in result.message
+
+
+def test_consume_reference_passes(topic):
+    def handle(message, tracer):
+        parent = propagate.extract({k: v.decode() for k, v in message.headers() or []})
+        with tracer.start_as_current_span("process", context=parent, kind=SpanKind.CONSUMER):
+            pass
+
+    assert checks.kafka_consume(handle, topic).status == PASSED
+
+
+def test_consume_bytes_headers_start_a_new_trace(topic):
+    def handle(message, tracer):
+        parent = propagate.extract(dict(message.headers() or []))  # values still bytes: nothing extracted
+        with tracer.start_as_current_span("process", context=parent, kind=SpanKind.CONSUMER):
+            pass
+
+    result = checks.kafka_consume(handle, topic)
+    assert result.status == FAILED and "raised" in result.message and "decode" in result.hint
+
+
+def test_consume_internal_span_fails(topic):
+    def handle(message, tracer):
+        parent = propagate.extract({k: v.decode() for k, v in message.headers() or []})
+        with tracer.start_as_current_span("process", context=parent):
+            pass
+
+    result = checks.kafka_consume(handle, topic)
+    assert result.status == FAILED and "CONSUMER" in result.message
