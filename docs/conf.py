@@ -16,8 +16,6 @@ myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
 
 exclude_patterns = ["_*.md", "**/.ipynb_checkpoints"]
-# Widgets need a live kernel: their static rendering is their text fallback, on purpose.
-suppress_warnings = ["mystnb.unknown_mime_type"]
 
 html_theme = "sphinx_book_theme"
 html_title = project

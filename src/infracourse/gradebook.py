@@ -48,7 +48,7 @@ def render_markdown(graded: list[Graded], limits: Limits) -> str:
     by_lab: dict[str, list[Graded]] = defaultdict(list)
     for g in graded:
         by_lab[g.lab].append(g)
-    for lab, rows in by_lab.items():
+    for lab, rows in sorted(by_lab.items()):
         columns = [(o.exercise, HIDDEN in o.flags) for o in rows[0].outcomes]
         lines += [f"## {rows[0].lab_title} ({lab})", "",
                   "| student | " + " | ".join(f"{n}{' (h)' if h else ''}" for n, h in columns) + " | score | time |",

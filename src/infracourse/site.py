@@ -80,6 +80,9 @@ def _staged_notebook(notebook: Notebook, chapter: Chapter) -> nbformat.NotebookN
             f"# {notebook.title}", f"# {notebook.title} · solution", 1
         )
     nb.cells.insert(heading + 1, nbformat.v4.new_markdown_cell(_box(notebook, chapter)))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [_static_output(output) for output in cell.get("outputs", [])]
     # every course notebook runs the python3 kernel; IPython's lexer also colours magics and !commands
     nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
     return nb
@@ -88,6 +91,19 @@ def _staged_notebook(notebook: Notebook, chapter: Chapter) -> nbformat.NotebookN
 def _first_sentence(text: str) -> str:
     match = re.match(r"(.+?[.!?])(\s|$)", text)
     return match.group(1) if match else text
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "An interactive widget sits here: run the notebook in JupyterLab to use it."
+
+
+def _static_output(output: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A widget needs a live kernel (stored notebooks keep no widget state): say so instead of an empty box."""
+    if WIDGET_MIME not in output.get("data", {}):
+        return output
+    return nbformat.v4.new_output(
+        "display_data", data={"text/html": f'<p class="widget-note">{WIDGET_NOTE}</p>', "text/plain": WIDGET_NOTE}
+    )
 
 
 def _course_map(chapters: list[Chapter]) -> str:

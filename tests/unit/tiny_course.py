@@ -32,10 +32,14 @@ def make(root: Path) -> Path:
     lesson = _notebook(
         ("md", "# 00 · Tiny start\n\nA first line of hook. A second sentence.\n\n**Learning objectives**"),
         ("code", 'from infracourse import env\nns = env.setup("tiny00", "redis", "postgres")'),
+        ("code", "widgets.IntSlider()"),
         ("md", "## Next\n\nSee [the lab](../labs/00_tiny.ipynb)."),
     )
     lesson.cells[1].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "42"},
                                                       execution_count=1)]
+    lesson.cells[2].outputs = [nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0},
+        "text/plain": "IntSlider(value=0)"})]
     solution = _notebook(
         ("md", "# 00 · Tiny lab"),
         ("code", 'from infracourse import env\nfrom infracourse.checks import lab00 as checks\nenv.require("redis")'),
