@@ -1,0 +1,391 @@
+"""Lab 09 checks fail plausible wrong answers with a message that helps, and pass the reference answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import time
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc
+import psycopg
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from psycopg_pool import ConnectionPool
+
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab09 as checks
+from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc
+
+# --- Exercise 1: apply_update -------------------------------------------------------------------------
+
+UPDATABLE = {"email", "display_name", "role"}
+
+
+def reference_apply_update(current, patch, mask):
+    refused = [path for path in mask.paths if path not in UPDATABLE]
+    if not mask.paths or refused:
+        raise ValueError(f"cannot update {refused or 'nothing'}")
+    updated = users_pb2.User()
+    updated.CopyFrom(current)
+    mask.MergeMessage(patch, updated)
+    return updated
+
+
+def test_apply_update_reference_passes():
+    assert checks.apply_update(reference_apply_update).status == PASSED
+
+
+def test_apply_update_stub_is_not_done():
+    def stub(current, patch, mask):
+        raise NotImplementedError
+
+    assert checks.apply_update(stub).status == NOT_DONE
+
+
+def test_apply_update_merge_from_ignores_the_mask():
+    def merge_everything(current, patch, mask):
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        updated.MergeFrom(patch)
+        return updated
+
+    result = checks.apply_update(merge_everything)
+    assert result.status == FAILED and "does not name were changed" in result.message and result.hint
+
+
+def test_apply_update_in_place_is_reported():
+    def in_place(current, patch, mask):
+        mask.MergeMessage(patch, current)
+        return current
+
+    result = checks.apply_update(in_place)
+    assert result.status == FAILED and "in place" in result.message and "CopyFrom" in result.hint
+
+
+def test_apply_update_that_skips_empty_values_fails():
+    def skip_empty(current, patch, mask):
+        if not mask.paths or set(mask.paths) - UPDATABLE:
+            raise ValueError("bad mask")
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        for path in mask.paths:
+            if getattr(patch, path):
+                setattr(updated, path, getattr(patch, path))
+        return updated
+
+    result = checks.apply_update(skip_empty)
+    assert result.status == FAILED and "cleared" in result.message
+
+
+def test_apply_update_without_validation_fails():
+    def trusting(current, patch, mask):
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        mask.MergeMessage(patch, updated)
+        return updated
+
+    result = checks.apply_update(trusting)
+    assert result.status == FAILED and "['id'] was accepted" in result.message and "ValueError" in result.hint
+
+
+# --- Exercise 2: CreateUser ---------------------------------------------------------------------------
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
+COLUMNS = "id, email, display_name, role, phone, slack_handle, created_at"
+
+
+@pytest.fixture
+def pool(conn, pg_ns):
+    conn.execute("""CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        email text NOT NULL UNIQUE, display_name text NOT NULL, role text NOT NULL, phone text,
+        slack_handle text, created_at timestamptz NOT NULL DEFAULT now())""")
+    with ConnectionPool(pg_ns.postgres_dsn(), min_size=1, max_size=2, kwargs={"autocommit": True}, open=True) as p:
+        yield p
+
+
+def _problems(user):
+    found = []
+    if not EMAIL.fullmatch(user.email):
+        found.append(("user.email", "must look like name@example.com"))
+    if not user.display_name.strip():
+        found.append(("user.display_name", "must not be blank"))
+    if user.role == users_pb2.ROLE_UNSPECIFIED:
+        found.append(("user.role", "must be set"))
+    return found
+
+
+def _rich(found):
+    details = any_pb2.Any()
+    details.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in found]))
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="invalid",
+                                                  details=[details]))
+
+
+def _insert(pool, user):
+    with pool.connection() as c:
+        row = c.execute(f"INSERT INTO users (email, display_name, role, phone, slack_handle) VALUES "
+                        f"(%s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+                        (user.email, user.display_name, users_pb2.Role.Name(user.role), user.phone or None,
+                         user.slack_handle or None)).fetchone()
+    stored = users_pb2.User(id=row[0], email=row[1], display_name=row[2], role=users_pb2.Role.Value(row[3]),
+                            phone=row[4], slack_handle=row[5])
+    stored.create_time.FromDatetime(row[6])
+    return users_pb2.CreateUserResponse(user=stored)
+
+
+class ReferenceUsers(users_pb2_grpc.UserServiceServicer):
+    def __init__(self, pool):
+        self.pool = pool
+
+    def CreateUser(self, request, context):
+        if found := _problems(request.user):
+            context.abort_with_status(_rich(found))
+        try:
+            return _insert(self.pool, request.user)
+        except psycopg.errors.UniqueViolation:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, "taken")
+
+
+def test_create_user_reference_passes(pool):
+    assert checks.create_user(ReferenceUsers(pool)).status == PASSED
+
+
+def test_create_user_stub_is_not_done(pool):
+    class Stub(users_pb2_grpc.UserServiceServicer):
+        def CreateUser(self, request, context):
+            raise NotImplementedError
+
+    assert checks.create_user(Stub()).status == NOT_DONE
+
+
+def test_create_user_without_details_fails(pool):
+    class PlainAbort(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if _problems(request.user):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid user")
+            return super().CreateUser(request, context)
+
+    result = checks.create_user(PlainAbort(pool))
+    assert result.status == FAILED and "no rich status" in result.message and "abort_with_status" in result.hint
+
+
+def test_create_user_reporting_only_the_first_problem_fails(pool):
+    class FirstOnly(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if found := _problems(request.user):
+                context.abort_with_status(_rich(found[:1]))
+            return super().CreateUser(request, context)
+
+    result = checks.create_user(FirstOnly(pool))
+    assert result.status == FAILED and "field violations name ['user.email']" in result.message
+
+
+def test_create_user_with_the_wrong_code_fails(pool):
+    class Precondition(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if _problems(request.user):
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, "invalid user")
+            return super().CreateUser(request, context)
+
+    result = checks.create_user(Precondition(pool))
+    assert result.status == FAILED and "FAILED_PRECONDITION" in result.message and "INVALID_ARGUMENT" in result.message
+
+
+def test_create_user_raising_an_exception_is_reported(pool):
+    class Raises(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if _problems(request.user):
+                raise ValueError("bad user")
+            return super().CreateUser(request, context)
+
+    result = checks.create_user(Raises(pool))
+    assert result.status == FAILED and "raised ValueError" in result.message
+
+
+def test_create_user_letting_unique_violation_escape_fails(pool):
+    class NoDuplicateHandling(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if found := _problems(request.user):
+                context.abort_with_status(_rich(found))
+            return _insert(self.pool, request.user)
+
+    result = checks.create_user(NoDuplicateHandling(pool))
+    assert result.status == FAILED and "UniqueViolation" in result.message
+
+
+# --- Exercise 3: WatchPrices --------------------------------------------------------------------------
+
+
+class ReferenceMarket(market_pb2_grpc.MarketServiceServicer):
+    def __init__(self, feed, tick_s=0.1):
+        self.feed, self.tick_s = feed, tick_s
+
+    def WatchPrices(self, request, context):
+        if not request.symbols:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+        ended = threading.Event()
+        context.add_callback(ended.set)
+        sequence = 0
+        while not ended.wait(self.tick_s) and (request.max_ticks == 0 or sequence < request.max_ticks):
+            symbol = request.symbols[sequence % len(request.symbols)]
+            sequence += 1
+            yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                                 sequence=sequence)
+
+
+def test_watch_prices_reference_passes():
+    assert checks.watch_prices(ReferenceMarket).status == PASSED
+
+
+def test_watch_prices_stub_is_not_done():
+    class Stub(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            raise NotImplementedError
+
+    assert checks.watch_prices(Stub).status == NOT_DONE
+
+
+def test_watch_prices_that_sleeps_blindly_fails():
+    class Sleeper(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            if not request.symbols:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+            sequence = 0
+            while context.is_active() and (request.max_ticks == 0 or sequence < request.max_ticks):
+                time.sleep(self.tick_s)
+                symbol = request.symbols[sequence % len(request.symbols)]
+                sequence += 1
+                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                                     sequence=sequence)
+
+    result = checks.watch_prices(Sleeper)
+    assert result.status == FAILED and "after the client cancelled" in result.message and "Event" in result.hint
+
+
+def test_watch_prices_without_symbol_check_fails():
+    class NoValidation(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            ended = threading.Event()
+            context.add_callback(ended.set)
+            sequence = 0
+            while not ended.wait(self.tick_s) and (request.max_ticks == 0 or sequence < request.max_ticks):
+                symbol = request.symbols[sequence % len(request.symbols)]
+                sequence += 1
+                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                                     sequence=sequence)
+
+    result = checks.watch_prices(NoValidation)
+    assert result.status == FAILED and "without symbols" in result.message
+
+
+def test_watch_prices_counting_from_zero_fails():
+    class FromZero(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            for tick in super().WatchPrices(request, context):
+                tick.sequence -= 1
+                yield tick
+
+    result = checks.watch_prices(FromZero)
+    assert result.status == FAILED and "from 1" in result.message
+
+
+# --- Exercise 4: fetch_user ---------------------------------------------------------------------------
+
+
+def reference_fetch_user(stub, user_id, timeout_s):
+    try:
+        return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return None
+        raise
+
+
+def test_fetch_user_reference_passes():
+    assert checks.fetch_user(reference_fetch_user).status == PASSED
+
+
+def test_fetch_user_without_timeout_fails():
+    def no_deadline(stub, user_id, timeout_s):
+        return stub.GetUser(users_pb2.GetUserRequest(id=user_id)).user
+
+    result = checks.fetch_user(no_deadline)
+    assert result.status == FAILED and "waited" in result.message and "timeout=" in result.hint
+
+
+def test_fetch_user_that_swallows_every_error_fails():
+    def swallow(stub, user_id, timeout_s):
+        try:
+            return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
+        except grpc.RpcError:
+            return None
+
+    result = checks.fetch_user(swallow)
+    assert result.status == FAILED and "NOT_FOUND error was swallowed" in result.message
+
+
+def test_fetch_user_returning_the_response_fails():
+    def whole_response(stub, user_id, timeout_s):
+        return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s)
+
+    result = checks.fetch_user(whole_response)
+    assert result.status == FAILED and "GetUserResponse" in result.message and "response.user" in result.hint
+
+
+# --- Exercise 5: fetch_many ---------------------------------------------------------------------------
+
+
+async def reference_fetch_many(stub, ids):
+    async def one(user_id):
+        try:
+            return (await stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5)).user
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    return list(await asyncio.gather(*(one(user_id) for user_id in ids)))
+
+
+def test_fetch_many_reference_passes():
+    assert checks.fetch_many(reference_fetch_many).status == PASSED
+
+
+def test_fetch_many_one_after_another_fails():
+    async def sequential(stub, ids):
+        users = []
+        for user_id in ids:
+            try:
+                users.append((await stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5)).user)
+            except grpc.aio.AioRpcError:
+                users.append(None)
+        return users
+
+    result = checks.fetch_many(sequential)
+    assert result.status == FAILED and "one after another" in result.message and "gather" in result.hint
+
+
+def test_fetch_many_in_completion_order_fails():
+    async def as_they_come(stub, ids):
+        async def one(user_id):
+            await asyncio.sleep(0.01 * (user_id % 5))  # finish in a different order than asked
+            return await reference_fetch_many(stub, [user_id])
+
+        return [users[0] for users in [await c for c in asyncio.as_completed([one(i) for i in ids])]]
+
+    result = checks.fetch_many(as_they_come)
+    assert result.status == FAILED and "order of ids" in result.message
+
+
+def test_fetch_many_stub_is_not_done():
+    async def stub(stub_, ids):
+        raise NotImplementedError
+
+    assert checks.fetch_many(stub).status == NOT_DONE
