@@ -1,0 +1,392 @@
+"""Lab 04 checks fail on plausible wrong answers, with a message that helps, and pass the reference."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+
+import pytest
+
+from infracourse import shop_data
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab04 as checks
+
+
+@pytest.fixture
+def shop(conn):
+    shop_data.create(conn, orders=3_000)
+    return conn
+
+
+@pytest.fixture
+def key(pg_ns):
+    return lambda *parts: pg_ns.key(*parts)
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+# 1 · cache-aside ---------------------------------------------------------------------------------------
+
+def load(category):
+    return [{"category": category, "revenue": 1.5}]
+
+
+def cache_aside(report_key, ttl=True, decode=True):
+    def get(r, category, loader):
+        hit = r.get(report_key(category))
+        if hit is not None:
+            return json.loads(hit) if decode else hit
+        value = loader(category)
+        r.set(report_key(category), json.dumps(value), ex=60 if ttl else None)
+        return value
+    return get
+
+
+def test_cache_aside_reference_passes(r, key):
+    rk = lambda c: key("report", c)  # noqa: E731
+    assert checks.cache_aside(cache_aside(rk), r, rk, load, 60).status == PASSED
+
+
+def test_cache_aside_without_ttl(r, key):
+    rk = lambda c: key("report", c)  # noqa: E731
+    result = checks.cache_aside(cache_aside(rk, ttl=False), r, rk, load, 60)
+    assert result.status == FAILED and "never expires" in result.message
+
+
+def test_cache_aside_hit_returns_raw_json(r, key):
+    rk = lambda c: key("report", c)  # noqa: E731
+    result = checks.cache_aside(cache_aside(rk, decode=False), r, rk, load, 60)
+    assert result.status == FAILED and "a hit returned a str" in result.message and "json.loads" in result.hint
+
+
+def test_cache_aside_that_never_reads_the_cache(r, key):
+    rk = lambda c: key("report", c)  # noqa: E731
+
+    def always_load(r, category, loader):
+        value = loader(category)
+        r.set(rk(category), json.dumps(value), ex=60)
+        return value
+
+    result = checks.cache_aside(always_load, r, rk, load, 60)
+    assert result.status == FAILED and "queried the database 5 times" in result.message
+
+
+def test_cache_aside_one_key_for_every_category(r, key):
+    rk = lambda c: key("report", c)  # noqa: E731
+    result = checks.cache_aside(cache_aside(lambda c: rk("books")), r, rk, load, 60)
+    assert result.status == FAILED and "another category" in result.message
+
+
+def test_cache_aside_stub_is_not_done(r, key):
+    assert checks.cache_aside(stub, r, lambda c: key("report", c), load, 60).status == NOT_DONE
+
+
+# 2 · invalidation --------------------------------------------------------------------------------------
+
+def insert_order(conn, product_id, quantity):
+    conn.execute("INSERT INTO orders (product_id, quantity, amount, ordered_at) VALUES (%s, %s, 1, now())",
+                 (product_id, quantity))
+
+
+def test_invalidation_reference_passes(r, shop, key):
+    def ok(r, product_id, quantity, category):
+        insert_order(shop, product_id, quantity)
+        r.delete(key("report", category))
+
+    assert checks.invalidation(ok, r, shop, lambda c: key("report", c)).status == PASSED
+
+
+def test_invalidation_forgotten(r, shop, key):
+    result = checks.invalidation(lambda r, p, q, c: insert_order(shop, p, q), r, shop, lambda c: key("report", c))
+    assert result.status == FAILED and "stale" in result.message
+
+
+def test_invalidation_of_every_report(r, shop, key):
+    def wipe_all(r, product_id, quantity, category):
+        insert_order(shop, product_id, quantity)
+        r.delete(*r.scan_iter(match=key("report", "*")))
+
+    result = checks.invalidation(wipe_all, r, shop, lambda c: key("report", c))
+    assert result.status == FAILED and "toys report was deleted" in result.message
+
+
+def test_invalidation_without_the_write(r, shop, key):
+    result = checks.invalidation(lambda r, p, q, c: r.delete(key("report", c)), r, shop, lambda c: key("report", c))
+    assert result.status == FAILED and "0 orders were inserted" in result.message
+
+
+# 3 · fixed window --------------------------------------------------------------------------------------
+
+def fixed(rate_key, slack=0, expire=True):
+    def allow(r, client_id, limit, window_s):
+        key = rate_key("fixed", client_id, int(time.time() // window_s)) if expire else rate_key(client_id)
+        count = r.incr(key)
+        if expire:
+            r.pexpire(key, int(2000 * window_s), nx=True)
+        return count <= limit + slack
+    return allow
+
+
+def test_fixed_reference_passes(r, key):
+    rk = lambda *p: key("rate", *p)  # noqa: E731
+    assert checks.fixed_window(fixed(rk), r, rk).status == PASSED
+
+
+def test_fixed_off_by_one(r, key):
+    rk = lambda *p: key("rate", *p)  # noqa: E731
+    result = checks.fixed_window(fixed(rk, slack=1), r, rk)
+    assert result.status == FAILED and "let 11 requests through" in result.message
+
+
+def test_fixed_counter_without_expiry(r, key):
+    rk = lambda *p: key("rate", *p)  # noqa: E731
+    result = checks.fixed_window(fixed(rk, expire=False), r, rk)
+    assert result.status == FAILED and "no TTL" in result.message
+
+
+# 4 · sliding window ------------------------------------------------------------------------------------
+
+LUA = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[1]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+RECORDS_REJECTED = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[1]))
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return redis.call('ZCARD', KEYS[1]) <= tonumber(ARGV[2]) and 1 or 0
+"""
+
+
+def sliding(key, script):
+    def allow(r, client_id, limit, window_s):
+        return r.eval(script, 1, key("sliding", client_id), int(window_s * 1000), limit, uuid.uuid4().hex) == 1
+    return allow
+
+
+def test_sliding_reference_passes(r, key):
+    assert checks.sliding_window(sliding(key, LUA), r).status == PASSED
+
+
+def test_sliding_that_is_a_fixed_window(r, key):
+    rk = lambda *p: key("rate", *p)  # noqa: E731
+    result = checks.sliding_window(fixed(rk), r)
+    assert result.status == FAILED and "fixed window" in result.message
+
+
+def test_sliding_that_records_rejected_requests(r, key):
+    result = checks.sliding_window(sliding(key, RECORDS_REJECTED), r)
+    assert result.status == FAILED and "nothing was allowed" in result.message and "rejected" in result.hint
+
+
+# 5 · lock ----------------------------------------------------------------------------------------------
+
+RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def acquire_ok(lock_key):
+    def acquire(r, name, ttl_ms):
+        token = secrets.token_hex(8)
+        return token if r.set(lock_key(name), token, nx=True, px=ttl_ms) else None
+    return acquire
+
+
+def release_ok(lock_key):
+    return lambda r, name, token: r.eval(RELEASE, 1, lock_key(name), token) == 1
+
+
+def test_lock_reference_passes(key):
+    lk = lambda n: key("lock", n)  # noqa: E731
+    assert checks.lock(acquire_ok(lk), release_ok(lk), lk).status == PASSED
+
+
+def test_lock_without_expiry(key):
+    lk = lambda n: key("lock", n)  # noqa: E731
+
+    def acquire(r, name, ttl_ms):
+        token = secrets.token_hex(8)
+        return token if r.set(lk(name), token, nx=True) else None
+
+    result = checks.lock(acquire, release_ok(lk), lk)
+    assert result.status == FAILED and "never expires" in result.message
+
+
+def test_lock_without_nx(key):
+    lk = lambda n: key("lock", n)  # noqa: E731
+
+    def acquire(r, name, ttl_ms):
+        token = secrets.token_hex(8)
+        r.set(lk(name), token, px=ttl_ms)
+        return token
+
+    result = checks.lock(acquire, release_ok(lk), lk)
+    assert result.status == FAILED and "second acquire succeeded" in result.message
+
+
+def test_lock_release_by_del(key):
+    lk = lambda n: key("lock", n)  # noqa: E731
+    result = checks.lock(acquire_ok(lk), lambda r, name, token: r.delete(lk(name)) == 1, lk)
+    assert result.status == FAILED and "wrong token removed the lock" in result.message
+
+
+def test_lock_with_a_constant_token(key):
+    lk = lambda n: key("lock", n)  # noqa: E731
+
+    def acquire(r, name, ttl_ms):
+        return "locked" if r.set(lk(name), "locked", nx=True, px=ttl_ms) else None
+
+    result = checks.lock(acquire, release_ok(lk), lk)
+    assert result.status == FAILED and "late release removed" in result.message
+
+
+def test_lock_release_get_then_del(key):
+    lk = lambda n: key("lock", n)  # noqa: E731
+
+    def release(r, name, token):
+        if r.get(lk(name)) == token:
+            return r.delete(lk(name)) == 1
+        return False
+
+    result = checks.lock(acquire_ok(lk), release, lk)
+    assert result.status == FAILED and "between your GET and your DEL" in result.message and "Lua" in result.hint
+
+
+# 6 · stampede guard ------------------------------------------------------------------------------------
+
+def guarded(r, key, load, ttl_s):
+    lock = key + ":lock"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hit = r.get(key)
+        if hit is not None:
+            return json.loads(hit)
+        if r.set(lock, "1", nx=True, px=10_000):
+            try:
+                hit = r.get(key)
+                if hit is not None:
+                    return json.loads(hit)
+                value = load()
+                r.set(key, json.dumps(value), ex=ttl_s)
+                return value
+            finally:
+                r.delete(lock)
+        time.sleep(0.01)
+    return load()
+
+
+def test_stampede_reference_passes(r, key):
+    assert checks.stampede_guard(guarded, r, lambda n: key("cache", n)).status == PASSED
+
+
+def test_stampede_plain_cache_aside(r, key):
+    def plain(r, key, load, ttl_s):
+        hit = r.get(key)
+        if hit is not None:
+            return json.loads(hit)
+        value = load()
+        r.set(key, json.dumps(value), ex=ttl_s)
+        return value
+
+    result = checks.stampede_guard(plain, r, lambda n: key("cache", n))
+    assert result.status == FAILED and "ran the loader" in result.message and "SET NX PX" in result.hint
+
+
+def test_stampede_losers_give_up(r, key):
+    def gives_up(r, key, load, ttl_s):
+        hit = r.get(key)
+        if hit is not None:
+            return json.loads(hit)
+        if r.set(key + ":lock", "1", nx=True, px=10_000):
+            value = load()
+            r.set(key, json.dumps(value), ex=ttl_s)
+            return value
+        return None
+
+    result = checks.stampede_guard(gives_up, r, lambda n: key("cache", n))
+    assert result.status == FAILED and "got no report" in result.message
+
+
+# 7 · write-behind --------------------------------------------------------------------------------------
+
+def record(views_key):
+    return lambda r, product_id: r.hincrby(views_key(), product_id, 1)
+
+
+UPDATE = """UPDATE products AS p SET views = p.views {op} v.n
+            FROM unnest(%s::int[], %s::bigint[]) AS v(product_id, n) WHERE p.product_id = v.product_id"""
+
+
+def flush(views_key, atomic=True, op="+", clear=True):
+    def flush_views(r, conn):
+        if atomic:
+            with r.pipeline(transaction=True) as pipe:
+                pipe.hgetall(views_key())
+                if clear:
+                    pipe.delete(views_key())
+                counts = pipe.execute()[0]
+        else:
+            counts = r.hgetall(views_key())
+        if counts:
+            conn.execute(UPDATE.format(op="+" if op == "+" else "* 0 +"),
+                         ([int(p) for p in counts], [int(n) for n in counts.values()]))
+        if not atomic and clear:
+            r.delete(views_key())
+        return len(counts)
+    return flush_views
+
+
+def test_write_behind_reference_passes(shop, key):
+    vk = lambda: key("views", "pending")  # noqa: E731
+    result = checks.write_behind(record(vk), flush(vk), shop, vk)
+    assert result.status == PASSED and "1 SQL statement in" in result.message
+
+
+def test_write_behind_one_update_per_view(shop, key):
+    vk = lambda: key("views", "pending")  # noqa: E731
+
+    def flush_each(r, conn):
+        with r.pipeline(transaction=True) as pipe:
+            pipe.hgetall(vk())
+            pipe.delete(vk())
+            counts = pipe.execute()[0]
+        for product_id, n in counts.items():
+            for _ in range(int(n)):
+                conn.execute("UPDATE products SET views = views + 1 WHERE product_id = %s", (int(product_id),))
+
+    result = checks.write_behind(record(vk), flush_each, shop, vk)
+    assert result.status == FAILED and "statements for 5 products" in result.message
+
+
+def test_write_behind_read_then_delete_loses_a_view(shop, key):
+    vk = lambda: key("views", "pending")  # noqa: E731
+    result = checks.write_behind(record(vk), flush(vk, atomic=False), shop, vk)
+    assert result.status == FAILED and "were lost" in result.message and "RENAME" in result.hint
+
+
+def test_write_behind_overwrites_the_column(shop, key):
+    vk = lambda: key("views", "pending")  # noqa: E731
+    result = checks.write_behind(record(vk), flush(vk, op="="), shop, vk)
+    assert result.status == FAILED and "views = views + n" in result.hint
+
+
+def test_write_behind_never_clears_redis(shop, key):
+    vk = lambda: key("views", "pending")  # noqa: E731
+    result = checks.write_behind(record(vk), flush(vk, clear=False), shop, vk)
+    assert result.status == FAILED and "count them again" in result.message
+
+
+def test_write_behind_stub_is_not_done(shop, key):
+    vk = lambda: key("views", "pending")  # noqa: E731
+    assert checks.write_behind(record(vk), stub, shop, vk).status == NOT_DONE
