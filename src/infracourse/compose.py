@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from . import prometheus_targets
 from .paths import repo_root
 
 
@@ -31,6 +32,8 @@ def run(*args: str) -> int:
 
 
 def up() -> int:
+    # created by us, not by Docker (which would make a root-owned folder the notebooks cannot write)
+    prometheus_targets.targets_dir()
     return run("up", "-d")
 
 

@@ -47,7 +47,7 @@ def test_mounted_config_exists():
     for service in COMPOSE["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("./"):
+            if source.startswith("./") and not source.startswith("./.services"):  # state made by course up
                 assert (REPO / source).exists(), source
 
 
