@@ -187,8 +187,7 @@ def _screenshots_of(browser, notebook: catalog.Notebook) -> None:
 def test_prev_next_follow_the_course_order(browser, base_url: str) -> None:
     from selenium.webdriver.common.by import By
 
-    order = [nb for c in CHAPTERS for nb in c.lessons + [x for lab in c.labs for x in (lab, c.solution_for(lab))
-                                                          if x is not None]]
+    order = [nb for chapter in CHAPTERS for _, nb in site.reading_order(chapter)]
     for current, following in zip(order, order[1:], strict=False):
         browser.get(page_url(base_url, current))
         nxt = browser.find_element(By.CSS_SELECTOR, "a.right-next").get_attribute("href")

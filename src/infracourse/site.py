@@ -112,36 +112,38 @@ def _course_map(chapters: list[Chapter]) -> str:
     rows = ["| # | lesson | what it shows | lab |", "|---|---|---|---|"]
     for chapter in chapters:
         lessons = " · ".join(f"{{doc}}`{nb.short_title} </{nb.docname}>`" for nb in chapter.lessons)
-        labs = []
-        for lab in chapter.labs:
-            solution = chapter.solution_for(lab)
-            labs.append(f"{{doc}}`lab </{lab.docname}>`"
-                        + (f" · {{doc}}`solution </{solution.docname}>`" if solution else ""))
+        labs = [f"{{doc}}`{nb.kind} </{nb.docname}>`" for _, nb in reading_order(chapter) if nb.kind != "lesson"]
         hook = _first_sentence(next((nb.hook for nb in chapter.lessons + chapter.labs if nb.hook), ""))
         rows.append(f"| {chapter.number} | {lessons or chapter.title} | {hook.replace('|', '/')} | "
-                    f"{'; '.join(labs) or '-'} |")
+                    f"{' · '.join(labs) or '-'} |")
     return "\n".join(rows) + "\n"
 
 
+def reading_order(chapter: Chapter) -> list[tuple[str, Notebook]]:
+    """(sidebar label, page) of a chapter in reading order: lessons, then each lab followed by its solution."""
+    pages: list[tuple[str, Notebook]] = []
+    many_lessons, many_labs = len(chapter.lessons) > 1, len(chapter.labs) > 1
+    for nb in chapter.lessons:
+        pages.append((f"Lesson: {nb.short_title}" if many_lessons else "Lesson", nb))
+    for lab in chapter.labs:
+        suffix = f": {lab.short_title}" if many_labs else ""
+        pages.append((f"Lab{suffix}", lab))
+        solution = chapter.solution_for(lab)
+        if solution:
+            pages.append((f"Solution{suffix}", solution))
+    for solution in chapter.solutions:
+        if not any(lab.name == solution.name for lab in chapter.labs):  # its lab is not generated yet
+            pages.append((f"Solution: {solution.short_title}", solution))
+    return pages
+
+
 def _toctrees(chapters: list[Chapter]) -> str:
-    """One hidden toctree a chapter: the sidebar groups lesson, lab and solution; prev/next follow it."""
+    """One hidden toctree a chapter: the sidebar groups its pages; prev/next follow the reading order."""
     blocks = []
     for chapter in chapters:
-        entries = []
-        many = len(chapter.lessons) > 1
-        for nb in chapter.lessons:
-            entries.append(f"{'Lesson: ' + nb.short_title if many else 'Lesson'} </{nb.docname}>")
-        for lab in chapter.labs:
-            suffix = f": {lab.short_title}" if len(chapter.labs) > 1 else ""
-            entries.append(f"Lab{suffix} </{lab.docname}>")
-            solution = chapter.solution_for(lab)
-            if solution:
-                entries.append(f"Solution{suffix} </{solution.docname}>")
-        for solution in chapter.solutions:
-            if not any(lab.name == solution.name for lab in chapter.labs):
-                entries.append(f"Solution: {solution.short_title} </{solution.docname}>")
+        entries = "\n".join(f"{label} </{nb.docname}>" for label, nb in reading_order(chapter))
         caption = f"{chapter.number} · {chapter.title}"
-        blocks.append("```{toctree}\n:hidden:\n:caption: " + caption + "\n\n" + "\n".join(entries) + "\n```")
+        blocks.append("```{toctree}\n:hidden:\n:caption: " + caption + "\n\n" + entries + "\n```")
     blocks.append("```{toctree}\n:hidden:\n:caption: About\n\nrunning\ninstructors\n```")
     return "\n\n".join(blocks) + "\n"
 

@@ -40,3 +40,11 @@ def test_a_partial_course_builds_without_warnings(tmp_path: Path) -> None:
     assert result.pages == 3 + 3 + 1  # index, running, instructors + three chapter-00 pages + one lesson
     html = (tmp_path / "out" / "site" / "notebooks" / "00_tiny.html").read_text()
     assert 'href="../labs/00_tiny.html"' in html  # a notebook's link to another notebook resolves
+
+
+def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
+    root = tiny_course.make(tmp_path / "repo")
+    lesson = nbformat.read(root / "notebooks" / "02_only_lesson.ipynb", as_version=4)
+    lesson.cells.append(nbformat.v4.new_markdown_cell("Next: [chapter 99](99_missing.ipynb)."))
+    nbformat.write(lesson, root / "notebooks" / "02_only_lesson.ipynb")
+    assert site.build(root, tmp_path / "out" / "site").status != 0  # warnings are errors
