@@ -187,4 +187,10 @@ def build(root: Path | None = None, out: Path | None = None, jobs: int = 1) -> S
     status = build_main(
         ["-b", "html", "-W", "--keep-going", "-q", "-j", str(jobs), "-d", str(doctrees), str(staging), str(out)]
     )
+    # the download button serves _sources/: hand out the course's notebooks, not the staged copies
+    for chapter in catalog.chapters(root):
+        for notebook in chapter.lessons + chapter.labs + chapter.solutions:
+            served = out / "_sources" / f"{notebook.docname}.ipynb"
+            if served.exists():
+                shutil.copyfile(notebook.path, served)
     return SiteBuild(out=out, seconds=time.monotonic() - began, pages=len(html_pages(out)), status=status)

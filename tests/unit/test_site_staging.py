@@ -40,6 +40,8 @@ def test_a_partial_course_builds_without_warnings(tmp_path: Path) -> None:
     assert result.pages == 3 + 3 + 1  # index, running, instructors + three chapter-00 pages + one lesson
     html = (tmp_path / "out" / "site" / "notebooks" / "00_tiny.html").read_text()
     assert 'href="../labs/00_tiny.html"' in html  # a notebook's link to another notebook resolves
+    download = tmp_path / "out" / "site" / "_sources" / "labs" / "00_tiny.ipynb"
+    assert download.read_bytes() == (root / "labs" / "00_tiny.ipynb").read_bytes()  # the lab itself, no box
 
 
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
