@@ -89,8 +89,10 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
-            upstream.settimeout(None)
-            client.settimeout(None)
+            for sock in (client, upstream):
+                sock.settimeout(None)
+                # forward each chunk at once: Nagle + delayed ACK would add ~40 ms stalls of their own
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._live.update((client, upstream))
                 self.connections_accepted += 1
