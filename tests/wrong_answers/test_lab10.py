@@ -1,0 +1,344 @@
+"""Lab 10 checks fail plausible wrong answers with a message that helps, and pass the reference answers."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc
+
+from infracourse import grpc_handlers
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab10 as checks
+
+# --- Exercise 1: auth interceptor ---------------------------------------------------------------------
+
+
+class ReferenceAuth(grpc.ServerInterceptor):
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith("/grpc.health.v1.Health/"):
+            return handler
+        scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token in self.tokens:
+            return handler
+        return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+
+def test_auth_reference_passes():
+    assert checks.auth_interceptor(ReferenceAuth).status == PASSED
+
+
+def test_auth_stub_is_not_done():
+    class Stub(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            raise NotImplementedError
+
+    assert checks.auth_interceptor(Stub).status == NOT_DONE
+
+
+def test_auth_with_permission_denied_fails():
+    class Denied(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = super().intercept_service(continuation, handler_call_details)
+            if handler is not None and handler.unary_unary is not None and "authorization" not in dict(
+                    handler_call_details.invocation_metadata):
+                return grpc_handlers.refuse(handler, grpc.StatusCode.PERMISSION_DENIED, "no")
+            return handler
+
+    result = checks.auth_interceptor(Denied)
+    assert result.status == FAILED and "PERMISSION_DENIED" in result.message and "UNAUTHENTICATED" in result.message
+
+
+def test_auth_reading_a_capitalised_key_refuses_everyone():
+    class Capitalised(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if handler_call_details.method.startswith("/grpc.health.v1.Health/"):
+                return handler
+            header = dict(handler_call_details.invocation_metadata).get("Authorization", "")
+            if header == "Bearer tok-123":
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    result = checks.auth_interceptor(Capitalised)
+    assert result.status == FAILED and "valid token was refused" in result.message and "lowercase" in result.hint
+
+
+def test_auth_with_a_prefix_check_fails():
+    class Prefix(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            header = dict(handler_call_details.invocation_metadata).get("authorization", "")
+            if handler_call_details.method.startswith("/grpc.health.v1.Health/") or any(
+                    header.lower().startswith(f"bearer {token}") for token in self.tokens):
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    result = checks.auth_interceptor(Prefix)
+    assert result.status == FAILED and "only starts like a valid one got through" in result.message
+
+
+def test_auth_that_blocks_health_checks_fails():
+    class NoHealthException(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token in self.tokens:
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    result = checks.auth_interceptor(NoHealthException)
+    assert result.status == FAILED and "health check" in result.message and "load balancers" in result.hint
+
+
+# --- Exercise 2: client interceptor -------------------------------------------------------------------
+
+
+class ReferenceToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    def __init__(self, token):
+        self.token = token
+
+    def with_metadata(self, details):
+        metadata = [*(details.metadata or []), ("authorization", f"Bearer {self.token}"),
+                    ("x-request-id", uuid.uuid4().hex)]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self.with_metadata(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self.with_metadata(client_call_details), request_iterator)
+
+
+def test_client_interceptor_reference_passes():
+    assert checks.client_interceptor(ReferenceToken("tok-123")).status == PASSED
+
+
+def test_client_interceptor_placeholder_is_not_done():
+    assert checks.client_interceptor(...).status == NOT_DONE
+
+
+def test_client_interceptor_without_stream_support_fails():
+    class UnaryOnly(grpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            return ReferenceToken("tok-123").intercept_unary_unary(continuation, client_call_details, request)
+
+    result = checks.client_interceptor(UnaryOnly())
+    assert result.status == FAILED and "UploadReadings" in result.message and "intercept_stream_unary" in result.hint
+
+
+def test_client_interceptor_that_replaces_metadata_fails():
+    class Replaces(ReferenceToken):
+        def with_metadata(self, details):
+            return details._replace(metadata=[("authorization", f"Bearer {self.token}"),
+                                              ("x-request-id", uuid.uuid4().hex)])
+
+    result = checks.client_interceptor(Replaces("tok-123"))
+    assert result.status == FAILED and "x-tenant" in result.message
+
+
+def test_client_interceptor_with_one_request_id_fails():
+    class SameId(ReferenceToken):
+        request_id = uuid.uuid4().hex
+
+        def with_metadata(self, details):
+            metadata = [*(details.metadata or []), ("authorization", f"Bearer {self.token}"),
+                        ("x-request-id", self.request_id)]
+            return details._replace(metadata=metadata)
+
+    result = checks.client_interceptor(SameId("tok-123"))
+    assert result.status == FAILED and "request ids repeat" in result.message
+
+
+# --- Exercise 3: retry policy -------------------------------------------------------------------------
+
+
+def _config(service="course.v1.TelemetryService", attempts=4, codes=("UNAVAILABLE",)):
+    return {"methodConfig": [{"name": [{"service": service}], "retryPolicy": {
+        "maxAttempts": attempts, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2,
+        "retryableStatusCodes": list(codes)}}]}
+
+
+def test_retry_reference_passes():
+    assert checks.retry_config(_config()).status == PASSED
+
+
+def test_retry_placeholder_is_not_done():
+    assert checks.retry_config(...).status == NOT_DONE
+
+
+def test_retry_for_the_wrong_service_fails():
+    result = checks.retry_config(_config(service="TelemetryService"))
+    assert result.status == FAILED and "not retried at all" in result.message and "course.v1" in result.hint
+
+
+def test_retry_with_too_few_attempts_fails():
+    result = checks.retry_config(_config(attempts=2))
+    assert result.status == FAILED and "still failed" in result.message and "at least 3" in result.hint
+
+
+def test_retry_of_invalid_argument_fails():
+    result = checks.retry_config(_config(codes=("UNAVAILABLE", "INVALID_ARGUMENT")))
+    assert result.status == FAILED and "INVALID_ARGUMENT was tried" in result.message
+
+
+# --- Exercise 4: graceful shutdown --------------------------------------------------------------------
+
+
+def reference_shutdown(server, health_servicer, drain_s, grace_s):
+    health_servicer.enter_graceful_shutdown()
+    time.sleep(drain_s)
+    server.stop(grace=grace_s).wait()
+
+
+def test_shutdown_reference_passes():
+    assert checks.graceful_shutdown(reference_shutdown).status == PASSED
+
+
+def test_shutdown_stub_is_not_done():
+    def stub(server, health_servicer, drain_s, grace_s):
+        raise NotImplementedError
+
+    assert checks.graceful_shutdown(stub).status == NOT_DONE
+
+
+def test_shutdown_without_grace_fails():
+    def abrupt(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        time.sleep(drain_s)
+        server.stop(grace=None).wait()
+
+    result = checks.graceful_shutdown(abrupt)
+    assert result.status == FAILED and "cut off" in result.message and "stop(grace_s)" in result.hint
+
+
+def test_shutdown_without_health_flip_fails():
+    def silent(server, health_servicer, drain_s, grace_s):
+        time.sleep(drain_s)
+        server.stop(grace=grace_s).wait()
+
+    result = checks.graceful_shutdown(silent)
+    assert result.status == FAILED and "never reported NOT_SERVING" in result.message
+
+
+def test_shutdown_without_drain_fails():
+    def hasty(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        server.stop(grace=grace_s).wait()
+
+    result = checks.graceful_shutdown(hasty)
+    assert result.status == FAILED and "after health said NOT_SERVING" in result.message and "drain_s" in result.hint
+
+
+def test_shutdown_that_does_not_wait_fails():
+    def impatient(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        time.sleep(drain_s)
+        server.stop(grace=grace_s)
+
+    result = checks.graceful_shutdown(impatient)
+    assert result.status == FAILED and "still running" in result.message and "wait()" in result.hint
+
+
+# --- Exercise 5: metrics interceptor ------------------------------------------------------------------
+
+
+class ReferenceMetrics(grpc.ServerInterceptor):
+    def __init__(self, histogram):
+        self.histogram = histogram
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def around(behaviour, response_streams):
+            def timed(request, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    response, failed = behaviour(request, context), False
+                    return response
+                finally:
+                    code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
+                    self.histogram.labels(method, code.name).observe(time.perf_counter() - started)
+
+            return timed
+
+        return grpc_handlers.wrap_behaviour(handler, around)
+
+
+def test_metrics_reference_passes():
+    assert checks.metrics_interceptor(ReferenceMetrics).status == PASSED
+
+
+def test_metrics_stub_is_not_done():
+    class Stub(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            raise NotImplementedError
+
+    assert checks.metrics_interceptor(Stub).status == NOT_DONE
+
+
+def test_metrics_without_finally_misses_failures():
+    class SuccessOnly(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            method = handler_call_details.method
+
+            def around(behaviour, response_streams):
+                def timed(request, context):
+                    started = time.perf_counter()
+                    response = behaviour(request, context)
+                    self.histogram.labels(method, "OK").observe(time.perf_counter() - started)
+                    return response
+
+                return timed
+
+            return grpc_handlers.wrap_behaviour(handler, around)
+
+    result = checks.metrics_interceptor(SuccessOnly)
+    assert result.status == FAILED and "INVALID_ARGUMENT" in result.message and "finally" in result.hint
+
+
+def test_metrics_with_short_method_names_fails():
+    class ShortNames(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            short = handler_call_details.method.rsplit("/", 1)[-1]  # "RecordReading"
+            handler = continuation(handler_call_details)
+
+            def around(behaviour, response_streams):
+                def timed(request, context):
+                    started = time.perf_counter()
+                    try:
+                        return behaviour(request, context)
+                    finally:
+                        code = context.code() or grpc.StatusCode.OK
+                        self.histogram.labels(short, code.name).observe(time.perf_counter() - started)
+
+                return timed
+
+            return grpc_handlers.wrap_behaviour(handler, around)
+
+    result = checks.metrics_interceptor(ShortNames)
+    assert result.status == FAILED and "RecordReading/OK was observed 0 times" in result.message
+    assert "handler_call_details.method" in result.hint
+
+
+def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():
+    class UnaryOnly(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if handler is None or handler.request_streaming:
+                return handler
+            return super().intercept_service(lambda _: handler, handler_call_details)
+
+    result = checks.metrics_interceptor(UnaryOnly)
+    assert result.status == FAILED and "UploadReadings stream was not observed" in result.message
