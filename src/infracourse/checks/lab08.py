@@ -1,0 +1,272 @@
+"""Checks of labs/08_redis_streams_and_patterns.ipynb: event-driven order processing with Redis Streams,
+an idempotent consumer in PostgreSQL, an outbox relay to Kafka, retries and a dead letter.
+
+Every check builds its own stream (ns.key("check", N)) or its own rows, runs the learner's function against
+it, and inspects Redis, PostgreSQL or Kafka afterwards; waits are bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from .. import kafka_config
+from ..checking import CheckFailed, exercise, expect
+from ..kafka_logging import quiet_logger
+from ..namespace import Namespace
+
+
+class HandlerFailed(Exception):
+    """What the check's order handler raises for the order it cannot process."""
+
+
+def _fresh_stream(r: redis.Redis, key: str, group: str) -> None:
+    r.delete(key)
+    r.xgroup_create(key, group, id="0", mkstream=True)
+
+
+def _owners(r: redis.Redis, key: str, group: str) -> dict[str, int]:
+    pending = r.xpending(key, group)
+    return {c["name"]: int(c["pending"]) for c in pending["consumers"] or []}
+
+
+@exercise("1", "Acknowledge only what you processed")
+def consume_batch(fn, r: redis.Redis, ns: Namespace) -> str:
+    stream, group = ns.key("check", 1), "fulfilment"
+    _fresh_stream(r, stream, group)
+    for order in range(1, 7):
+        r.xadd(stream, {"order": order})
+    handled: list[str] = []
+
+    def handle(fields: dict) -> None:
+        handled.append(fields["order"])
+        if fields["order"] == "4":
+            raise HandlerFailed("the warehouse rejected order 4")
+
+    try:
+        acked = fn(r, stream, group, "worker-1", handle)
+    except HandlerFailed:
+        raise CheckFailed("consume_batch let the handler's error escape, so the rest of the batch was not "
+                          "processed", hint="catch the error, skip the XACK for that entry, go on") from None
+    expect(handled, "consume_batch handled none of the 6 new orders",
+           hint="XREADGROUP with the ID '>' returns entries never delivered to the group")
+    expect(sorted(handled, key=int) == [str(n) for n in range(1, 7)],
+           f"consume_batch handled orders {handled}; expected each of the 6 orders once")
+    owners = _owners(r, stream, group)
+    expect(owners.get("worker-1", 0) == 1,
+           f"after the batch {owners.get('worker-1', 0)} entries are pending; expected exactly 1 (order 4)"
+           + (": the order whose handler failed was acknowledged and is lost" if not owners else ""),
+           hint="XACK an entry only after handle(fields) returned")
+    [entry] = r.xpending_range(stream, group, min="-", max="+", count=10)
+    expect(r.xrange(stream, entry["message_id"], entry["message_id"])[0][1]["order"] == "4",
+           "the entry left pending is not the failed order 4", hint="XACK the entries whose handler succeeded")
+    expect(acked == 5, f"consume_batch returned {acked!r}; 5 orders were processed and acknowledged",
+           hint="return the number of entries you acknowledged")
+    r.delete(stream)
+    return "5 acknowledged, the failed one left pending"
+
+
+@exercise("2", "Take over a crashed consumer's orders")
+def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
+    stream, group = ns.key("check", 2), "fulfilment"
+    _fresh_stream(r, stream, group)
+    stale, busy = 130, 3
+    for order in range(stale + busy):
+        r.xadd(stream, {"order": order})
+    [[_, crashed]] = r.xreadgroup(group, "crashed", {stream: ">"}, count=stale)
+    # XCLAIM ... IDLE makes these entries look untouched for a minute, as if their consumer died back then
+    r.xclaim(stream, group, "crashed", min_idle_time=0, message_ids=[i for i, _ in crashed], idle=60_000)
+    r.xreadgroup(group, "busy", {stream: ">"}, count=busy)
+    got = fn(r, stream, group, "rescuer", 30_000)
+    owners = _owners(r, stream, group)
+    expect(owners.get("busy", 0) == busy,
+           f"reclaim took {busy - owners.get('busy', 0)} orders that a live consumer received a moment ago",
+           hint="pass min_idle_ms as XAUTOCLAIM's min_idle_time: only long-idle entries are abandoned")
+    expect(owners.get("rescuer", 0) == stale,
+           f"reclaim took {owners.get('rescuer', 0)} of the {stale} abandoned orders",
+           hint="XAUTOCLAIM returns a cursor with each batch: call it again from that cursor until it is '0-0'")
+    expect(isinstance(got, list) and len(got) == stale,
+           f"reclaim returned {len(got) if isinstance(got, list) else type(got).__name__}; expected the list of "
+           f"{stale} claimed (id, fields) entries", hint="collect the entries of every XAUTOCLAIM batch")
+    expect(all(isinstance(e, (tuple, list)) and len(e) == 2 for e in got), "each entry should be (id, fields)")
+    r.delete(stream)
+    return f"{stale} abandoned orders reclaimed, {busy} live ones left alone"
+
+
+@exercise("3", "Apply a payment exactly once")
+def apply_payment(fn, conn: psycopg.Connection) -> str:
+    account, run = "check-acme", uuid.uuid4().hex[:8]
+    conn.execute("INSERT INTO accounts (account, balance_cents) VALUES (%s, 0) "
+                 "ON CONFLICT (account) DO UPDATE SET balance_cents = 0", (account,))
+
+    def event(n: int, cents: int) -> dict[str, Any]:
+        return {"event_id": f"check-{run}-{n}", "account": account, "cents": cents}
+
+    def balance() -> int:
+        return conn.execute("SELECT balance_cents FROM accounts WHERE account = %s", (account,)).fetchone()[0]
+
+    fn(conn, event(1, 500))
+    expect(balance() == 500, f"after a 500-cent payment the balance is {balance()}",
+           hint="add the event's cents to the account's balance_cents")
+    try:
+        fn(conn, event(1, 500))
+    except psycopg.errors.UniqueViolation:
+        raise CheckFailed("a duplicate delivery raised UniqueViolation: the broker would redeliver it forever",
+                          hint="skip a known event quietly: INSERT ... ON CONFLICT DO NOTHING") from None
+    expect(balance() == 500, "a duplicate delivery of the same event was applied twice",
+           hint="record event_id in processed_events and skip events already there")
+    try:
+        fn(conn, event(2, -800))  # would overdraw: the CHECK constraint rejects the effect
+    except psycopg.Error:
+        pass
+    fn(conn, event(3, 1000))
+    fn(conn, event(2, -800))  # redelivered after the account was topped up: must apply now
+    expect(balance() == 700,
+           "an event whose effect failed (it would have overdrawn the account) was still recorded as processed, "
+           "so its redelivery was skipped" if balance() == 1500 else f"the balance ended at {balance()}, "
+           "expected 700", hint="insert the event_id and update the balance in the same transaction")
+    conn.execute("DELETE FROM processed_events WHERE event_id LIKE %s", (f"check-{run}-%",))
+    conn.execute("DELETE FROM accounts WHERE account = %s", (account,))
+    return "duplicate skipped, failed event applied on redelivery"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _read_topic(topic: str, event_ids: set[str], timeout_s: float = 10) -> list:
+    """This check's messages in TOPIC, oldest first per partition (the topic may hold earlier runs' too)."""
+    consumer = Consumer({**kafka_config.consumer(f"{topic}.check"), "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        found, positions = [], dict.fromkeys(partitions, 0)
+        deadline = time.monotonic() + timeout_s
+        while any(positions[p] < ends[p] for p in partitions) and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                positions[msg.partition()] = msg.offset() + 1
+                headers = dict(msg.headers() or [])
+                event_id = headers.get("event_id", b"").decode()
+                if event_id in event_ids:
+                    found.append((msg.key(), event_id, msg.value()))
+        return found
+    finally:
+        consumer.close()
+
+
+@exercise("4", "Relay the outbox to Kafka")
+def relay(fn, conn: psycopg.Connection, topic: str) -> str:
+    run = uuid.uuid4().hex[:8]
+    conn.execute("DELETE FROM outbox")
+    rows = [(f"order-{n % 2}", f"evt-{run}-{n}", json.dumps({"order": f"order-{n % 2}", "step": n}))
+            for n in range(5)]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO outbox (key, event_id, payload) VALUES (%s, %s, %s)", rows)
+    event_ids = {event_id for _, event_id, _ in rows}
+
+    broken = Producer({"bootstrap.servers": f"127.0.0.1:{_closed_port()}", "logger": quiet_logger(),
+                       "message.timeout.ms": 1500, "socket.connection.setup.timeout.ms": 1000})
+    try:
+        fn(conn, broken, topic)
+    except NotImplementedError:
+        raise
+    except Exception:  # noqa: BLE001 - raising on a broker that is down is a fine answer
+        pass
+    marked = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").fetchone()[0]
+    expect(marked == 0, f"with Kafka unreachable, {marked} rows were marked published although Kafka never "
+           "acknowledged them: those events are lost",
+           hint="mark a row only after its delivery report arrived without an error")
+
+    producer = Producer({**kafka_config.client(), "acks": "all"})
+    published = fn(conn, producer, topic)
+    left = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0]
+    expect(left == 0, f"with Kafka up, {left} of 5 rows are still unpublished after the relay ran",
+           hint="producer.flush() waits for the delivery reports; mark the acknowledged rows")
+    expect(published == 5, f"relay returned {published!r}; it published 5 rows", hint="return how many were published")
+    messages = _read_topic(topic, event_ids)
+    expect(len(messages) >= 5, f"only {len(messages)} of the 5 events are in the topic",
+           hint="produce each row with the header event_id, to the topic passed in")
+    expect(len(messages) == 5, f"the topic holds {len(messages)} messages for 5 events")
+    for key in ("order-0", "order-1"):
+        steps = [json.loads(value)["step"] for k, _, value in messages if k == key.encode()]
+        expect(steps == sorted(steps) and steps,
+               f"the events of {key} are not in outbox order in Kafka (or not keyed by the row's key)",
+               hint="produce in ORDER BY id, with key=row key, so one aggregate's events share a partition")
+    again = fn(conn, producer, topic)
+    expect(again == 0 and len(_read_topic(topic, event_ids)) == 5,
+           "a second run published the same rows again", hint="select only rows WHERE published_at IS NULL")
+    producer.flush(5)
+    return "nothing marked while Kafka was down; 5 events published in order, once"
+
+
+@exercise("5", "Retry with backoff, then a dead letter (stretch)")
+def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, permanent: type) -> str:
+    stream, group, dead = ns.key("check", 5), "workers", ns.key("dead_letters")
+
+    def run(failures: list[BaseException | None]) -> tuple[str, int, list[float], dict | None, int]:
+        _fresh_stream(r, stream, group)
+        r.xadd(stream, {"invoice": "inv-7"})
+        [[_, [(entry_id, fields)]]] = r.xreadgroup(group, "worker-1", {stream: ">"}, count=1)
+        calls, delays = [0], []
+        dead_before = r.xlen(dead)
+
+        def handler(_: dict) -> None:
+            outcome = failures[min(calls[0], len(failures) - 1)]
+            calls[0] += 1
+            if outcome is not None:
+                raise outcome
+
+        result = fn(r, stream, group, entry_id, fields, handler, sleep=delays.append)
+        new_dead = r.xrange(dead)[dead_before:] if r.xlen(dead) > dead_before else []
+        pending = r.xpending(stream, group)["pending"]
+        return result, calls[0], delays, (new_dead[-1][1] if new_dead else None), pending
+
+    def same(a: list[float], b: list[float]) -> bool:
+        return len(a) == len(b) and all(abs(x - y) < 1e-9 for x, y in zip(a, b, strict=True))
+
+    result, calls, delays, dead_entry, pending = run([transient("timeout"), transient("timeout"), None])
+    expect(result == "done" and calls == 3, f"a handler that fails twice then succeeds: returned {result!r} "
+           f"after {calls} calls; expected 'done' after 3", hint="retry TransientError up to MAX_ATTEMPTS times")
+    expect(dead_entry is None, "a message that succeeded on a retry went to the dead letters")
+    expect(pending == 0, "the message is still pending after it succeeded", hint="XACK it")
+    expect(delays, "no wait between attempts", hint="call sleep(...) before each retry")
+    expect(same(delays, [0.01, 0.02]),
+           f"waited {delays} before the retries; expected {[0.01, 0.02]}" + (
+               ": each wait should be twice as long as the one before" if len(set(delays)) == 1 else ""),
+           hint="sleep(BASE_DELAY_S * 2 ** (attempt - 1)) after a failed attempt")
+
+    result, calls, delays, dead_entry, pending = run([transient("service unavailable")])
+    expect(calls == 4, f"a handler that always fails with TransientError was called {calls} times; expected 4",
+           hint="MAX_ATTEMPTS attempts in all")
+    expect(same(delays, [0.01, 0.02, 0.04]), f"waited {delays}; expected [0.01, 0.02, 0.04]" + (
+        ": there is no point waiting after the last attempt" if len(delays) > 3 else ""))
+    expect(result == "dead-lettered" and dead_entry is not None,
+           f"after the last attempt it returned {result!r} and "
+           + ("wrote a dead letter" if dead_entry else "wrote nothing to DEAD_LETTERS"),
+           hint="XADD the fields plus 'error' and 'attempts' to DEAD_LETTERS and return 'dead-lettered'")
+    expect(dead_entry.get("invoice") == "inv-7" and "service unavailable" in dead_entry.get("error", "")
+           and dead_entry.get("attempts") == "4",
+           "the dead letter should keep the message's fields and add 'error' (the exception) and 'attempts' (4)")
+    expect(pending == 0, "the dead-lettered message is still pending in the stream",
+           hint="XACK it after writing the dead letter, or it will be reclaimed and retried forever")
+
+    result, calls, delays, dead_entry, pending = run([permanent("amount is not a number")])
+    expect(calls == 1 and not delays, f"a PermanentError was retried ({calls} calls, waits {delays})",
+           hint="retrying cannot fix a permanent error: dead-letter it at once")
+    expect(result == "dead-lettered" and dead_entry is not None and dead_entry.get("attempts") == "1",
+           "a PermanentError should go to the dead letters at once with attempts 1")
+    expect(pending == 0, "the dead-lettered message is still pending in the stream", hint="XACK it")
+    r.delete(stream)
+    return "recovered after 2 retries; dead-lettered after 4 attempts; permanent error dead-lettered at once"

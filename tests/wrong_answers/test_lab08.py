@@ -1,0 +1,288 @@
+"""Lab 08 checks fail on plausible wrong answers with a message that helps, and pass the reference answers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from infracourse import config, env
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab08 as checks
+from infracourse.kafka_logging import quiet_logger
+
+# Exercise 1 ---------------------------------------------------------------------------------------------
+
+
+def reference_consume(r, stream, group, consumer, handle):
+    acknowledged = 0
+    for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+        for entry_id, fields in entries:
+            try:
+                handle(fields)
+            except Exception:
+                continue
+            r.xack(stream, group, entry_id)
+            acknowledged += 1
+    return acknowledged
+
+
+def test_consume_acking_before_handling_loses_the_failed_order(r, pg_ns):
+    def ack_first(r, stream, group, consumer, handle):
+        count = 0
+        for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+            for entry_id, fields in entries:
+                r.xack(stream, group, entry_id)
+                count += 1
+                try:
+                    handle(fields)
+                except Exception:
+                    pass
+        return count
+
+    result = checks.consume_batch(ack_first, r, pg_ns)
+    assert result.status == FAILED and "acknowledged and is lost" in result.message and "after" in result.hint
+
+
+def test_consume_letting_the_error_escape_fails(r, pg_ns):
+    def no_guard(r, stream, group, consumer, handle):
+        for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+            for entry_id, fields in entries:
+                handle(fields)
+                r.xack(stream, group, entry_id)
+        return 0
+
+    result = checks.consume_batch(no_guard, r, pg_ns)
+    assert result.status == FAILED and "escape" in result.message
+
+
+def test_consume_reading_the_pending_list_instead_of_new_entries_fails(r, pg_ns):
+    def reads_pending(r, stream, group, consumer, handle):
+        count = 0
+        for _, entries in r.xreadgroup(group, consumer, {stream: "0"}, count=10):  # "0": own pending list
+            for entry_id, fields in entries:
+                handle(fields)
+                r.xack(stream, group, entry_id)
+                count += 1
+        return count
+
+    result = checks.consume_batch(reads_pending, r, pg_ns)
+    assert result.status == FAILED and "none of the 6" in result.message and "'>'" in result.hint
+
+
+def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert checks.consume_batch(reference_consume, r, pg_ns).status == PASSED
+    assert checks.consume_batch(stub, r, pg_ns).status == NOT_DONE
+
+
+# Exercise 2 ---------------------------------------------------------------------------------------------
+
+
+def reference_reclaim(r, stream, group, consumer, min_idle_ms):
+    claimed, cursor = [], "0-0"
+    while True:
+        cursor, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id=cursor,
+                                          count=100)
+        claimed += entries
+        if cursor == "0-0":
+            return claimed
+
+
+def test_reclaim_without_idle_threshold_steals_live_work(r, pg_ns):
+    def greedy(r, stream, group, consumer, min_idle_ms):
+        return reference_reclaim(r, stream, group, consumer, 0)
+
+    result = checks.reclaim(greedy, r, pg_ns)
+    assert result.status == FAILED and "live consumer" in result.message and "min_idle" in result.hint
+
+
+def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
+    def one_call(r, stream, group, consumer, min_idle_ms):
+        return r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0")[1]
+
+    result = checks.reclaim(one_call, r, pg_ns)
+    assert result.status == FAILED and "100 of the 130" in result.message and "cursor" in result.hint
+
+
+def test_reclaim_reference_passes(r, pg_ns):
+    assert checks.reclaim(reference_reclaim, r, pg_ns).status == PASSED
+
+
+# Exercise 3 ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def payments(conn):
+    conn.execute("CREATE TABLE accounts (account text PRIMARY KEY, balance_cents bigint NOT NULL "
+                 "CHECK (balance_cents >= 0))")
+    conn.execute("CREATE TABLE processed_events (event_id text PRIMARY KEY)")
+    return conn
+
+
+def reference_apply(conn, event):
+    with conn.transaction():
+        if conn.execute("INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (event["event_id"],)).rowcount:
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                         (event["cents"], event["account"]))
+
+
+def test_apply_without_dedupe_applies_duplicates(payments):
+    def naive(conn, event):
+        conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                     (event["cents"], event["account"]))
+
+    result = checks.apply_payment(naive, payments)
+    assert result.status == FAILED and "applied twice" in result.message
+
+
+def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(payments):
+    def recorded_first(conn, event):
+        if conn.execute("INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (event["event_id"],)).rowcount:  # autocommit: recorded even if the update fails
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                         (event["cents"], event["account"]))
+
+    result = checks.apply_payment(recorded_first, payments)
+    assert result.status == FAILED and "redelivery was skipped" in result.message
+    assert "same transaction" in result.hint
+
+
+def test_apply_raising_on_a_duplicate_fails(payments):
+    def strict(conn, event):
+        with conn.transaction():
+            conn.execute("INSERT INTO processed_events (event_id) VALUES (%s)", (event["event_id"],))
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                         (event["cents"], event["account"]))
+
+    result = checks.apply_payment(strict, payments)
+    assert result.status == FAILED and "UniqueViolation" in result.message and "ON CONFLICT" in result.hint
+
+
+def test_apply_reference_passes(payments):
+    assert checks.apply_payment(reference_apply, payments).status == PASSED
+
+
+# Exercise 4 ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outbox(conn, pg_ns):
+    env.require("kafka")
+    conn.execute("CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id text UNIQUE "
+                 "NOT NULL, key text NOT NULL, payload jsonb NOT NULL, published_at timestamptz)")
+    topic = pg_ns.topic("order_events")
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(10)
+    yield topic
+    admin.delete_topics([topic])[topic].exception(10)
+
+
+def make_relay(*, check_delivery=True, flush=True, only_unpublished=True):
+    def relay(conn, producer, topic):
+        delivered = []
+
+        def when_delivered(event_id):
+            def on_delivery(err, msg):
+                if err is None or not check_delivery:
+                    delivered.append(event_id)
+            return on_delivery
+
+        with conn.transaction():
+            where = "WHERE published_at IS NULL" if only_unpublished else ""
+            rows = conn.execute(f"SELECT event_id, key, payload::text FROM outbox {where} ORDER BY id").fetchall()
+            for event_id, key, payload in rows:
+                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
+                                 on_delivery=when_delivered(event_id))
+            if flush:
+                producer.flush(10)
+            conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", (delivered,))
+        return len(delivered)
+
+    return relay
+
+
+def test_relay_marking_failed_deliveries_loses_events(conn, outbox):
+    result = checks.relay(make_relay(check_delivery=False), conn, outbox)
+    assert result.status == FAILED and "never acknowledged" in result.message and "delivery report" in result.hint
+
+
+def test_relay_without_flush_marks_nothing(conn, outbox):
+    result = checks.relay(make_relay(flush=False), conn, outbox)
+    assert result.status == FAILED and "still unpublished" in result.message and "flush" in result.hint
+
+
+def test_relay_republishing_everything_fails(conn, outbox):
+    result = checks.relay(make_relay(only_unpublished=False), conn, outbox)
+    assert result.status == FAILED and "published the same rows again" in result.message
+
+
+def test_relay_reference_passes(conn, outbox):
+    assert checks.relay(make_relay(), conn, outbox).status == PASSED
+
+
+# Exercise 5 ---------------------------------------------------------------------------------------------
+
+
+class TransientError(Exception):
+    pass
+
+
+class PermanentError(Exception):
+    pass
+
+
+def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wait_after_last=False):
+    def handle_with_retry(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+        retryable = (TransientError, PermanentError) if retry_permanent else (TransientError,)
+        for attempt in range(1, 5):
+            try:
+                handler(fields)
+            except retryable as exc:
+                error = exc
+                if attempt < 4 or wait_after_last:
+                    sleep(0.01 * (2 ** (attempt - 1) if backoff else 1))
+                continue
+            except PermanentError as exc:
+                error = exc
+                break
+            r.xack(stream, group, entry_id)
+            return "done"
+        r.xadd(pg_ns.key("dead_letters"), {**fields, "error": repr(error), "attempts": attempt})
+        if ack_dead:
+            r.xack(stream, group, entry_id)
+        return "dead-lettered"
+
+    return handle_with_retry
+
+
+def retry_check(r, pg_ns, fn):
+    return checks.handle_with_retry(fn, r, pg_ns, TransientError, PermanentError)
+
+
+def test_retry_without_backoff_fails(r, pg_ns):
+    result = retry_check(r, pg_ns, make_retry(pg_ns, backoff=False))
+    assert result.status == FAILED and "twice as long" in result.message
+
+
+def test_retry_of_a_permanent_error_fails(r, pg_ns):
+    result = retry_check(r, pg_ns, make_retry(pg_ns, retry_permanent=True))
+    assert result.status == FAILED and "PermanentError was retried" in result.message
+
+
+def test_retry_waiting_after_the_last_attempt_fails(r, pg_ns):
+    result = retry_check(r, pg_ns, make_retry(pg_ns, wait_after_last=True))
+    assert result.status == FAILED and "no point waiting after the last attempt" in result.message
+
+
+def test_dead_letter_without_ack_fails(r, pg_ns):
+    result = retry_check(r, pg_ns, make_retry(pg_ns, ack_dead=False))
+    assert result.status == FAILED and "still pending" in result.message and "XACK" in result.hint
+
+
+def test_retry_reference_passes(r, pg_ns):
+    assert retry_check(r, pg_ns, make_retry(pg_ns)).status == PASSED
