@@ -42,6 +42,11 @@ def queue_info(name: str) -> dict:
     return _request("GET", f"queues/{_vhost()}/{quote(name, safe='')}")
 
 
+def exchange_info(name: str) -> dict:
+    """One exchange's settings: type, durable, auto_delete, arguments ..."""
+    return _request("GET", f"exchanges/{_vhost()}/{quote(name, safe='')}")
+
+
 def bindings(prefix: str) -> list[dict]:
     """Bindings from an exchange whose name starts with PREFIX: source, destination, routing_key, arguments."""
     return [b for b in _request("GET", f"bindings/{_vhost()}") if b["source"].startswith(prefix)]

@@ -1,0 +1,352 @@
+"""Checks of labs/05_kafka.ipynb: event-driven order processing with Kafka.
+
+Every check works on topics and groups of its own (inside the notebook's namespace) and deletes them after,
+so checks can run again and again. No loop waits without a deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .. import kafka_config
+from ..checking import exercise, expect
+from ..namespace import Namespace
+from ..waiting import wait_until
+
+STAGES = ("placed", "paid", "packed", "shipped")
+MAX_RETRIES = 3
+
+
+# plumbing ------------------------------------------------------------------------------------------------
+@functools.cache
+def _admin() -> AdminClient:
+    """One admin client for all checks (a temporary one would be destroyed before its futures resolve)."""
+    return AdminClient(kafka_config.client())
+
+
+def _fresh_topics(ns: Namespace, partitions: int, *names: str) -> list[str]:
+    suffix = uuid.uuid4().hex[:6]
+    topics = [ns.topic(f"check-{name}-{suffix}") for name in names]
+    futures = _admin().create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+    for future in futures.values():
+        future.result(timeout=15)
+    return topics
+
+
+def _drop(*topics: str, groups: tuple[str, ...] = ()) -> None:
+    admin = _admin()
+    for future in admin.delete_topics(list(topics), operation_timeout=10).values():
+        future.exception(timeout=15)
+    if groups:
+        for future in admin.delete_consumer_groups(list(groups), request_timeout=10).values():
+            future.exception(timeout=15)
+
+
+def _reader(group: str, topics: list[str], partitions: int) -> Consumer:
+    consumer = Consumer({**kafka_config.consumer(group), "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    # start from the committed offsets, or the beginning: explicit offsets make the first poll() fetch at
+    # once (an offset reset can take a second, and learners' loops stop at the first empty poll)
+    wanted = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+    committed = consumer.committed(wanted, timeout=10)
+    consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                     for tp in committed])
+    return consumer
+
+
+def _read_all(topic: str, partitions: int, group: str, idle_s: float = 1.5, timeout_s: float = 20) -> list[Message]:
+    consumer = _reader(group, [topic], partitions)
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (msg := consumer.poll(idle_s)) is not None:
+        if not msg.error():
+            messages.append(msg)
+    consumer.close()
+    return messages
+
+
+def _send_one_per_request(topic: str, values: list[tuple[int, bytes]]) -> None:
+    """(partition, value) pairs, one per request: Tansu's end offsets are exact only then (see lesson 05)."""
+    producer = Producer(kafka_config.client())
+    for partition, value in values:
+        producer.produce(topic, value, partition=partition)
+        producer.flush(10)
+
+
+def _order_events() -> list[dict]:
+    """Eight orders through four stages, interleaved as a busy shop would write them."""
+    return [{"order_id": 100 + n, "stage": stage, "amount": 5 * (n + 1)} for stage in STAGES for n in range(8)]
+
+
+# exercise 1 ----------------------------------------------------------------------------------------------
+@exercise("1", "A keyed producer that waits for its delivery reports")
+def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
+    (topic,) = _fresh_topics(ns, 4, "orders")
+    events = _order_events()
+    producer = Producer({**kafka_config.client(), "enable.idempotence": True, "linger.ms": 5})
+    try:
+        returned = publish_events(producer, topic, events)
+        arrived = _read_all(topic, 4, ns.topic("check-reader"))
+    finally:
+        _drop(topic, groups=(ns.topic("check-reader"),))
+    expect(arrived, "nothing arrived in the topic", hint="produce() only queues: flush() sends and waits")
+    expect(len(arrived) >= len(events), f"only {len(arrived)} of {len(events)} events arrived",
+           hint="call producer.flush() before returning, so every queued message is sent")
+    expect(len(arrived) == len(events), f"{len(arrived)} messages arrived for {len(events)} events",
+           hint="produce each event exactly once")
+    keys = {m.key() for m in arrived}
+    expect(None not in keys, "some messages have no key", hint="pass key=... to produce()")
+    by_key: dict[bytes, list[Message]] = {}
+    for msg in arrived:
+        by_key.setdefault(msg.key(), []).append(msg)
+    expect(len(by_key) == 8, f"the events carry {len(by_key)} distinct keys for 8 orders",
+           hint="key every event by its order_id, so all events of an order share one key")
+    for key, messages in by_key.items():
+        body = json.loads(messages[0].value())
+        expect(key == str(body["order_id"]).encode(), f"key {key!r} does not match the order_id of its event",
+               hint="use str(event['order_id']) as the key")
+        expect(len({m.partition() for m in messages}) == 1, f"the events of order {key.decode()} are spread "
+               "over several partitions", hint="the same key always maps to the same partition")
+        stages = [json.loads(m.value())["stage"] for m in sorted(messages, key=Message.offset)]
+        expect(tuple(stages) == STAGES, f"order {key.decode()}'s events are out of order: {stages}")
+    expect(returned == len(events), f"publish_events returned {returned!r}; {len(events)} deliveries succeeded",
+           hint="count the delivery reports whose error is None (they arrive during flush)")
+    return f"{len(events)} events, {len(by_key)} keys, order kept per key"
+
+
+# exercise 2 ----------------------------------------------------------------------------------------------
+CRASH_AT = 7  # the worker dies as it starts charging the 7th order, before the charge takes effect
+IDLE_S = 2.0  # generous: a first fetch can take half a second on a busy machine
+
+
+def _run_crashing(bill_orders: Callable, group: str, topic: str, charges) -> int | None:
+    """Run BILL_ORDERS in a forked process whose charge() kills it (SIGKILL) at the CRASH_AT-th call."""
+
+    def child() -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process dies, nothing to close
+        calls = 0
+
+        def charge(order: dict) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == CRASH_AT:
+                os.kill(os.getpid(), signal.SIGKILL)
+            charges[order["order_id"]] += 1
+
+        try:
+            bill_orders(_reader(group, [topic], 2), charge, IDLE_S)
+        finally:
+            os._exit(3)  # returned or raised without crashing: charge() was not called CRASH_AT times
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return None
+    return process.exitcode
+
+
+@exercise("2", "At-least-once billing: charge, then commit")
+def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
+    (topic,) = _fresh_topics(ns, 2, "billing")
+    group = ns.topic(f"check-billing-{uuid.uuid4().hex[:6]}")
+    try:
+        empty = _reader(group + "-dry", [topic], 2)
+        dry = bill_orders(empty, lambda order: None, 0.5)  # a stub raises NotImplementedError here
+        empty.close()
+        expect(dry == 0, f"on an empty topic bill_orders returned {dry!r}, expected 0",
+               hint="return how many orders you charged")
+        orders = 12
+        _send_one_per_request(topic, [(n % 2, json.dumps({"order_id": n}).encode()) for n in range(orders)])
+        charges = multiprocessing.Array("i", orders, lock=False)
+        exitcode = _run_crashing(bill_orders, group, topic, charges)
+        expect(exitcode is not None, "bill_orders did not return within 30 s",
+               hint="stop when poll(idle_s) returns None")
+        expect(exitcode == -signal.SIGKILL, f"the worker should have died while charging order {CRASH_AT}, but "
+               f"it ended with {sum(charges)} charges", hint="call charge(order) once for every message")
+        def charge(order: dict) -> None:
+            charges[order["order_id"]] += 1
+
+        consumer = _reader(group, [topic], 2)
+        second = bill_orders(consumer, charge, IDLE_S)
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
+        consumer.close()
+    finally:
+        _drop(topic, groups=(group, group + "-dry"))
+    counts = list(charges)
+    lost = counts.count(0)
+    expect(lost == 0, f"{lost} order(s) were never charged after the crash",
+           hint="commit an order's offset only after charge() has returned for it")
+    twice = sum(c > 1 for c in counts)
+    expect(twice <= 3, f"{twice} orders were charged twice after the restart",
+           hint="commit after each order (or each small batch): the restart resumes from the last commit")
+    expect(sum(max(tp.offset, 0) for tp in committed) == orders,
+           "after the second run the committed offsets do not cover every order",
+           hint="commit the message you just processed: consumer.commit(message=msg, asynchronous=False)")
+    expect(isinstance(second, int), f"bill_orders returned {second!r}", hint="return how many orders you charged")
+    return f"0 lost, {twice} charged twice after a crash at order {CRASH_AT}"
+
+
+# exercise 3 ----------------------------------------------------------------------------------------------
+@exercise("3", "Consumer lag from the admin API")
+def group_lag(group_lag_fn: Callable, admin: AdminClient, ns: Namespace) -> str:
+    (topic,) = _fresh_topics(ns, 3, "lag")
+    group = ns.topic(f"check-lag-{uuid.uuid4().hex[:6]}")
+    try:
+        sizes = {0: 10, 1: 6, 2: 4}
+        _send_one_per_request(topic, [(p, b"shipment") for p, n in sizes.items() for _ in range(n)])
+        done = {0: 4, 1: 6}  # partition 2: the group has not read anything yet
+        consumer = Consumer(kafka_config.consumer(group))
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in done.items()], asynchronous=False)
+        consumer.close()
+        got = group_lag_fn(admin, group, topic)
+    finally:
+        _drop(topic, groups=(group,))
+    expected = {p: n - done.get(p, 0) for p, n in sizes.items()}
+    expect(isinstance(got, dict), f"group_lag returned a {type(got).__name__}, expected a dict",
+           hint="return {partition number: lag}")
+    expect(set(got) == set(expected), f"the result has partitions {sorted(got)}, the topic has {sorted(expected)}",
+           hint="include every partition of the topic, also one the group never committed")
+    expect(got.get(1) == 0, f"partition 1 is fully read but its lag is {got.get(1)!r}",
+           hint="lag = end offset - committed offset")
+    expect(got.get(2) == expected[2], f"partition 2 has no committed offset; its lag is {got.get(2)!r}",
+           hint="with no commit, every message of the partition is lag")
+    expect(got == expected, "the lag of partition 0 is not right", hint="end offset (latest) - committed offset")
+    return f"total lag {sum(expected.values())}"
+
+
+# exercise 4 ----------------------------------------------------------------------------------------------
+def _checkout_charge(charged: list) -> Callable[[Message], int]:
+    def charge(msg: Message) -> int:
+        order = json.loads(msg.value())  # malformed JSON raises ValueError
+        if order["amount"] <= 0:
+            raise ValueError(f"amount must be positive, got {order['amount']}")
+        charged.append(msg.key())
+        return order["amount"]
+
+    return charge
+
+
+@exercise("4", "Poison messages: retry with a count in the headers, then the DLT")
+def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
+    source, retry, dlt = _fresh_topics(ns, 2, "checkout", "retry", "dlt")
+    group = ns.topic(f"check-checkout-{uuid.uuid4().hex[:6]}")
+    bodies = {"A1": '{"amount": 30}', "B2": "{not json", "C3": '{"amount": 12}', "D4": '{"amount": -5}',
+              "E5": '{"amount": 7}', "F6": '{"amount": 9}'}
+    charged: list = []
+    try:
+        producer = Producer({**kafka_config.client(), "enable.idempotence": True})
+        for key, body in bodies.items():
+            producer.produce(source, body, key=key)
+        producer.flush(10)
+        consumer = _reader(group, [source, retry], 2)
+        handled, deadline = 0, time.monotonic() + 30
+        while handled < 60 and time.monotonic() < deadline and (msg := consumer.poll(1.5)) is not None:
+            if not msg.error():
+                handle_checkout(msg, producer, _checkout_charge(charged), retry, dlt)
+                consumer.commit(message=msg, asynchronous=False)
+                handled += 1
+        consumer.close()
+        producer.flush(10)
+        retried = _read_all(retry, 2, group + "-r")
+        dead = _read_all(dlt, 2, group + "-d")
+    finally:
+        _drop(source, retry, dlt, groups=(group, group + "-r", group + "-d"))
+    expect(handled < 60, "poison messages keep coming back from the retry topic",
+           hint=f"increase the 'retries' header on every retry and stop at {MAX_RETRIES}")
+    good = {"A1", "C3", "E5", "F6"}
+    expect(Counter(k.decode() for k in charged if k) == Counter(good),
+           "the good orders were not each charged exactly once", hint="call charge(msg) once per message")
+    expect(dead, "nothing reached the dead-letter topic", hint="after the last retry, produce to dlt_topic")
+    expect(all(m.key() for m in dead) and {m.key().decode() for m in dead} == {"B2", "D4"},
+           f"the DLT holds keys {sorted(str(m.key()) for m in dead)}, expected the two poison orders",
+           hint="copy the key of the failed message to the copy you produce")
+    expect(len(dead) == 2, f"{len(dead)} messages reached the DLT for 2 poison orders",
+           hint="send each poison message to the DLT once, after its last retry")
+    for msg in dead:
+        headers = {k: v for k, v in (msg.headers() or [])}
+        expect(headers.get("retries") == str(MAX_RETRIES).encode(),
+               f"a DLT message has retries={headers.get('retries')!r}, expected {MAX_RETRIES}",
+               hint="retry a failed message MAX_RETRIES times (retries 1, 2, 3) before the DLT")
+        expect(headers.get("error"), "a DLT message has no 'error' header", hint="put str(exc) in an 'error' header")
+    per_key = Counter(m.key().decode() for m in retried if m.key())
+    expect(per_key == Counter({"B2": MAX_RETRIES, "D4": MAX_RETRIES}),
+           f"the retry topic holds {dict(per_key)} copies", hint=f"each poison order goes to retry {MAX_RETRIES} times")
+    return f"4 charged once, 2 dead-lettered after {MAX_RETRIES} retries"
+
+
+# exercise 5 ----------------------------------------------------------------------------------------------
+@exercise("5", "Graceful shutdown: commit, close, leave the group")
+def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Namespace) -> str:
+    (topic,) = _fresh_topics(ns, 2, "shutdown")
+    group = ns.topic(f"check-shutdown-{uuid.uuid4().hex[:6]}")
+    processed: list[int] = []
+    errors: list[BaseException] = []
+    consumer = Consumer({**kafka_config.consumer(group), "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    stop = threading.Event()
+
+    def target() -> None:
+        try:
+            run_until_stopped(consumer, lambda msg: processed.append(int(msg.value())), stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the check
+            errors.append(exc)
+
+    try:
+        consumer.subscribe([topic])
+        worker = threading.Thread(target=target, daemon=True)
+        worker.start()
+        _send_one_per_request(topic, [(n % 2, str(n).encode()) for n in range(20)])
+        try:
+            wait_until(lambda: len(processed) >= 20 or errors or not worker.is_alive(), timeout_s=30)
+        except TimeoutError:
+            pass
+        stop.set()
+        worker.join(10)
+        if errors:
+            raise errors[0]
+        expect(not worker.is_alive(), "run_until_stopped did not return within 10 s after stop was set",
+               hint="check stop.is_set() in the poll loop, with a short poll timeout")
+        expect(sorted(processed) == list(range(20)), f"{len(processed)} of 20 messages were processed",
+               hint="call process(msg) for every message poll() returns (skip None and errors)")
+        try:
+            consumer.poll(0)
+            still_open = True
+        except RuntimeError:
+            still_open = False
+        expect(not still_open, "the consumer is still open after run_until_stopped returned",
+               hint="close() it on the way out (a finally block), so it leaves the group at once")
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        expect(not description.members, "the consumer is still a member of the group", hint="call consumer.close()")
+        reader = Consumer(kafka_config.consumer(group))
+        committed = reader.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
+        reader.close()
+    finally:
+        stop.set()
+        try:
+            consumer.close()  # a no-op error if the learner closed it already
+        except RuntimeError:
+            pass
+        _drop(topic, groups=(group,))
+    covered = sum(max(tp.offset, 0) for tp in committed)
+    expect(covered == 20, f"the committed offsets cover {covered} of the 20 processed messages",
+           hint="commit what you processed before closing (close() does not commit when auto-commit is off)")
+    return "20 processed, committed, group left"

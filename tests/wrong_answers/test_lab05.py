@@ -1,0 +1,202 @@
+"""Lab 05 checks fail on plausible wrong answers, with a message that helps, and pass the reference."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from infracourse import env, kafka_config
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab05 as checks
+from infracourse.namespace import Namespace
+
+MAX_RETRIES = 3
+
+
+@pytest.fixture
+def ns():
+    env.require("kafka")
+    namespace = Namespace("pytest_k5_" + uuid.uuid4().hex[:6])
+    yield namespace
+    namespace.reset("kafka")
+
+
+@pytest.fixture
+def admin():
+    return AdminClient(kafka_config.client())
+
+
+# exercise 1 ----------------------------------------------------------------------------------------------
+def publish(key_of, flush=True):
+    def publish_events(producer, topic, events):
+        delivered = []
+        for event in events:
+            producer.produce(topic, key=key_of(event), value=json.dumps(event),
+                             on_delivery=lambda err, msg: delivered.append(err))
+        if flush:
+            producer.flush(10)
+        return sum(err is None for err in delivered)
+
+    return publish_events
+
+
+def test_producer_without_key_fails(ns):
+    result = checks.keyed_producer(publish(lambda e: None), ns)
+    assert result.status == FAILED and "no key" in result.message and result.hint
+
+
+def test_producer_keyed_by_stage_fails(ns):
+    result = checks.keyed_producer(publish(lambda e: e["stage"]), ns)
+    assert result.status == FAILED and "distinct keys" in result.message
+
+
+def test_producer_without_flush_fails(ns):
+    result = checks.keyed_producer(publish(lambda e: str(e["order_id"]), flush=False), ns)
+    assert result.status == FAILED and ("arrived" in result.message or "returned 0" in result.message)
+    assert "flush" in result.hint or "delivery reports" in result.hint
+
+
+def test_producer_reference_passes(ns):
+    assert checks.keyed_producer(publish(lambda e: str(e["order_id"])), ns).status == PASSED
+
+
+# exercise 2 ----------------------------------------------------------------------------------------------
+def bill(commit_first=False, commit=True):
+    def bill_orders(consumer, charge, idle_s):
+        charged = 0
+        while (msg := consumer.poll(idle_s)) is not None:
+            if msg.error():
+                continue
+            if commit and commit_first:
+                consumer.commit(message=msg, asynchronous=False)
+            charge(json.loads(msg.value()))
+            if commit and not commit_first:
+                consumer.commit(message=msg, asynchronous=False)
+            charged += 1
+        return charged
+
+    return bill_orders
+
+
+def test_commit_before_charge_loses_an_order(ns):
+    result = checks.at_least_once(bill(commit_first=True), ns)
+    assert result.status == FAILED and "never charged" in result.message and "after charge" in result.hint
+
+
+def test_never_committing_charges_twice(ns):
+    result = checks.at_least_once(bill(commit=False), ns)
+    assert result.status == FAILED and "charged twice" in result.message
+
+
+def test_unsolved_billing_is_not_done(ns):
+    def stub(consumer, charge, idle_s):
+        raise NotImplementedError
+
+    assert checks.at_least_once(stub, ns).status == NOT_DONE
+
+
+def test_billing_reference_passes(ns):
+    assert checks.at_least_once(bill(), ns).status == PASSED
+
+
+# exercise 3 ----------------------------------------------------------------------------------------------
+def lag(skip_uncommitted=False, committed_is_lag=False):
+    def group_lag(admin, group, topic):
+        listing = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
+        committed = {tp.partition: tp.offset for tp in listing.topic_partitions if tp.offset >= 0}
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {tp.partition: f.result().offset for tp, f in admin.list_offsets(
+            {TopicPartition(topic, p): OffsetSpec.latest() for p in parts}).items()}
+        if skip_uncommitted:
+            return {p: ends[p] - committed[p] for p in committed}
+        if committed_is_lag:
+            return {p: committed.get(p, 0) for p in ends}
+        return {p: ends[p] - committed.get(p, 0) for p in ends}
+
+    return group_lag
+
+
+def test_lag_skipping_uncommitted_partitions_fails(ns, admin):
+    result = checks.group_lag(lag(skip_uncommitted=True), admin, ns)
+    assert result.status == FAILED and "never committed" in result.hint
+
+
+def test_lag_reporting_committed_offsets_fails(ns, admin):
+    result = checks.group_lag(lag(committed_is_lag=True), admin, ns)
+    assert result.status == FAILED and "lag" in result.message
+
+
+def test_lag_reference_passes(ns, admin):
+    assert checks.group_lag(lag(), admin, ns).status == PASSED
+
+
+# exercise 4 ----------------------------------------------------------------------------------------------
+def handler(increment=True, keep_key=True, straight_to_dlt=False):
+    def handle_checkout(msg, producer, charge, retry_topic, dlt_topic):
+        headers = dict(msg.headers() or [])
+        retries = int(headers.get("retries", b"0"))
+        try:
+            charge(msg)
+        except (ValueError, KeyError) as exc:
+            if retries < MAX_RETRIES and not straight_to_dlt:
+                target, retries = retry_topic, retries + (1 if increment else 0)
+            else:
+                target = dlt_topic
+            headers.update({"retries": str(retries), "error": str(exc)})
+            producer.produce(target, key=msg.key() if keep_key else None, value=msg.value(), headers=headers)
+            producer.flush(10)
+
+    return handle_checkout
+
+
+def test_retries_never_incremented_loops(ns):
+    result = checks.dead_letters(handler(increment=False), ns)
+    assert result.status == FAILED and "keep coming back" in result.message
+
+
+def test_straight_to_dlt_fails(ns):
+    result = checks.dead_letters(handler(straight_to_dlt=True), ns)
+    assert result.status == FAILED and "retries" in result.message
+
+
+def test_dropping_the_key_fails(ns):
+    result = checks.dead_letters(handler(keep_key=False), ns)
+    assert result.status == FAILED and "key" in result.hint
+
+
+def test_dead_letters_reference_passes(ns):
+    assert checks.dead_letters(handler(), ns).status == PASSED
+
+
+# exercise 5 ----------------------------------------------------------------------------------------------
+def runner(close=True, commit=True):
+    def run_until_stopped(consumer, process, stop):
+        while not stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            process(msg)
+            if commit:
+                consumer.commit(message=msg, asynchronous=False)
+        if close:
+            consumer.close()
+
+    return run_until_stopped
+
+
+def test_shutdown_without_close_fails(ns, admin):
+    result = checks.graceful_shutdown(runner(close=False), admin, ns)
+    assert result.status == FAILED and "still open" in result.message
+
+
+def test_shutdown_without_commit_fails(ns, admin):
+    result = checks.graceful_shutdown(runner(commit=False), admin, ns)
+    assert result.status == FAILED and "committed offsets cover 0" in result.message
+
+
+def test_shutdown_reference_passes(ns, admin):
+    assert checks.graceful_shutdown(runner(), admin, ns).status == PASSED

@@ -1,0 +1,215 @@
+"""Lab 06 checks fail on plausible wrong answers, with a message that helps, and pass the reference."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pika
+import pytest
+from pika.exceptions import NackError, UnroutableError
+
+from infracourse import env
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab06 as checks
+from infracourse.namespace import Namespace
+
+
+@pytest.fixture
+def ns():
+    env.require("rabbitmq")
+    namespace = Namespace("pytest_r6_" + uuid.uuid4().hex[:6])
+    yield namespace
+    namespace.reset("rabbitmq")
+
+
+# exercise 1 ----------------------------------------------------------------------------------------------
+def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="task.#"):
+    def declare_routing(channel, exchange, queues):
+        channel.exchange_declare(exchange, exchange_type=kind, durable=True)
+        for role, pattern in [("images", images), ("emails", emails), ("audit", audit)]:
+            channel.queue_declare(queues[role], durable=True)
+            channel.queue_bind(queues[role], exchange, routing_key=pattern)
+
+    return declare_routing
+
+
+def test_images_with_hash_gets_too_much(ns):
+    result = checks.routing(routing(images="task.image.#"), ns)
+    assert result.status == FAILED and "images queue should not" in result.message and "'*'" in result.hint
+
+
+def test_emails_with_star_misses_deep_keys(ns):
+    result = checks.routing(routing(emails="task.email.*"), ns)
+    assert result.status == FAILED and "emails queue should receive" in result.message
+
+
+def test_audit_bound_to_everything_fails(ns):
+    result = checks.routing(routing(audit="#"), ns)
+    assert result.status == FAILED and "report.daily" in result.message
+
+
+def test_direct_exchange_fails(ns):
+    result = checks.routing(routing(kind="direct"), ns)
+    assert result.status == FAILED and "type 'direct'" in result.message
+
+
+def test_routing_reference_passes(ns):
+    assert checks.routing(routing(), ns).status == PASSED
+
+
+# exercise 2 ----------------------------------------------------------------------------------------------
+def worker(prefetch=1, ack=True, auto_ack=False):
+    def work(channel, queue, handle, idle_s):
+        if prefetch:
+            channel.basic_qos(prefetch_count=prefetch)
+        handled = 0
+        for method, _, body in channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=idle_s):
+            if method is None:
+                break
+            handle(body)
+            if ack and not auto_ack:
+                channel.basic_ack(method.delivery_tag)
+            handled += 1
+        channel.cancel()
+        return handled
+
+    return work
+
+
+def test_worker_without_prefetch_is_round_robin(ns):
+    result = checks.fair_worker(worker(prefetch=0), ns)
+    assert result.status == FAILED and "round-robin" in result.message and "prefetch_count=1" in result.hint
+
+
+def test_worker_with_auto_ack_is_round_robin(ns):
+    result = checks.fair_worker(worker(auto_ack=True), ns)
+    assert result.status == FAILED and "round-robin" in result.message
+
+
+def test_worker_that_never_acks_fails(ns):
+    result = checks.fair_worker(worker(ack=False), ns)
+    assert result.status == FAILED and "never acked" in result.message
+
+
+def test_worker_reference_passes(ns):
+    assert checks.fair_worker(worker(), ns).status == PASSED
+
+
+# exercise 3 ----------------------------------------------------------------------------------------------
+def declare(with_dlx=True):
+    def declare_work_queue(channel, queue, dead_letter_exchange):
+        arguments = {"x-dead-letter-exchange": dead_letter_exchange} if with_dlx else None
+        channel.queue_declare(queue, durable=True, arguments=arguments)
+
+    return declare_work_queue
+
+
+def on_job(poison="reject"):
+    def handle_delivery(channel, method, properties, body, handle):
+        try:
+            handle(body)
+        except ValueError:
+            if poison == "requeue":
+                channel.basic_nack(method.delivery_tag, requeue=True)
+            elif poison == "ack":
+                channel.basic_ack(method.delivery_tag)
+            else:
+                channel.basic_reject(method.delivery_tag, requeue=False)
+        else:
+            channel.basic_ack(method.delivery_tag)
+
+    return handle_delivery
+
+
+def test_requeueing_poison_loops(ns):
+    result = checks.dead_letters(declare(), on_job("requeue"), ns)
+    assert result.status == FAILED and "keep coming back" in result.message
+
+
+def test_acking_poison_drops_it(ns):
+    result = checks.dead_letters(declare(), on_job("ack"), ns)
+    assert result.status == FAILED and "nothing reached" in result.message
+
+
+def test_queue_without_dlx_drops_poison(ns):
+    result = checks.dead_letters(declare(with_dlx=False), on_job(), ns)
+    assert result.status == FAILED and "x-dead-letter-exchange" in result.hint
+
+
+def test_unsolved_dead_letters_is_not_done(ns):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert checks.dead_letters(stub, stub, ns).status == NOT_DONE
+
+
+def test_dead_letters_reference_passes(ns):
+    assert checks.dead_letters(declare(), on_job(), ns).status == PASSED
+
+
+# exercise 4 ----------------------------------------------------------------------------------------------
+def publisher(confirms=True, mandatory=True, persistent=True):
+    def publish_jobs(channel, exchange, jobs):
+        if confirms:
+            channel.confirm_delivery()
+        properties = pika.BasicProperties(delivery_mode=2 if persistent else None)
+        failed = []
+        for key, body in jobs:
+            try:
+                channel.basic_publish(exchange, key, body, properties, mandatory=mandatory)
+            except (NackError, UnroutableError):
+                failed.append((key, body))
+        return failed
+
+    return publish_jobs
+
+
+def test_publishing_without_confirms_misses_refusals(ns):
+    result = checks.reliable_publish(publisher(confirms=False), ns)
+    assert result.status == FAILED and "confirm_delivery" in (result.message + result.hint)
+
+
+def test_publishing_without_mandatory_misses_unroutable(ns):
+    result = checks.reliable_publish(publisher(mandatory=False), ns)
+    assert result.status == FAILED and "unroutable" in result.message
+
+
+def test_transient_messages_fail(ns):
+    result = checks.reliable_publish(publisher(persistent=False), ns)
+    assert result.status == FAILED and "persistent" in result.message
+
+
+def test_publishing_reference_passes(ns):
+    assert checks.reliable_publish(publisher(), ns).status == PASSED
+
+
+# exercise 5 ----------------------------------------------------------------------------------------------
+def rpc(match=True, timeout=True):
+    def rpc_call(connection, queue, request, timeout_s):
+        channel = connection.channel()
+        reply_queue = channel.queue_declare("", exclusive=True).method.queue
+        call_id = str(uuid.uuid4())
+        channel.basic_publish("", queue, request, pika.BasicProperties(reply_to=reply_queue, correlation_id=call_id))
+        deadline = time.monotonic() + (timeout_s if timeout else 60)
+        for method, properties, body in channel.consume(reply_queue, auto_ack=True, inactivity_timeout=0.05):
+            if method is not None and (properties.correlation_id == call_id or not match):
+                return body
+            if time.monotonic() > deadline:
+                raise TimeoutError
+
+    return rpc_call
+
+
+def test_rpc_taking_the_first_reply_fails(ns):
+    result = checks.rpc_client(rpc(match=False), ns)
+    assert result.status == FAILED and "another call" in result.message
+
+
+def test_rpc_without_timeout_fails(ns):
+    result = checks.rpc_client(rpc(timeout=False), ns)
+    assert result.status == FAILED and "did not return" in result.message and "TimeoutError" in result.hint
+
+
+def test_rpc_reference_passes(ns):
+    assert checks.rpc_client(rpc(), ns).status == PASSED
