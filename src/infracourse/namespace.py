@@ -63,8 +63,9 @@ class Namespace:
         return f"{self.slug}.{name}"
 
     def stream(self, name: str) -> str:
-        """JetStream stream, consumer or KV bucket name (no dots allowed there)."""
-        return f"{self.slug}_{name}"
+        """JetStream stream, consumer or KV bucket name (no dots allowed there). The '-' cannot occur in a
+        slug, so 'nats07-...' never matches the solution's 'nats07_sol-...' when a namespace is reset."""
+        return f"{self.slug}-{name}"
 
     def postgres_dsn(self, **options: object) -> str:
         """A DSN whose search_path is this notebook's schema (then public, for extensions)."""

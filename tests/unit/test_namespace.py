@@ -35,7 +35,7 @@ def test_bad_slug_is_rejected():
 def test_names_are_derived_from_the_slug():
     ns = Namespace("kafka05")
     assert (ns.key("user", 1), ns.topic("orders"), ns.queue("jobs"), ns.subject("a.>"), ns.stream("orders")) == (
-        "kafka05:user:1", "kafka05.orders", "kafka05.jobs", "kafka05.a.>", "kafka05_orders")
+        "kafka05:user:1", "kafka05.orders", "kafka05.jobs", "kafka05.a.>", "kafka05-orders")
 
 
 def test_postgres_reset_empties_only_our_schema(slug):
@@ -107,6 +107,8 @@ def test_nats_reset_deletes_our_streams_and_buckets(slug):
         js = nc.jetstream()
         await js.add_stream(name=ns.stream("orders"), subjects=[ns.subject("orders.>")])
         await js.create_key_value(bucket=ns.stream("config"))
+        longer = Namespace(slug + "_sol")  # the solution's namespace must survive the lesson's reset
+        await js.add_stream(name=longer.stream("orders"), subjects=[longer.subject("orders.>")])
         await nc.close()
         ns.reset("nats")  # runs its own loop in a thread
         nc = await nats.connect(config.nats_url())
@@ -114,4 +116,5 @@ def test_nats_reset_deletes_our_streams_and_buckets(slug):
         await nc.close()
         return [n for n in names if slug in n]
 
-    assert asyncio.run(scenario()) == []
+    assert asyncio.run(scenario()) == [slug + "_sol-orders"]
+    Namespace(slug + "_sol").reset("nats")
