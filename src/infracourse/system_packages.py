@@ -19,10 +19,13 @@ APT_PACKAGES: tuple[str, ...] = (
     "prometheus",
 )
 
-# Not services: what the site's browser test drives (headless Chromium through chromedriver; fonts for
-# legible screenshots, check marks included, which --no-install-recommends would skip).
-TEST_TOOL_PACKAGES: tuple[str, ...] = ("chromium", "chromium-driver", "fonts-liberation", "fonts-noto-color-emoji")
-TEST_TOOL_BINARIES: tuple[str, ...] = ("chromium", "chromedriver")
+# Not services: what the tests drive. Headless Chromium through chromedriver for the site (fonts for legible
+# screenshots, check marks included, which --no-install-recommends would skip); docker-compose (v1) to
+# validate docker-compose.yml on machines without a Docker engine.
+TEST_TOOL_PACKAGES: tuple[str, ...] = (
+    "chromium", "chromium-driver", "fonts-liberation", "fonts-noto-color-emoji", "docker-compose",
+)
+TEST_TOOL_BINARIES: tuple[str, ...] = ("chromium", "chromedriver", "docker-compose")
 
 BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-server", "prometheus")
 

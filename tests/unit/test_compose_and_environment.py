@@ -7,15 +7,16 @@ from pathlib import Path
 
 import yaml
 
-from infracourse import config
+from infracourse import config, system_packages
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 
 def test_compose_file_is_valid_for_docker_compose():
+    system_packages.ensure_test_tools()  # installs docker-compose with apt when missing and allowed
     tool = shutil.which("docker-compose")
-    assert tool, "docker-compose (Debian package) is needed to validate the file: `course setup --test-tools`"
+    assert tool, "docker-compose is needed to validate the file (Debian/Ubuntu: apt-get install docker-compose)"
     result = subprocess.run([tool, "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
