@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from ..checking import exercise, expect
+from . import pg_fixtures
 
 THREAD_DEADLINE_S = 30
 
@@ -60,18 +61,8 @@ FIXTURES = {
 }
 
 
-def _ready(conn: psycopg.Connection) -> None:
-    """Leave a failed or open transaction the learner's code may have left behind."""
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
-
-
 def _load(conn: psycopg.Connection, *tables: str) -> None:
-    _ready(conn)
-    with conn.transaction():
-        conn.execute("SET LOCAL client_min_messages = warning")
-        for table in tables:
-            conn.execute(FIXTURES[table])
+    pg_fixtures.load(conn, FIXTURES, *tables)
 
 
 def load_fixtures(conn: psycopg.Connection) -> list[str]:
@@ -91,7 +82,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _user_count(conn: psycopg.Connection) -> int:
-    _ready(conn)
+    pg_fixtures.ready(conn)
     return conn.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
@@ -257,7 +248,7 @@ def add_stock(fn, conn: psycopg.Connection, dsn: str) -> str:
     finally:
         for c in conns:
             c.close()
-    _ready(conn)
+    pg_fixtures.ready(conn)
     final = conn.execute("SELECT qty FROM inventory WHERE sku = 'pear'").fetchone()
     expect(final == (threads * each,), f"{threads} threads added 1 pear {each} times each; the table says {final}",
            hint="compute the new quantity in SQL (inventory.qty + EXCLUDED.qty), not in Python")
@@ -278,11 +269,11 @@ REFERENCE_TOP_SELLERS = """
 
 def _run_sql(conn: psycopg.Connection, query: str, params: dict) -> list[tuple]:
     expect(isinstance(query, str) and query.strip(), "the answer should be an SQL string")
-    _ready(conn)
+    pg_fixtures.ready(conn)
     try:
         return [tuple(r) for r in conn.execute(query, params).fetchall()]
     except (psycopg.ProgrammingError, TypeError) as exc:
-        _ready(conn)
+        pg_fixtures.ready(conn)
         text = str(exc).splitlines()[0]
         if "placeholder" in text or "parameter" in text:
             expect(False, f"psycopg could not bind the parameter ({text})",
@@ -290,7 +281,7 @@ def _run_sql(conn: psycopg.Connection, query: str, params: dict) -> list[tuple]:
                         + ", ".join(f"%({k})s" for k in params))
         expect(False, f"PostgreSQL rejected the query: {text}")
     except psycopg.Error as exc:
-        _ready(conn)
+        pg_fixtures.ready(conn)
         expect(False, f"PostgreSQL rejected the query: {str(exc).splitlines()[0]}")
 
 
@@ -319,7 +310,7 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
     _load(conn, "accounts")
 
     def balances() -> dict[int, int]:
-        _ready(conn)
+        pg_fixtures.ready(conn)
         return dict(conn.execute("SELECT id, balance FROM accounts ORDER BY id").fetchall())
 
     fn(conn, 1, 2, 30)
@@ -339,7 +330,7 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
                hint="run both updates in one transaction (with conn.transaction():) and raise to roll it back")
         expect(raised == "ValueError", f"a transfer of {why} did not raise ValueError (got {raised})",
                hint="check how many rows each UPDATE changed (cursor.rowcount)")
-    _ready(conn)
+    pg_fixtures.ready(conn)
     with conn.transaction():
         conn.execute("UPDATE accounts SET balance = 100")
     threads, each = 6, 25

@@ -20,6 +20,7 @@ from .. import config
 from ..checking import exercise, expect
 from ..faults import TcpProxy
 from ..pg_roles import LoginRole
+from . import pg_fixtures
 
 CALL_DEADLINE_S = 20
 
@@ -55,17 +56,8 @@ FIXTURES = {
 }
 
 
-def _ready(conn: psycopg.Connection) -> None:
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
-
-
 def _load(conn: psycopg.Connection, *tables: str) -> None:
-    _ready(conn)
-    with conn.transaction():
-        conn.execute("SET LOCAL client_min_messages = warning")
-        for table in tables:
-            conn.execute(FIXTURES[table])
+    pg_fixtures.load(conn, FIXTURES, *tables)
 
 
 def load_fixtures(conn: psycopg.Connection) -> list[str]:
@@ -179,7 +171,7 @@ def least_privilege(fn, conn: psycopg.Connection, reporter: LoginRole) -> str:
     conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, role))
     conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(schema, role))
     fn(conn, reporter.name)
-    _ready(conn)
+    pg_fixtures.ready(conn)
     must_work = {"read invoices": "SELECT count(*) FROM invoices",
                  "add a report": "INSERT INTO reports (title) VALUES ('monthly revenue')"}
     must_fail = {"change an invoice": "UPDATE invoices SET amount = 0",
@@ -213,7 +205,7 @@ def row_level_security(fn, conn: psycopg.Connection, tenant_a: LoginRole, tenant
             for n in range(count):
                 conn.execute("INSERT INTO tickets (tenant, body) VALUES (%s, %s)", (tenant.name, f"ticket {n}"))
     fn(conn)
-    _ready(conn)
+    pg_fixtures.ready(conn)
     enabled = conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'tickets'::regclass").fetchone()[0]
     expect(enabled, "row-level security is not enabled on tickets",
            hint="policies do nothing until the table itself has row-level security enabled (ALTER TABLE)")
@@ -397,7 +389,7 @@ MIGRATION_TABLES = ("schema_migrations", "mig_customers", "mig_orders", "mig_aud
 
 @exercise("7", "A versioned migration runner (stretch)")
 def migration_runner(fn, conn: psycopg.Connection) -> str:
-    _ready(conn)
+    pg_fixtures.ready(conn)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
         sql.SQL(", ").join(map(sql.Identifier, MIGRATION_TABLES))))
     migrations = [  # deliberately out of order
@@ -408,11 +400,11 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
     try:
         applied = fn(conn, migrations)
     except psycopg.Error as exc:
-        _ready(conn)
+        pg_fixtures.ready(conn)
         expect(False, f"the first run failed: {_one_line(exc)}", hint="apply migrations in version order")
     expect(applied == [1, 2, 3], f"the first run returned {applied!r}, expected [1, 2, 3]",
            hint="return the versions applied, in the order applied")
-    _ready(conn)
+    pg_fixtures.ready(conn)
     recorded = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
     expect(recorded == [(1,), (2,), (3,)], f"schema_migrations holds {recorded}",
            hint="insert (version, name) into schema_migrations as each migration is applied")
@@ -424,7 +416,7 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
         raised = False
     except psycopg.Error:
         raised = True
-    _ready(conn)
+    pg_fixtures.ready(conn)
     expect(raised, "a migration with an error did not raise", hint="let the error propagate so the deploy stops")
     left = conn.execute("SELECT to_regclass('mig_audit') IS NOT NULL").fetchone()[0]
     expect(not left, "the failed migration 4 left its table mig_audit behind",
@@ -440,7 +432,7 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
         raised = False
     except psycopg.Error:
         raised = True
-    _ready(conn)
+    pg_fixtures.ready(conn)
     expect(raised, "two migrations with version 5 went through without an error",
            hint="let the INSERT into schema_migrations (version is its primary key) fail the second one")
     right = conn.execute("SELECT to_regclass('mig_right') IS NOT NULL").fetchone()[0]
