@@ -33,6 +33,7 @@ class _Telemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.metadata: list[dict[str, str]] = []
+        self.upload_finished = threading.Event()
 
     def _seen(self, context) -> None:
         with self.lock:
@@ -46,7 +47,9 @@ class _Telemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
 
     def UploadReadings(self, request_iterator, context):
         self._seen(context)
-        return telemetry_pb2.UploadReadingsResponse(count=sum(1 for _ in request_iterator))
+        count = sum(1 for _ in request_iterator)
+        self.upload_finished.set()
+        return telemetry_pb2.UploadReadingsResponse(count=count)
 
 
 def _reading(sensor_id: str = "s1") -> telemetry_pb2.RecordReadingRequest:
@@ -215,24 +218,27 @@ def retry_config(config) -> str:
 # --- Exercise 4 ----------------------------------------------------------------------------------------
 
 DRAIN_S, GRACE_S = 0.3, 2.0
-UPLOAD_READINGS, UPLOAD_PAUSE_S = 10, 0.05
+UPLOAD_READINGS, UPLOAD_PAUSE_S = 20, 0.05  # an upload of 1 s, well past the drain
 
 
 @exercise("4", "Graceful shutdown: NOT_SERVING, drain, then stop")
 def graceful_shutdown(fn) -> str:
     health_servicer = health.HealthServicer()
     health_servicer.set(TELEMETRY, health_pb2.HealthCheckResponse.SERVING)
+    servicer = _Telemetry()
     server = grpc.server(ThreadPoolExecutor(max_workers=8))
-    _register(_Telemetry(), health_servicer)(server)
+    _register(servicer, health_servicer)(server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     errors: list[BaseException] = []
     returned = threading.Event()
+    upload_finished_at_return: list[bool] = []
     watch = None
 
     def shut_down() -> None:
         try:
             fn(server, health_servicer, DRAIN_S, GRACE_S)
+            upload_finished_at_return.append(servicer.upload_finished.is_set())
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
             watch.cancel()  # no NOT_SERVING will come: stop waiting for it
@@ -258,7 +264,6 @@ def graceful_shutdown(fn) -> str:
                 time.sleep(DRAIN_S / 3)
                 during_drain = _code(stub.RecordReading, _reading())
             returned.wait(DRAIN_S + GRACE_S + 3)
-            upload_done_at_return = upload.done()
             upload_code = upload.exception().code() if upload.exception() else grpc.StatusCode.OK
             after = _code(stub.RecordReading, _reading())
     finally:
@@ -277,7 +282,7 @@ def graceful_shutdown(fn) -> str:
            hint="server.stop(grace_s) lets calls in flight finish; stop(0) or stop(None) cancels them")
     expect(after == grpc.StatusCode.UNAVAILABLE,
            f"after graceful_shutdown a new call got {after.name}, not UNAVAILABLE", hint="call server.stop(grace_s)")
-    expect(upload_done_at_return, "graceful_shutdown returned while a call was still running",
+    expect(upload_finished_at_return == [True], "graceful_shutdown returned while a call was still running",
            hint="server.stop(...) returns an Event: wait() on it")
     return "NOT_SERVING, served during the drain, upload finished, then stopped"
 
