@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 from . import config
 
@@ -105,8 +104,8 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while chunk := src.recv(65536):
-                if self.delay_s:
-                    time.sleep(self.delay_s)
+                if self.delay_s and self._closed.wait(self.delay_s):  # a delayed chunk does not hold up close()
+                    break
                 dst.sendall(chunk)
         except OSError:
             pass
