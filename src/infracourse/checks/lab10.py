@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from .. import protos
 from ..checking import NotDone, done, exercise, expect
-from ..grpc_harness import serving
+from ..grpc_harness import Trap, serving
 
 protos.generate()
 from ..grpc_generated import telemetry_pb2, telemetry_pb2_grpc  # noqa: E402
@@ -71,11 +71,12 @@ def _code(call, *args, **kwargs) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-class _Guard(grpc.ServerInterceptor):
+class _Guard(Trap, grpc.ServerInterceptor):
     """Runs the learner's interceptor; keeps what it raises (a server would log it and answer UNKNOWN)."""
 
     def __init__(self, inner: grpc.ServerInterceptor) -> None:
-        self.inner, self.errors = inner, []
+        super().__init__()
+        self.inner = inner
 
     def intercept_service(self, continuation, handler_call_details):
         try:
@@ -83,15 +84,6 @@ class _Guard(grpc.ServerInterceptor):
         except Exception as exc:  # noqa: BLE001 - reported by raise_first
             self.errors.append(exc)
             return None
-
-    def raise_first(self) -> None:
-        if not self.errors:
-            return
-        exc = self.errors[0]
-        if isinstance(exc, NotImplementedError):
-            raise NotDone
-        expect(False, f"intercept_service raised {type(exc).__name__}: {exc}",
-               hint="run the exercise cell on its own and read the error")
 
 
 def _register(servicer, health_servicer=None):
