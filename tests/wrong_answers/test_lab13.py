@@ -1,0 +1,236 @@
+"""Lab 13 checks fail on plausible wrong answers, with a message that helps, and pass the reference answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from infracourse import shop_data
+from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checks import lab13 as checks
+
+TTL_S = 60
+
+
+@pytest.fixture
+def shop(conn, pg_ns):
+    shop_data.create(conn, orders=0)
+    conn.execute("CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL, "
+                 "payload jsonb NOT NULL)")
+    conn.execute("CREATE TABLE processed_events (event_id text PRIMARY KEY)")
+    conn.execute("CREATE TABLE product_sales (product_id int PRIMARY KEY, units bigint NOT NULL)")
+    with ConnectionPool(pg_ns.postgres_dsn(), min_size=1, max_size=2, open=True, timeout=5) as pool:
+        yield pool
+
+
+# exercise 1 ---------------------------------------------------------------------------------------------------
+def _reader(pg_ns, ttl_s=TTL_S, use_cache=True):
+    def get_product(r, pool, product_id):
+        key = pg_ns.key("product", product_id)
+        if use_cache and (cached := r.get(key)) is not None:
+            return json.loads(cached)
+        with pool.connection() as conn:
+            row = conn.execute("SELECT product_id, name, price::float FROM products WHERE product_id = %s",
+                               [product_id]).fetchone()
+        if row is None:
+            return None
+        product = dict(zip(("product_id", "name", "price"), row, strict=True))
+        r.set(key, json.dumps(product), ex=ttl_s)
+        return product
+    return get_product
+
+
+def _writer(pg_ns, invalidate="after"):
+    def set_price(r, pool, product_id, price):
+        if invalidate == "before":
+            r.delete(pg_ns.key("product", product_id))
+        with pool.connection() as conn:
+            conn.execute("UPDATE products SET price = %s WHERE product_id = %s", [price, product_id])
+        if invalidate == "after":
+            r.delete(pg_ns.key("product", product_id))
+    return set_price
+
+
+def _check_cache(get_product, set_price, r, pool, pg_ns):
+    return checks.cache_aside(get_product, set_price, r, pool, lambda p: pg_ns.key("product", p),
+                              pg_ns.postgres_dsn(), TTL_S)
+
+
+def test_cache_reference_passes(shop, r, pg_ns):
+    assert _check_cache(_reader(pg_ns), _writer(pg_ns), r, shop, pg_ns).status == PASSED
+
+
+def test_cache_never_read_fails(shop, r, pg_ns):
+    result = _check_cache(_reader(pg_ns, use_cache=False), _writer(pg_ns), r, shop, pg_ns)
+    assert result.status == FAILED and "borrowed a database connection 4 times" in result.message
+
+
+def test_cache_without_ttl_fails(shop, r, pg_ns):
+    result = _check_cache(_reader(pg_ns, ttl_s=None), _writer(pg_ns), r, shop, pg_ns)
+    assert result.status == FAILED and "never expires" in result.message
+
+
+def test_write_without_invalidation_fails(shop, r, pg_ns):
+    result = _check_cache(_reader(pg_ns), _writer(pg_ns, invalidate="never"), r, shop, pg_ns)
+    assert result.status == FAILED and "never deleted" in result.message
+
+
+def test_invalidation_before_commit_fails(shop, r, pg_ns):
+    result = _check_cache(_reader(pg_ns), _writer(pg_ns, invalidate="before"), r, shop, pg_ns)
+    assert result.status == FAILED and "before the new price was committed" in result.message and result.hint
+
+
+def test_cache_unsolved_is_not_done(shop, r, pg_ns):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert _check_cache(stub, stub, r, shop, pg_ns).status == NOT_DONE
+
+
+# exercise 2 ---------------------------------------------------------------------------------------------------
+def _place_order(one_transaction=True):
+    def place_order(pool, product_id, quantity):
+        with pool.connection() as conn:  # not autocommit: one transaction until the block ends
+            row = conn.execute("""INSERT INTO orders (product_id, quantity, amount, ordered_at)
+                                  SELECT product_id, %s, %s * price, now() FROM products WHERE product_id = %s
+                                  RETURNING order_id""", [quantity, quantity, product_id]).fetchone()
+            if not one_transaction:
+                conn.commit()  # the order is saved on its own: the bug
+            if row is None:
+                return None
+            event = {"event_id": f"order-{row[0]}", "order_id": row[0], "product_id": product_id,
+                     "quantity": quantity}
+            conn.execute("INSERT INTO outbox (key, payload) VALUES (%s, %s)", [str(product_id), Jsonb(event)])
+        return row[0]
+    return place_order
+
+
+def test_outbox_reference_passes(shop, pg_ns):
+    assert checks.outbox_write(_place_order(), shop, pg_ns.postgres_dsn()).status == PASSED
+
+
+def test_order_committed_before_outbox_fails(shop, pg_ns):
+    result = checks.outbox_write(_place_order(one_transaction=False), shop, pg_ns.postgres_dsn())
+    assert result.status == FAILED and "without its event" in result.message and "transaction" in result.hint
+
+
+def test_error_swallowed_fails(shop, pg_ns):
+    def swallowing(pool, product_id, quantity):
+        try:
+            return _place_order()(pool, product_id, quantity)
+        except Exception:  # noqa: BLE001 - the wrong answer under test
+            return None
+
+    result = checks.outbox_write(swallowing, shop, pg_ns.postgres_dsn())
+    assert result.status == FAILED and "did not raise" in result.message
+
+
+def test_outbox_without_event_id_fails(shop, pg_ns):
+    def no_event_id(pool, product_id, quantity):
+        with pool.connection() as conn, conn.transaction():
+            row = conn.execute("""INSERT INTO orders (product_id, quantity, amount, ordered_at)
+                                  SELECT product_id, %s, %s * price, now() FROM products WHERE product_id = %s
+                                  RETURNING order_id""", [quantity, quantity, product_id]).fetchone()
+            if row is None:
+                return None
+            conn.execute("INSERT INTO outbox (key, payload) VALUES (%s, %s)",
+                         [str(product_id), Jsonb({"order_id": row[0], "product_id": product_id})])
+        return row[0]
+
+    result = checks.outbox_write(no_event_id, shop, pg_ns.postgres_dsn())
+    assert result.status == FAILED and "payload" in result.message
+
+
+# exercise 3 ---------------------------------------------------------------------------------------------------
+UPSERT = """INSERT INTO product_sales VALUES (%s, %s) ON CONFLICT (product_id)
+            DO UPDATE SET units = product_sales.units + EXCLUDED.units"""
+
+
+def reference_apply(conn, event):
+    with conn.transaction():
+        if conn.execute("INSERT INTO processed_events VALUES (%s) ON CONFLICT DO NOTHING",
+                        [event["event_id"]]).rowcount:
+            conn.execute(UPSERT, [event["product_id"], event["quantity"]])
+
+
+def test_consumer_reference_passes(shop, conn, pg_ns):
+    assert checks.idempotent_consumer(reference_apply, conn, pg_ns.postgres_dsn()).status == PASSED
+
+
+def test_consumer_without_dedup_fails(shop, conn, pg_ns):
+    def counts_twice(conn, event):
+        conn.execute(UPSERT, [event["product_id"], event["quantity"]])
+
+    result = checks.idempotent_consumer(counts_twice, conn, pg_ns.postgres_dsn())
+    assert result.status == FAILED and "counted again" in result.message
+
+
+def test_consumer_marking_outside_the_transaction_fails(shop, conn, pg_ns):
+    def marks_first(conn, event):  # autocommit: the mark commits on its own before the counter update
+        if conn.execute("INSERT INTO processed_events VALUES (%s) ON CONFLICT DO NOTHING",
+                        [event["event_id"]]).rowcount:
+            conn.execute(UPSERT, [event["product_id"], event["quantity"]])
+
+    result = checks.idempotent_consumer(marks_first, conn, pg_ns.postgres_dsn())
+    assert result.status == FAILED and "marked processed" in result.message and "one transaction" in result.hint
+
+
+# exercise 4 ---------------------------------------------------------------------------------------------------
+def reference_summary(latencies_ms, statuses, duration_s):
+    errors = sum(1 for s in statuses if s >= 500 or s == 0)
+    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
+    return {"requests": len(latencies_ms), "req_per_s": len(latencies_ms) / duration_s,
+            "error_ratio": errors / len(statuses), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+
+
+def test_summary_reference_passes():
+    assert checks.load_summary(reference_summary).status == PASSED
+
+
+def test_summary_nearest_rank_percentiles_pass():
+    def nearest_rank(latencies_ms, statuses, duration_s):
+        ordered = sorted(latencies_ms)
+        ranks = {q: ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] for q in (50, 95, 99)}
+        return {**reference_summary(latencies_ms, statuses, duration_s),
+                "p50_ms": ranks[50], "p95_ms": ranks[95], "p99_ms": ranks[99]}
+
+    assert checks.load_summary(nearest_rank).status == PASSED
+
+
+def test_summary_counting_404_as_error_fails():
+    def with_404(latencies_ms, statuses, duration_s):
+        return {**reference_summary(latencies_ms, statuses, duration_s),
+                "error_ratio": sum(1 for s in statuses if s >= 400 or s == 0) / len(statuses)}
+
+    result = checks.load_summary(with_404)
+    assert result.status == FAILED and "4xx" in result.message
+
+
+def test_summary_ignoring_no_answer_fails():
+    def without_zero(latencies_ms, statuses, duration_s):
+        return {**reference_summary(latencies_ms, statuses, duration_s),
+                "error_ratio": sum(1 for s in statuses if s >= 500) / len(statuses)}
+
+    result = checks.load_summary(without_zero)
+    assert result.status == FAILED and "no answer" in result.message
+
+
+def test_summary_rate_from_summed_latency_fails():
+    def busy_time(latencies_ms, statuses, duration_s):
+        return {**reference_summary(latencies_ms, statuses, duration_s),
+                "req_per_s": len(latencies_ms) / (sum(latencies_ms) / 1000)}
+
+    result = checks.load_summary(busy_time)
+    assert result.status == FAILED and "wall time" in result.message
+
+
+def test_summary_mean_instead_of_median_fails():
+    def mean(latencies_ms, statuses, duration_s):
+        return {**reference_summary(latencies_ms, statuses, duration_s), "p50_ms": float(np.mean(latencies_ms))}
+
+    result = checks.load_summary(mean)
+    assert result.status == FAILED and "p50_ms" in result.message
