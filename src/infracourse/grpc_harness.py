@@ -10,9 +10,7 @@ and a log line on stderr. `Trap` wraps servicer methods so the exception is kept
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -97,25 +95,3 @@ class Trap:
             f"your code raised {type(exc).__name__}" + (f": {text}" if text else "") + " inside the server",
             hint="run the exercise cell on its own and read the error",
         )
-
-
-def run_coroutine(make: Callable[[], Coroutine[Any, Any, T]], timeout_s: float) -> T:
-    """Run MAKE() in a fresh event loop on its own thread (a notebook's loop is already running); wait at most
-    TIMEOUT_S, then raise TimeoutError."""
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(asyncio.wait_for(make(), timeout_s)))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout_s + 5)
-    if thread.is_alive():
-        raise TimeoutError(f"the coroutine did not finish within {timeout_s} s")
-    if errors:
-        raise errors[0]
-    return result[0]

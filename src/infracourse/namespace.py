@@ -7,15 +7,14 @@ The slug gets a suffix from where the notebook runs: lessons (notebooks/) none, 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
+from .aio import run_coroutine
 
 _FOLDER_SUFFIX = {"notebooks": "", "solutions": "_sol", "labs": "_lab"}
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -142,21 +141,4 @@ class Namespace:
             finally:
                 await nc.close()
 
-        _run_in_fresh_loop(wipe())
-
-
-def _run_in_fresh_loop(coro) -> None:
-    """Run a coroutine to completion even when called from Jupyter, whose loop is already running."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
+        run_coroutine(wipe, timeout_s=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -12,7 +11,7 @@ import pytest
 
 from infracourse import protos
 from infracourse.checking import CheckFailed, NotDone
-from infracourse.grpc_harness import Trap, run_coroutine, serving
+from infracourse.grpc_harness import Trap, serving
 
 protos.generate()
 from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc
@@ -75,16 +74,3 @@ def test_other_exceptions_become_a_check_failure_naming_them():
         _call(port)
     with pytest.raises(CheckFailed, match="raised KeyError"):
         trap.raise_first()
-
-
-def test_run_coroutine_returns_its_result_and_enforces_the_timeout():
-    async def quick():
-        await asyncio.sleep(0.01)
-        return 42
-
-    async def slow():
-        await asyncio.sleep(5)
-
-    assert run_coroutine(quick, timeout_s=2) == 42
-    with pytest.raises(TimeoutError):
-        run_coroutine(slow, timeout_s=0.1)

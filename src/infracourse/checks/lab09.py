@@ -15,8 +15,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from .. import protos
+from ..aio import run_coroutine
 from ..checking import done, exercise, expect
-from ..grpc_harness import Trap, run_coroutine, serving
+from ..grpc_harness import Trap, serving
 
 protos.generate()
 from ..grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc  # noqa: E402
