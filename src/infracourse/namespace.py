@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
 from .aio import run_coroutine
+from .waiting import wait_until
 
 _FOLDER_SUFFIX = {"notebooks": "", "solutions": "_sol", "labs": "_lab"}
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -111,11 +111,9 @@ class Namespace:
         if topics:
             for future in admin.delete_topics(topics, operation_timeout=10).values():
                 future.exception()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if not any(t.startswith(prefix) for t in admin.list_topics(timeout=10).topics):
-                return
-            time.sleep(0.2)
+        # deletion is asynchronous on Apache Kafka: recreating a topic too early fails
+        wait_until(lambda: not any(t.startswith(prefix) for t in admin.list_topics(timeout=10).topics),
+                   timeout_s=15, interval_s=0.2)
 
     def _reset_rabbitmq(self) -> None:
         """AMQP cannot list queues, so the management HTTP API (on in both modes) finds ours."""
