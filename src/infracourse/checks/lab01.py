@@ -11,8 +11,7 @@ import csv
 import random
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import ThreadPoolExecutor, wait
 from decimal import Decimal
 from pathlib import Path
 
@@ -210,8 +209,21 @@ def _connections(dsn: str, n: int) -> list[psycopg.Connection]:
     return conns
 
 
+def _close_when_idle(conns: list[psycopg.Connection]) -> None:
+    """Close connections that learner threads may still be using: closing one while another thread is inside a
+    query frees it under that thread and crashes the process. A connection whose thread holds its lock for too
+    long is left open rather than risked."""
+    for c in conns:
+        if c.lock.acquire(timeout=15):
+            try:
+                c.close()
+            finally:
+                c.lock.release()
+
+
 def _in_threads(work, args_per_thread: list) -> list:
-    """Run work(*args) in one thread each, started together; return results or raise the first error."""
+    """Run work(*args) in one thread each, started together; once every thread has ended, return the results
+    or raise the first error (the others finish their work first, so no connection is closed under them)."""
     barrier = threading.Barrier(len(args_per_thread), timeout=10)
 
     def started(args):
@@ -219,14 +231,12 @@ def _in_threads(work, args_per_thread: list) -> list:
         return work(*args)
 
     executor = ThreadPoolExecutor(len(args_per_thread))
-    try:
-        futures = [executor.submit(started, args) for args in args_per_thread]
-        return [f.result(timeout=THREAD_DEADLINE_S) for f in futures]
-    except FuturesTimeout:
-        expect(False, f"your code was still running after {THREAD_DEADLINE_S} s in several threads",
-               hint="look for a transaction that never ends or a lock that is never released")
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+    futures = [executor.submit(started, args) for args in args_per_thread]
+    executor.shutdown(wait=False)
+    _, still_running = wait(futures, timeout=THREAD_DEADLINE_S)
+    expect(not still_running, f"your code was still running after {THREAD_DEADLINE_S} s in several threads",
+           hint="look for a transaction that never ends or a lock that is never released")
+    return [f.result() for f in futures]
 
 
 @exercise("4", "Upsert stock")
@@ -246,8 +256,7 @@ def add_stock(fn, conn: psycopg.Connection, dsn: str) -> str:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="checking for the row and then inserting is a race: let ON CONFLICT decide in one statement")
     finally:
-        for c in conns:
-            c.close()
+        _close_when_idle(conns)
     pg_fixtures.ready(conn)
     final = conn.execute("SELECT qty FROM inventory WHERE sku = 'pear'").fetchone()
     expect(final == (threads * each,), f"{threads} threads added 1 pear {each} times each; the table says {final}",
@@ -359,8 +368,7 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="lock the rows you read (FOR UPDATE), or retry serialization failures")
     finally:
-        for c in conns:
-            c.close()
+        _close_when_idle(conns)
     expected = {1: 100, 2: 100, 3: 100}
     for source, target, amount in (move for done in results for move in done):
         expected[source] -= amount
