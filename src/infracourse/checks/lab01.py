@@ -209,18 +209,6 @@ def _connections(dsn: str, n: int) -> list[psycopg.Connection]:
     return conns
 
 
-def _close_when_idle(conns: list[psycopg.Connection]) -> None:
-    """Close connections that learner threads may still be using: closing one while another thread is inside a
-    query frees it under that thread and crashes the process. A connection whose thread holds its lock for too
-    long is left open rather than risked."""
-    for c in conns:
-        if c.lock.acquire(timeout=15):
-            try:
-                c.close()
-            finally:
-                c.lock.release()
-
-
 def _in_threads(work, args_per_thread: list) -> list:
     """Run work(*args) in one thread each, started together; once every thread has ended, return the results
     or raise the first error (the others finish their work first, so no connection is closed under them)."""
@@ -256,7 +244,7 @@ def add_stock(fn, conn: psycopg.Connection, dsn: str) -> str:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="checking for the row and then inserting is a race: let ON CONFLICT decide in one statement")
     finally:
-        _close_when_idle(conns)
+        pg_fixtures.close_when_idle(*conns)
     pg_fixtures.ready(conn)
     final = conn.execute("SELECT qty FROM inventory WHERE sku = 'pear'").fetchone()
     expect(final == (threads * each,), f"{threads} threads added 1 pear {each} times each; the table says {final}",
@@ -368,7 +356,7 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="lock the rows you read (FOR UPDATE), or retry serialization failures")
     finally:
-        _close_when_idle(conns)
+        pg_fixtures.close_when_idle(*conns)
     expected = {1: 100, 2: 100, 3: 100}
     for source, target, amount in (move for done in results for move in done):
         expected[source] -= amount

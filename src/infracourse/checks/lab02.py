@@ -283,7 +283,7 @@ def retry_wrapper(fn, dsn: str) -> str:
             expect(False, f"a dropped connection was not retried ({_one_line(exc)})",
                    hint="psycopg.OperationalError (AdminShutdown, lost connections) is transient too")
         finally:
-            victim.close()
+            pg_fixtures.close_when_idle(victim)
         expect(got == 1 and len(calls) == 2, "a dropped connection was not retried")
 
         calls.clear()
@@ -318,7 +318,7 @@ def retry_wrapper(fn, dsn: str) -> str:
                hint="exponential backoff: double the wait at each attempt (and add random jitter)")
         return "transient errors retried with growing waits, permanent ones raised at once"
     finally:
-        admin.close()
+        pg_fixtures.close_when_idle(admin)
 
 
 # 6 -------------------------------------------------------------------------------------------------------
