@@ -173,9 +173,9 @@ def test_dead_letters_reference_passes(ns):
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
-def runner(close=True, commit=True):
+def runner(close=True, commit=True, heeds_stop=True):
     def run_until_stopped(consumer, process, stop):
-        while not stop.is_set():
+        while not stop.is_set() or not heeds_stop:
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
@@ -196,6 +196,13 @@ def test_shutdown_without_close_fails(ns, admin):
 def test_shutdown_without_commit_fails(ns, admin):
     result = checks.graceful_shutdown(runner(commit=False), admin, ns)
     assert result.status == FAILED and "committed offsets cover 0" in result.message
+
+
+def test_shutdown_loop_ignoring_stop_fails_and_the_process_survives_the_cleanup(ns, admin):
+    # Closing the consumer or deleting its topic under the learner's poll() used to hang or crash the process.
+    result = checks.graceful_shutdown(runner(heeds_stop=False), admin, ns)
+    assert result.status == FAILED and "did not return within 10 s" in result.message
+    assert checks.graceful_shutdown(runner(), admin, ns).status == PASSED
 
 
 def test_shutdown_reference_passes(ns, admin):

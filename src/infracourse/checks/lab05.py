@@ -37,6 +37,40 @@ def _admin() -> AdminClient:
     return AdminClient(kafka_config.client())
 
 
+class _RevocableConsumer:
+    """The consumer handed to learner code that runs in a thread. librdkafka hangs in close(), and crashes the
+    process when the topic is deleted, while another thread is inside poll(); once revoked, this stand-in stops
+    passing calls through (each raises after a short pause), so a loop that ignores its stop signal can be left
+    running while the check closes the real consumer and cleans up."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._lock = threading.Lock()
+        self._revoked = False
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._consumer, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with self._lock:
+                if not self._revoked:
+                    return attr(*args, **kwargs)
+            time.sleep(0.5)  # a loop that swallows the error below must not spin
+            raise RuntimeError("Consumer closed by the check")
+
+        return call
+
+    def revoke(self, wait_s: float = 5) -> bool:
+        """Stop passing calls through; False if the learner's thread stayed inside a call for WAIT_S."""
+        if not self._lock.acquire(timeout=wait_s):
+            return False
+        self._revoked = True
+        self._lock.release()
+        return True
+
+
 def _fresh_topics(ns: Namespace, partitions: int, *names: str) -> list[str]:
     suffix = uuid.uuid4().hex[:6]
     topics = [ns.topic(f"check-{name}-{suffix}") for name in names]
@@ -304,15 +338,17 @@ def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Names
                          "enable.auto.commit": False})
     stop = threading.Event()
 
+    handed_out = _RevocableConsumer(consumer)
+
     def target() -> None:
         try:
-            run_until_stopped(consumer, lambda msg: processed.append(int(msg.value())), stop)
+            run_until_stopped(handed_out, lambda msg: processed.append(int(msg.value())), stop)
         except BaseException as exc:  # noqa: BLE001 - reported by the check
             errors.append(exc)
 
+    worker = threading.Thread(target=target, daemon=True)
     try:
         consumer.subscribe([topic])
-        worker = threading.Thread(target=target, daemon=True)
         worker.start()
         _send_one_per_request(topic, [(n % 2, str(n).encode()) for n in range(20)])
         try:
@@ -341,11 +377,12 @@ def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Names
         reader.close()
     finally:
         stop.set()
-        try:
-            consumer.close()  # a no-op error if the learner closed it already
-        except RuntimeError:
-            pass
-        _drop(topic, groups=(group,))
+        if handed_out.revoke():  # else a thread is stuck inside a call: leave its consumer and topic alone
+            try:
+                consumer.close()  # a no-op error if the learner closed it already
+            except RuntimeError:
+                pass
+            _drop(topic, groups=(group,))
     covered = sum(max(tp.offset, 0) for tp in committed)
     expect(covered == 20, f"the committed offsets cover {covered} of the 20 processed messages",
            hint="commit what you processed before closing (close() does not commit when auto-commit is off)")
