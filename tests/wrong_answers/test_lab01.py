@@ -120,6 +120,17 @@ def test_load_products_not_returning_the_count_fails(dsn):
     assert failed_with(checks.load_products(no_count, dsn), "returned None", "rowcount")
 
 
+def test_load_products_copy_loop_without_end_fails_and_frees_the_table(dsn, monkeypatch):
+    def endless(conn, path):
+        with open(path, encoding="utf-8") as f, conn.cursor() as cur:
+            with cur.copy("COPY products FROM STDIN (FORMAT csv, HEADER true)") as copy:
+                while True:  # forgot to stop at the end of the file
+                    copy.write(f.read(8192))
+
+    monkeypatch.setattr(checks, "COPY_DEADLINE_S", 2)
+    assert failed_with(checks.load_products(endless, dsn), "did not return", "loop")
+    assert checks.load_products(load_products, dsn).status == PASSED  # the stuck COPY no longer locks products
+
 # 4 add_stock ---------------------------------------------------------------------------------------------
 def add_stock(conn, sku, qty):
     return conn.execute("""INSERT INTO inventory (sku, qty) VALUES (%s, %s)

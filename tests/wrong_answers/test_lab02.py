@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psycopg
@@ -310,6 +311,37 @@ def test_breaker_that_never_resets_its_count_fails():
     assert failed_with(checks.circuit_breaker(NoReset, CircuitOpen), "single new failure", "reset")
 
 
+def test_breaker_taking_its_own_lock_twice_fails(monkeypatch):
+    class Locked(Breaker):
+        def __init__(self, threshold=3, cooldown_s=1.0):
+            super().__init__(threshold, cooldown_s)
+            self.lock = threading.Lock()
+
+        def call(self, fn, *args):
+            with self.lock:  # a thread-safe attempt that deadlocks: state is read under the same lock
+                return super().call(fn, *args)
+
+        @property
+        def state(self):
+            with self.lock:
+                return super().state
+
+    monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
+    assert failed_with(checks.circuit_breaker(Locked, CircuitOpen), "call() did not return")
+
+
+def test_breaker_retrying_until_success_fails(monkeypatch):
+    class Retrying(Breaker):
+        def call(self, fn, *args):
+            while True:  # a retry loop, not a breaker: waits for the database to come back
+                try:
+                    return fn(*args)
+                except psycopg.OperationalError:
+                    time.sleep(0.1)
+
+    monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
+    assert failed_with(checks.circuit_breaker(Retrying, CircuitOpen), "did not return", "loop")
+
 def test_breaker_unsolved_is_not_done():
     class Stub:
         def __init__(self, threshold=3, cooldown_s=1.0):
@@ -361,3 +393,23 @@ def test_migrations_without_tracking_apply_twice(conn):
 
     result = checks.migration_runner(forgetful, conn)
     assert failed_with(result, "schema_migrations") or failed_with(result, "first run failed"), result
+
+
+def test_migrations_loop_that_never_advances_fails(conn, monkeypatch):
+    def stuck(conn, migrations):
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL)")
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        ordered, applied, i = sorted(migrations), [], 0
+        while i < len(ordered):
+            version, name, statements = ordered[i]
+            if version in done:
+                continue  # forgot i += 1
+            with conn.transaction():
+                conn.execute(statements)
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+            applied.append(version)
+            i += 1
+        return applied
+
+    monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
+    assert failed_with(checks.migration_runner(stuck, conn), "stuck() did not return", "loop")
