@@ -220,6 +220,20 @@ def test_create_user_letting_unique_violation_escape_fails(pool):
     assert result.status == FAILED and "UniqueViolation" in result.message
 
 
+def test_create_user_that_never_answers_is_cut_off():
+    released = threading.Event()
+
+    class Stuck(users_pb2_grpc.UserServiceServicer):
+        def CreateUser(self, request, context):
+            released.wait(30)  # a pool connection that never comes back
+
+    try:
+        result = checks.create_user(Stuck())
+    finally:
+        released.set()
+    assert result.status == FAILED and "did not answer within" in result.message and "pool" in result.hint
+
+
 # --- Exercise 3: WatchPrices --------------------------------------------------------------------------
 
 
@@ -296,6 +310,37 @@ def test_watch_prices_counting_from_zero_fails():
     assert result.status == FAILED and "from 1" in result.message
 
 
+def test_watch_prices_ignoring_max_ticks_is_cut_off():
+    class Endless(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            if not request.symbols:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+            sequence = 0
+            while True:
+                time.sleep(self.tick_s)
+                symbol = request.symbols[sequence % len(request.symbols)]
+                sequence += 1
+                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                                     sequence=sequence)
+
+    result = checks.watch_prices(Endless)
+    assert result.status == FAILED and "still streaming" in result.message and "max_ticks" in result.hint
+
+
+def test_watch_prices_with_no_ticks_for_max_ticks_zero_fails():
+    class Counted(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            if not request.symbols:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+            for sequence in range(1, request.max_ticks + 1):
+                symbol = request.symbols[(sequence - 1) % len(request.symbols)]
+                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                                     sequence=sequence)
+
+    result = checks.watch_prices(Counted)
+    assert result.status == FAILED and "max_ticks=0" in result.message and "without a single tick" in result.message
+
+
 # --- Exercise 4: fetch_user ---------------------------------------------------------------------------
 
 
@@ -337,6 +382,19 @@ def test_fetch_user_returning_the_response_fails():
 
     result = checks.fetch_user(whole_response)
     assert result.status == FAILED and "GetUserResponse" in result.message and "response.user" in result.hint
+
+
+def test_fetch_user_that_retries_forever_is_cut_off():
+    def retry_until_found(stub, user_id, timeout_s):
+        while True:  # ends once the check closes the channel (ValueError)
+            try:
+                return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+
+    result = checks.fetch_user(retry_until_found)
+    assert result.status == FAILED and "did not return within" in result.message
 
 
 # --- Exercise 5: fetch_many ---------------------------------------------------------------------------
@@ -389,3 +447,25 @@ def test_fetch_many_stub_is_not_done():
         raise NotImplementedError
 
     assert checks.fetch_many(stub).status == NOT_DONE
+
+
+def test_fetch_many_without_not_found_handling_fails():
+    async def lets_errors_through(stub, ids):
+        calls = (stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5) for user_id in ids)
+        return [response.user for response in await asyncio.gather(*calls)]
+
+    result = checks.fetch_many(lets_errors_through)
+    assert result.status == FAILED and "raised NOT_FOUND" in result.message and "None" in result.hint
+
+
+def test_fetch_many_that_awaits_forever_is_cut_off():
+    async def waits_for_nothing(stub, ids):
+        queue = asyncio.Queue()
+        for user_id in ids:
+            queue.put_nowait(user_id)
+        await queue.join()  # no worker ever calls task_done()
+
+    started = time.monotonic()
+    result = checks.fetch_many(waits_for_nothing)
+    assert result.status == FAILED and "did not return within" in result.message
+    assert time.monotonic() - started < checks.AIO_LIMIT_S + 5

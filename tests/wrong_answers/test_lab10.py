@@ -98,6 +98,22 @@ def test_auth_that_blocks_health_checks_fails():
     assert result.status == FAILED and "health check" in result.message and "load balancers" in result.hint
 
 
+def test_auth_refusal_that_raises_is_reported():
+    class RaisesToRefuse(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if "authorization" in dict(handler_call_details.invocation_metadata):
+                return super().intercept_service(lambda _: handler, handler_call_details)
+
+            def deny(request, context):
+                raise PermissionError("no token")
+
+            return grpc_handlers.wrap_behaviour(handler, lambda behaviour, streams: deny)
+
+    result = checks.auth_interceptor(RaisesToRefuse)
+    assert result.status == FAILED and "raised PermissionError: no token inside the server" in result.message
+
+
 # --- Exercise 2: client interceptor -------------------------------------------------------------------
 
 
@@ -155,6 +171,17 @@ def test_client_interceptor_with_one_request_id_fails():
 
     result = checks.client_interceptor(SameId("tok-123"))
     assert result.status == FAILED and "request ids repeat" in result.message
+
+
+def test_client_interceptor_with_a_capitalised_key_fails():
+    class Capitalised(ReferenceToken):
+        def with_metadata(self, details):
+            return details._replace(metadata=[*(details.metadata or []), ("Authorization", f"Bearer {self.token}"),
+                                              ("x-request-id", uuid.uuid4().hex)])
+
+    result = checks.client_interceptor(Capitalised("tok-123"))
+    assert result.status == FAILED and "failed with INTERNAL: Invalid metadata" in result.message
+    assert "lowercase" in result.hint
 
 
 # --- Exercise 3: retry policy -------------------------------------------------------------------------
@@ -342,3 +369,23 @@ def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():
 
     result = checks.metrics_interceptor(UnaryOnly)
     assert result.status == FAILED and "UploadReadings stream was not observed" in result.message
+
+
+def test_metrics_with_wrong_label_names_is_reported():
+    class NamedLabels(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+
+            def around(behaviour, response_streams):
+                def timed(request, context):
+                    try:
+                        return behaviour(request, context)
+                    finally:
+                        self.histogram.labels(method=handler_call_details.method, code="OK").observe(0.1)
+
+                return timed
+
+            return grpc_handlers.wrap_behaviour(handler, around)
+
+    result = checks.metrics_interceptor(NamedLabels)
+    assert result.status == FAILED and "raised ValueError: Incorrect label names" in result.message

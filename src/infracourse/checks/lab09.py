@@ -14,7 +14,7 @@ from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from .. import protos
+from .. import protos, time_limit
 from ..aio import run_coroutine
 from ..checking import done, exercise, expect
 from ..grpc_harness import Trap, serving
@@ -91,6 +91,12 @@ def _violations(err: grpc.RpcError) -> dict[str, str] | None:
     return found
 
 
+def _answered(err: grpc.RpcError | None) -> None:
+    expect(err is None or err.code() != grpc.StatusCode.DEADLINE_EXCEEDED,
+           f"CreateUser did not answer within {CALL_TIMEOUT_S} s",
+           hint="look for a wait without a timeout: a pool connection never given back, or a transaction left open")
+
+
 @exercise("2", "CreateUser: field violations and ALREADY_EXISTS")
 def create_user(servicer) -> str:
     trap = Trap()
@@ -104,6 +110,7 @@ def create_user(servicer) -> str:
         invalid = users_pb2.CreateUserRequest(user=users_pb2.User(email="not-an-email", display_name="  "))
         err = _error(stub.CreateUser, invalid)
         trap.raise_first()
+        _answered(err)
         expect(err is not None, "CreateUser accepted a user with a bad email, a blank name and no role",
                hint="validate request.user before inserting")
         expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT,
@@ -127,6 +134,7 @@ def create_user(servicer) -> str:
             created = stub.CreateUser(valid, timeout=CALL_TIMEOUT_S).user
         except grpc.RpcError as exc:
             trap.raise_first()
+            _answered(exc)
             expect(False, f"a valid user was refused with {exc.code().name}: {exc.details()}")
         expect(created.id > 0 and created.email == email, "the response should hold the stored user, with its id")
         expect(created.HasField("create_time"), "the returned user has no create_time",
@@ -135,6 +143,7 @@ def create_user(servicer) -> str:
 
         err = _error(stub.CreateUser, valid)
         trap.raise_first()
+        _answered(err)
         expect(err is not None, "a second user with the same email was accepted",
                hint="the email column is UNIQUE; did the insert really run?")
         expect(err.code() == grpc.StatusCode.ALREADY_EXISTS,
@@ -186,6 +195,9 @@ def watch_prices(servicer_class) -> str:
             ticks = list(stub.WatchPrices(request, timeout=CALL_TIMEOUT_S))
         except grpc.RpcError as err:
             trap.raise_first()
+            expect(err.code() != grpc.StatusCode.DEADLINE_EXCEEDED,
+                   f"with max_ticks=4, WatchPrices was still streaming after {CALL_TIMEOUT_S} s",
+                   hint="stop after request.max_ticks ticks")
             expect(False, f"WatchPrices ended with {err.code().name}: {err.details()}")
         trap.raise_first()
         expect(len(ticks) == 4, f"max_ticks=4 gave {len(ticks)} ticks", hint="stop after request.max_ticks ticks")
@@ -205,7 +217,13 @@ def watch_prices(servicer_class) -> str:
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = market_pb2_grpc.MarketServiceStub(channel).WatchPrices(
             market_pb2.WatchPricesRequest(symbols=["ACME"]), timeout=CALL_TIMEOUT_S)
-        next(call)
+        try:
+            first = next(call, None)
+        except grpc.RpcError as err:
+            trap.raise_first()
+            expect(False, f"with max_ticks=0, WatchPrices ended with {err.code().name}: {err.details()}")
+        expect(first is not None, "with max_ticks=0, WatchPrices ended without a single tick",
+               hint="max_ticks=0 means no limit: tick until the client cancels")
         time.sleep(0.1)  # the server is now between two ticks
         call.cancel()
         cancelled = time.monotonic()
@@ -242,14 +260,17 @@ def fetch_user(fn) -> str:
     with serving(lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)) as port, \
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
-        got = fn(stub, 1, 0.3)
+        try:
+            got = time_limit.call(CALL_TIMEOUT_S, fn, stub, 1, 0.3)
+        except grpc.RpcError as err:
+            expect(False, f"fetch_user(stub, 1, 0.3) raised {err.code().name}: {err.details()}")
         done(got)
         expect(isinstance(got, users_pb2.User) and got.id == 1,
                f"fetch_user(stub, 1, 0.3) returned {type(got).__name__}; expected the User with id 1",
                hint="return response.user")
         started = time.monotonic()
         try:
-            slow = fn(stub, 2, 0.3)
+            slow = time_limit.call(CALL_TIMEOUT_S, fn, stub, 2, 0.3)
         except grpc.RpcError as err:
             expect(False, f"on a slow server fetch_user raised {err.code().name}; return None when time runs out",
                    hint="catch grpc.RpcError and look at err.code()")
@@ -258,7 +279,7 @@ def fetch_user(fn) -> str:
                hint="pass timeout=timeout_s to the stub method")
         expect(slow is None, f"when the deadline passes fetch_user should return None, not {slow!r}")
         try:
-            missing = fn(stub, 3, 0.3)
+            missing = time_limit.call(CALL_TIMEOUT_S, fn, stub, 3, 0.3)
         except grpc.RpcError as err:
             expect(err.code() == grpc.StatusCode.NOT_FOUND,
                    f"a missing user should raise the NOT_FOUND error, got {err.code().name}")
@@ -270,7 +291,7 @@ def fetch_user(fn) -> str:
 
 # --- Exercise 5 ----------------------------------------------------------------------------------------
 
-AIO_DELAY_S = 0.2
+AIO_DELAY_S, AIO_LIMIT_S = 0.2, 10
 AIO_IDS = [5, 3, 404, 1, 2, 4, 6, 7, 8, 9]
 
 
@@ -297,7 +318,14 @@ def fetch_many(fn) -> str:
         finally:
             await server.stop(grace=None)
 
-    result, elapsed_s = run_coroutine(scenario, timeout_s=10)
+    try:
+        result, elapsed_s = run_coroutine(scenario, timeout_s=AIO_LIMIT_S)
+    except grpc.aio.AioRpcError as err:
+        expect(False, f"fetch_many raised {err.code().name}: {err.details()}",
+               hint="catch grpc.aio.AioRpcError in the coroutine of each id and turn NOT_FOUND into None")
+    except TimeoutError:
+        expect(False, f"fetch_many did not return within {AIO_LIMIT_S} s",
+               hint="look for an await that never completes, or a blocking call such as time.sleep in a coroutine")
     done(result)
     expect(isinstance(result, list) and len(result) == len(AIO_IDS),
            f"fetch_many should return a list with one entry per id ({len(AIO_IDS)}), got {result!r:.80}")

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, Histogram
 
-from .. import protos
+from .. import grpc_handlers, protos
 from ..checking import NotDone, done, exercise, expect
 from ..grpc_harness import Trap, serving
 
@@ -72,7 +72,8 @@ def _code(call, *args, **kwargs) -> grpc.StatusCode:
 
 
 class _Guard(Trap, grpc.ServerInterceptor):
-    """Runs the learner's interceptor; keeps what it raises (a server would log it and answer UNKNOWN)."""
+    """Runs the learner's interceptor and the handler it returns; keeps what they raise (a server would only
+    answer UNKNOWN)."""
 
     def __init__(self, inner: grpc.ServerInterceptor) -> None:
         super().__init__()
@@ -80,10 +81,14 @@ class _Guard(Trap, grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):
         try:
-            return self.inner.intercept_service(continuation, handler_call_details)
+            handler = self.inner.intercept_service(continuation, handler_call_details)
         except Exception as exc:  # noqa: BLE001 - reported by raise_first
             self.errors.append(exc)
             return None
+        if not isinstance(handler, grpc.RpcMethodHandler):
+            return handler
+        return grpc_handlers.wrap_behaviour(
+            handler, lambda behaviour, streams: self.streaming(behaviour) if streams else self.unary(behaviour))
 
 
 def _register(servicer, health_servicer=None):
@@ -143,9 +148,13 @@ def client_interceptor(interceptor) -> str:
     servicer = _Telemetry()
     with serving(_register(servicer)) as port, grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(grpc.intercept_channel(channel, interceptor))
-        stub.RecordReading(_reading(), metadata=[("x-tenant", "acme")], timeout=CALL_TIMEOUT_S)
-        stub.RecordReading(_reading(), timeout=CALL_TIMEOUT_S)
-        stub.UploadReadings(_uploads(3), timeout=CALL_TIMEOUT_S)
+        try:
+            stub.RecordReading(_reading(), metadata=[("x-tenant", "acme")], timeout=CALL_TIMEOUT_S)
+            stub.RecordReading(_reading(), timeout=CALL_TIMEOUT_S)
+            stub.UploadReadings(_uploads(3), timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as err:
+            expect(False, f"a call through the interceptor failed with {err.code().name}: {err.details()}",
+                   hint="metadata keys must be lowercase ('authorization'), values strings")
     seen = servicer.metadata
     expect(len(seen) == 3, f"the server saw {len(seen)} calls instead of 3")
     names = ["the first RecordReading", "the second RecordReading", "the UploadReadings stream"]
