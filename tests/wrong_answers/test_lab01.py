@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 
 import pytest
 from psycopg import sql
@@ -127,7 +128,7 @@ def test_load_products_copy_loop_without_end_fails_and_frees_the_table(dsn, monk
                 while True:  # forgot to stop at the end of the file
                     copy.write(f.read(8192))
 
-    monkeypatch.setattr(checks, "COPY_DEADLINE_S", 2)
+    monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
     assert failed_with(checks.load_products(endless, dsn), "did not return", "loop")
     assert checks.load_products(load_products, dsn).status == PASSED  # the stuck COPY no longer locks products
 
@@ -200,6 +201,18 @@ def transfer(conn, from_id, to_id, amount):
 def test_transfer_reference_passes(conn, dsn):
     assert checks.transfer(transfer, conn, dsn).status == PASSED
 
+
+def test_transfer_retrying_every_error_forever_fails(conn, dsn, monkeypatch):
+    def stubborn(conn, from_id, to_id, amount):
+        while True:  # retries the ValueError too, so a refused transfer never returns
+            try:
+                return transfer(conn, from_id, to_id, amount)
+            except Exception:
+                time.sleep(0.05)
+
+    monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
+    assert failed_with(checks.transfer(stubborn, conn, dsn), "stubborn() did not return", "loop")
+    assert checks.transfer(transfer, conn, dsn).status == PASSED  # the loop left running does not disturb a re-run
 
 def test_transfer_without_a_transaction_fails(conn, dsn):
     def two_autocommits(conn, from_id, to_id, amount):

@@ -22,7 +22,7 @@ from ..checking import CheckFailed, exercise, expect
 from . import pg_fixtures
 
 THREAD_DEADLINE_S = 30
-COPY_DEADLINE_S = 15
+CALL_DEADLINE_S = 15
 
 FIXTURES = {
     "users": """
@@ -180,7 +180,7 @@ def load_products(fn, dsn: str) -> str:
         _load(admin, "products")
         spied = psycopg.connect(dsn, autocommit=True, cursor_factory=SpyCursor)
         try:
-            returned = time_limit.call(COPY_DEADLINE_S, fn, spied, path)
+            returned = time_limit.call(CALL_DEADLINE_S, fn, spied, path)
         except CheckFailed:  # a COPY that never ends locks products: end it on the server, not under the thread
             admin.execute("SELECT pg_terminate_backend(%s)", (spied.info.backend_pid,))
             raise
@@ -318,23 +318,31 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
         pg_fixtures.ready(conn)
         return dict(conn.execute("SELECT id, balance FROM accounts ORDER BY id").fetchall())
 
-    fn(conn, 1, 2, 30)
-    expect(balances() == {1: 70, 2: 130, 3: 100}, f"after transfer(conn, 1, 2, 30) the balances are {balances()}",
-           hint="take the amount from the first account and add it to the second")
-    for args, why in [((1, 2, 1000), "more than the balance"), ((1, 999, 10), "to an account that does not exist")]:
-        before = balances()
-        try:
-            fn(conn, *args)
-            raised = None
-        except ValueError:
-            raised = "ValueError"
-        except psycopg.Error as exc:
-            raised = _one_line(exc)
-        after = balances()
-        expect(after == before, f"a transfer of {why} changed the balances from {before} to {after}",
-               hint="run both updates in one transaction (with conn.transaction():) and raise to roll it back")
-        expect(raised == "ValueError", f"a transfer of {why} did not raise ValueError (got {raised})",
-               hint="check how many rows each UPDATE changed (cursor.rowcount)")
+    # One call at a time, on a connection of the check's own: a call that never returns (a retry loop that
+    # never gives up) fails the check and keeps using that connection, not the notebook's.
+    [solo] = _connections(dsn, 1)
+    try:
+        time_limit.call(CALL_DEADLINE_S, fn, solo, 1, 2, 30)
+        expect(balances() == {1: 70, 2: 130, 3: 100},
+               f"after transfer(conn, 1, 2, 30) the balances are {balances()}",
+               hint="take the amount from the first account and add it to the second")
+        for args, why in [((1, 2, 1000), "more than the balance"),
+                          ((1, 999, 10), "to an account that does not exist")]:
+            before = balances()
+            try:
+                time_limit.call(CALL_DEADLINE_S, fn, solo, *args)
+                raised = None
+            except ValueError:
+                raised = "ValueError"
+            except psycopg.Error as exc:
+                raised = _one_line(exc)
+            after = balances()
+            expect(after == before, f"a transfer of {why} changed the balances from {before} to {after}",
+                   hint="run both updates in one transaction (with conn.transaction():) and raise to roll it back")
+            expect(raised == "ValueError", f"a transfer of {why} did not raise ValueError (got {raised})",
+                   hint="check how many rows each UPDATE changed (cursor.rowcount)")
+    finally:
+        pg_fixtures.close_when_idle(solo)
     pg_fixtures.ready(conn)
     with conn.transaction():
         conn.execute("UPDATE accounts SET balance = 100")
