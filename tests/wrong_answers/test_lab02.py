@@ -242,6 +242,19 @@ def test_retry_fixed_wait_fails(dsn):
                        "exponential")
 
 
+def test_retry_wrapper_that_never_returns_fails_and_does_not_block_exit(dsn, monkeypatch):
+    def never_returns(work, attempts=5):
+        while True:  # retries even after success: no return
+            try:
+                work()
+            except psycopg.Error:
+                time.sleep(0.01)
+
+    monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
+    assert failed_with(checks.retry_wrapper(never_returns, dsn), "still running after 2 s")
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    assert not stuck, f"non-daemon threads would keep the kernel from exiting: {stuck}"
+
 # 6 circuit breaker ---------------------------------------------------------------------------------------
 class CircuitOpen(Exception):
     pass

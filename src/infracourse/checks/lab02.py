@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import config, time_limit
-from ..checking import exercise, expect
+from ..checking import CheckFailed, exercise, expect
 from ..faults import TcpProxy
 from ..pg_roles import LoginRole
 from . import pg_fixtures
@@ -71,16 +70,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _with_deadline(fn, *args, deadline_s: float = CALL_DEADLINE_S):
-    """fn(*args) in a worker thread; a check fails instead of hanging when learner code never returns."""
-    executor = ThreadPoolExecutor(1)
+def _with_deadline(fn, *args):
+    """fn(*args) in a daemon thread (one left running does not keep the kernel from exiting); a check fails
+    instead of hanging when learner code never returns."""
     try:
-        return executor.submit(fn, *args).result(timeout=deadline_s)
-    except FuturesTimeout:
-        expect(False, f"your code was still running after {deadline_s:.0f} s",
+        return time_limit.call(CALL_DEADLINE_S, fn, *args)
+    except CheckFailed:
+        expect(False, f"your code was still running after {CALL_DEADLINE_S:.0f} s",
                hint="cap the waits (a maximum backoff, a pool timeout) so a call always returns")
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
 
 
 # 1 -------------------------------------------------------------------------------------------------------
