@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import threading
 import time
 
 import pytest
 from psycopg import sql
 
-from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checking import FAILED, NOT_DONE, PASSED, CheckFailed
 from infracourse.checks import lab01 as checks
 
 
@@ -213,6 +214,17 @@ def test_transfer_retrying_every_error_forever_fails(conn, dsn, monkeypatch):
     monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
     assert failed_with(checks.transfer(stubborn, conn, dsn), "stubborn() did not return", "loop")
     assert checks.transfer(transfer, conn, dsn).status == PASSED  # the loop left running does not disturb a re-run
+
+def test_threads_left_running_fail_the_check_and_do_not_block_exit(monkeypatch):
+    release = threading.Event()
+    monkeypatch.setattr(checks, "THREAD_DEADLINE_S", 1)
+    try:
+        with pytest.raises(CheckFailed, match="still running after 1 s"):
+            checks._in_threads(release.wait, [(), ()])  # learner code that never returns
+        stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+        assert not stuck, f"non-daemon threads would keep the kernel from exiting: {stuck}"
+    finally:
+        release.set()
 
 def test_transfer_without_a_transaction_fails(conn, dsn):
     def two_autocommits(conn, from_id, to_id, amount):

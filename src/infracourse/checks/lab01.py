@@ -11,7 +11,7 @@ import csv
 import random
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -218,21 +218,33 @@ def _connections(dsn: str, n: int) -> list[psycopg.Connection]:
 
 
 def _in_threads(work, args_per_thread: list) -> list:
-    """Run work(*args) in one thread each, started together; once every thread has ended, return the results
-    or raise the first error (the others finish their work first, so no connection is closed under them)."""
+    """Run work(*args) in one daemon thread each (one left running does not keep the kernel from exiting),
+    started together; once every thread has ended, return the results or raise the first error (the others
+    finish their work first, so no connection is closed under them)."""
     barrier = threading.Barrier(len(args_per_thread), timeout=10)
+    outcomes: list[dict] = [{} for _ in args_per_thread]
 
-    def started(args):
-        barrier.wait()
-        return work(*args)
+    def started(outcome: dict, args) -> None:
+        try:
+            barrier.wait()
+            outcome["value"] = work(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised in the check's thread below
+            outcome["error"] = exc
 
-    executor = ThreadPoolExecutor(len(args_per_thread))
-    futures = [executor.submit(started, args) for args in args_per_thread]
-    executor.shutdown(wait=False)
-    _, still_running = wait(futures, timeout=THREAD_DEADLINE_S)
-    expect(not still_running, f"your code was still running after {THREAD_DEADLINE_S} s in several threads",
+    threads = [threading.Thread(target=started, args=(outcome, args), daemon=True)
+               for outcome, args in zip(outcomes, args_per_thread, strict=True)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + THREAD_DEADLINE_S
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    expect(not any(t.is_alive() for t in threads),
+           f"your code was still running after {THREAD_DEADLINE_S} s in several threads",
            hint="look for a transaction that never ends or a lock that is never released")
-    return [f.result() for f in futures]
+    for outcome in outcomes:
+        if "error" in outcome:
+            raise outcome["error"]
+    return [outcome["value"] for outcome in outcomes]
 
 
 @exercise("4", "Upsert stock")
