@@ -142,6 +142,21 @@ def test_process_milliseconds_fail():
     assert result.status == FAILED and "adds up to" in result.message
 
 
+def test_process_retrying_a_failing_job_forever_is_cut(monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    give_up = time.monotonic() + 15  # never, as far as the check is concerned (the old check waited it out)
+
+    def retries(queue, job, metrics):
+        while time.monotonic() < give_up:
+            if reference_process(queue, job, metrics):
+                return True
+            time.sleep(0.05)
+        return False
+
+    result = checks.process_job(retries)
+    assert result.status == FAILED and "retries() did not return within 1 s" in result.message
+
+
 def test_process_stub_is_not_done():
     def stub(queue, job, metrics):
         raise NotImplementedError
@@ -176,6 +191,20 @@ def test_queue_depth_without_label_fails(r, queue_key):
 
     result = checks.queue_depth(wrong, r, queue_key)
     assert result.status == FAILED and "no queue_depth" in result.message
+
+
+def test_queue_depth_polling_loop_is_cut(r, queue_key, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    give_up = time.monotonic() + 15  # never, as far as the check is concerned (the old check waited it out)
+
+    def polls(registry, client, key):  # refreshes the gauge in a loop instead of at scrape time
+        gauge = Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails")
+        while time.monotonic() < give_up:
+            gauge.set(client.llen(key))
+            time.sleep(0.1)
+
+    result = checks.queue_depth(polls, r, queue_key)
+    assert result.status == FAILED and "polls() did not return within 1 s" in result.message
 
 
 # exercises 4 and 5: live Prometheus ------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import promql
+from .. import promql, time_limit
 from ..checking import exercise, expect
 
 WORKER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0)
+LIMIT_S = 5
 
 
 def _families(registry: CollectorRegistry) -> dict:
@@ -110,7 +111,7 @@ def process_job(process) -> str:
     results = []
     for job in (ok_job, failing_job, ok_job):
         try:
-            results.append(process("emails", job, metrics))
+            results.append(time_limit.call(LIMIT_S, process, "emails", job, metrics))
         except JobFailed:
             expect(False, "process() let the job's exception escape",
                    hint="a worker records the failure (outcome='error') and returns False, then goes on")
@@ -143,7 +144,7 @@ def queue_depth(queue_depth_gauge, r, key: str) -> str:
     registry = CollectorRegistry()
     r.delete(key)
     try:
-        queue_depth_gauge(registry, r, key)
+        time_limit.call(LIMIT_S, queue_depth_gauge, registry, r, key)
         r.rpush(key, "a", "b", "c")
         first = _sample(registry, "queue_depth", queue="emails")
         expect(first is not None, "no queue_depth{queue=\"emails\"} series in the registry",
