@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
@@ -113,6 +115,24 @@ def test_readiness_without_timeout_fails(redis_proxy, conn, monkeypatch):
 
     result = checks.readiness(ready, redis_proxy)
     assert result.status == FAILED and "did not answer within" in result.message
+
+
+def test_readiness_that_never_returns_does_not_hold_up_the_exit():
+    # The check used to wait for it in a ThreadPoolExecutor, whose worker the interpreter joins at exit: forever.
+    script = """
+import time
+from infracourse.checks import lab12 as checks
+from infracourse.faults import TcpProxy
+checks.ANSWER_WITHIN_S = 1.0
+def ready(request):
+    while True:
+        time.sleep(0.05)
+with TcpProxy.to("redis") as proxy:
+    result = checks.readiness(ready, proxy)
+print(result.status, result.message)
+"""
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert "failed health_ready did not answer within 1 s" in finished.stdout, finished.stdout + finished.stderr
 
 
 def test_readiness_wrong_shape_fails(redis_proxy):

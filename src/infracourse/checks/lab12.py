@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import structlog
@@ -18,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from .. import config
+from .. import config, time_limit
 from ..checking import CheckFailed, exercise, expect
 from ..http_service import Request, Response
 from ..kafka_logging import quiet_logger
@@ -27,16 +25,13 @@ ANSWER_WITHIN_S = 5.0
 
 
 def _call(fn, *args: Any, what: str) -> Any:
-    """Run learner code with a deadline, so a check never hangs on a dependency that does not answer."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(fn, *args)
+    """Run learner code with a deadline, so a check never hangs on a dependency that does not answer (in a
+    daemon thread: a pool's worker that never returns would hold up the interpreter's exit)."""
     try:
-        return future.result(timeout=ANSWER_WITHIN_S)
-    except FutureTimeout:
+        return time_limit.call(ANSWER_WITHIN_S, fn, *args)
+    except CheckFailed:
         expect(False, f"{what} did not answer within {ANSWER_WITHIN_S:.0f} s",
                hint="give every dependency check a short timeout (socket_timeout, connect_timeout)")
-    finally:
-        pool.shutdown(wait=False)
 
 
 def _request(path: str, headers: dict[str, str] | None = None) -> Request:
