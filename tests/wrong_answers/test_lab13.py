@@ -179,6 +179,21 @@ def test_consumer_marking_outside_the_transaction_fails(shop, conn, pg_ns):
     assert result.status == FAILED and "marked processed" in result.message and "one transaction" in result.hint
 
 
+def test_consumer_leaving_its_transaction_open_fails(shop, conn, pg_ns):
+    # Its lock on product_sales used to block the check's CREATE TRIGGER forever.
+    def never_commits(conn, event):
+        conn.execute("BEGIN")
+        if conn.execute("INSERT INTO processed_events VALUES (%s) ON CONFLICT DO NOTHING",
+                        [event["event_id"]]).rowcount:
+            conn.execute(UPSERT, [event["product_id"], event["quantity"]])
+
+    # the lock timeout makes the old check fail here instead of hanging
+    dsn = pg_ns.postgres_dsn().replace("options='", "options='-c lock_timeout=10s ")
+    result = checks.idempotent_consumer(never_commits, conn, dsn)
+    assert result.status == FAILED and "transaction still open" in result.message and "COMMIT" in result.hint
+    assert checks.idempotent_consumer(reference_apply, conn, pg_ns.postgres_dsn()).status == PASSED
+
+
 # exercise 4 ---------------------------------------------------------------------------------------------------
 def reference_summary(latencies_ms, statuses, duration_s):
     errors = sum(1 for s in statuses if s >= 500 or s == 0)

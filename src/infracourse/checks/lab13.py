@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from .. import time_limit
 from ..checking import exercise, expect
@@ -189,21 +190,28 @@ def idempotent_consumer(apply_event: Callable, conn: psycopg.Connection, dsn: st
         row = conn.execute("SELECT units FROM product_sales WHERE product_id = %s", [product_id]).fetchone()
         return 0 if row is None else row[0]
 
+    def apply(e: dict) -> None:
+        time_limit.call(LIMIT_S, apply_event, conn, e)
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()  # an open transaction would hold its locks (and block the check's trigger) for good
+            expect(False, "apply_event returned with its transaction still open: nothing it wrote is committed",
+                   hint="`with conn.transaction():` commits when the block ends (a BEGIN needs its COMMIT)")
+
     conn.execute("DELETE FROM product_sales WHERE product_id = ANY(%s)", [list(products)])
     for e in (event(1, 1901, 2), event(2, 1901, 3), event(3, 1902, 1)):
-        time_limit.call(LIMIT_S, apply_event, conn, e)
+        apply(e)
     expect((units(1901), units(1902)) == (5, 1),
            f"three different events gave counters {units(1901)} and {units(1902)}, expected 5 and 1",
            hint="add the event's quantity to product_sales.units (an upsert)")
-    time_limit.call(LIMIT_S, apply_event, conn, event(1, 1901, 2))
-    time_limit.call(LIMIT_S, apply_event, conn, event(2, 1901, 3))
+    apply(event(1, 1901, 2))
+    apply(event(2, 1901, 3))
     expect(units(1901) == 5, f"redelivered events were counted again: the counter went from 5 to {units(1901)}",
            hint="INSERT the event id into processed_events ON CONFLICT DO NOTHING; add only when rowcount is 1")
 
     crashing = event(4, 1903, 4)
     with _failing(dsn, "product_sales", "NEW.product_id = 1903"):
         try:
-            time_limit.call(LIMIT_S, apply_event, conn, crashing)
+            apply(crashing)
         except psycopg.Error:
             pass
     with contextlib.suppress(psycopg.Error):
@@ -213,7 +221,7 @@ def idempotent_consumer(apply_event: Callable, conn: psycopg.Connection, dsn: st
     expect(remembered == 0, "the counter update failed (injected by the check), yet the event was marked "
            "processed: its redelivery will be skipped and the sale is never counted",
            hint="record the event id and update the counter in one transaction (conn.transaction())")
-    time_limit.call(LIMIT_S, apply_event, conn, crashing)
+    apply(crashing)
     expect(units(1903) == 4, "after a failed attempt, the redelivered event was not counted")
     conn.execute("DELETE FROM product_sales WHERE product_id = ANY(%s)", [list(products)])
     return "duplicates ignored, a failed update leaves the event to be retried"
