@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 import redis
+from runaway_threads import busy_threads  # tests/ is on sys.path (rootdir conftest)
 
 from infracourse import config, env
 from infracourse.namespace import Namespace
+
+
+@pytest.fixture(autouse=True)
+def no_runaway_thread_left():
+    """Fail a test that leaves a thread spinning in the background (see runaway_threads)."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    busy = busy_threads(before)
+    assert not busy, f"threads still burning CPU after the test: {busy}"
 
 
 @pytest.fixture

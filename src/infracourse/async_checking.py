@@ -11,18 +11,24 @@ await, so awaiting is the simpler contract.
 
 The outcome (a note, NotDone, CheckFailed or any error) is handed to checking.exercise, so an async check
 prints, records and returns exactly what a sync check does. A check that waits longer than its time limit
-fails with a hint instead of hanging the notebook.
+fails with a hint instead of hanging the notebook; so does one whose code blocks the event loop itself
+(time.sleep, a loop without await), which no asyncio timeout can interrupt: SIGALRM does, on the main thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from .checking import CheckFailed, CheckResult, done, exercise
 
 DEFAULT_TIME_LIMIT_S = 15.0
+BLOCKED_GRACE_S = 5.0  # past the time limit, a loop that has not woken up is blocked: interrupt it
+CANCEL_GRACE_S = 2.0  # a cancelled task that swallows CancelledError (a bare except) is left behind after this
 
 
 def async_exercise(
@@ -53,16 +59,48 @@ def async_exercise(
     return decorate
 
 
+class _LoopBlocked(BaseException):
+    """Raised into learner code that blocks the event loop (a BaseException, so `except Exception` lets it by)."""
+
+
+@contextmanager
+def _interrupt_after(seconds: float) -> Iterator[None]:
+    """Raise _LoopBlocked in the main thread after SECONDS unless the block has ended (no-op off the main
+    thread, where signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _LoopBlocked
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 async def _within(coro: Awaitable[str | None], time_limit_s: float) -> str | None:
     """Await CORO, or cancel it and fail the check after TIME_LIMIT_S (a TimeoutError the learner's code
     raises itself is passed through unchanged, so the check can tell the two apart)."""
     task = asyncio.ensure_future(coro)
-    finished, _ = await asyncio.wait({task}, timeout=time_limit_s)
+    with _interrupt_after(time_limit_s + BLOCKED_GRACE_S):
+        finished, _ = await asyncio.wait({task}, timeout=time_limit_s)
     if not finished:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait({task}, timeout=CANCEL_GRACE_S)  # then leave a task that ignores cancel() running
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no "never retrieved" log
         raise CheckFailed(
             f"the check gave up after {time_limit_s:g} s: your code is still waiting for something",
             hint="every wait needs a timeout (fetch(timeout=...), request(timeout=...), updates(timeout=...))",
         )
-    return task.result()
+    try:
+        return task.result()
+    except _LoopBlocked:
+        raise CheckFailed(
+            f"the check gave up after {time_limit_s + BLOCKED_GRACE_S:g} s: your code blocked the event loop",
+            hint="in async code wait with await (asyncio.sleep, a timeout), never time.sleep or a loop without await",
+        ) from None

@@ -2,12 +2,16 @@
 
     result = time_limit.call(5, fn, r, "alice")    # fn's result, or CheckFailed after 5 s
 
-A thread cannot be killed, so code stuck in an endless loop keeps running in the background (as a daemon
-thread, it does not stop the kernel from exiting); the check itself returns on time with a clear message.
+A thread cannot be killed, but it can be interrupted: once the check gives up, `stop` raises Abandoned inside
+the worker at its next Python instruction (again, for a while, if the code swallows it), as Ctrl-C would in the
+main thread. An endless loop therefore stops instead of burning CPU and memory in the background; code blocked
+in a C call (a socket read, a lock) stops when that call returns, and as a daemon thread it never keeps the
+kernel from exiting.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -16,9 +20,41 @@ from .checking import CheckFailed
 
 T = TypeVar("T")
 
+STOP_RETRY_S = 0.5  # how often a thread that swallowed Abandoned (a bare except) is interrupted again
+STOP_ATTEMPTS = 20
+
+
+class Abandoned(KeyboardInterrupt):
+    """Raised inside learner code a check gave up on. A KeyboardInterrupt, so `except Exception` lets it by and
+    psycopg cancels the query in flight, exactly as for Ctrl-C."""
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Abandoned))
+
+
+def stop(*threads: threading.Thread) -> None:
+    """Interrupt THREADS (those still alive) with Abandoned, now and every STOP_RETRY_S while they live."""
+    alive = [t for t in threads if t.is_alive()]
+    if not alive:
+        return
+
+    def keep_interrupting() -> None:
+        for _ in range(STOP_ATTEMPTS):
+            for t in alive:
+                _interrupt(t)
+            for t in alive:
+                t.join(STOP_RETRY_S / len(alive))
+            if not any(t.is_alive() for t in alive):
+                return
+
+    threading.Thread(target=keep_interrupting, name="check-stopper", daemon=True).start()
+
 
 def call(seconds: float, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """FN(*ARGS, **KWARGS), or CheckFailed if it has not returned after SECONDS; its exception is re-raised."""
+    """FN(*ARGS, **KWARGS), or CheckFailed if it has not returned after SECONDS (and FN is stopped); its
+    exception is re-raised."""
     outcome: dict[str, object] = {}
 
     def target() -> None:
@@ -31,6 +67,7 @@ def call(seconds: float, fn: Callable[..., T], *args: object, **kwargs: object) 
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
+        stop(worker)
         name = getattr(fn, "__name__", "your function")
         raise CheckFailed(f"{name}() did not return within {seconds:g} s",
                           hint="look for a loop that never ends or a wait without a timeout")

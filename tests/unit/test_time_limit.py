@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -26,3 +27,44 @@ def test_stuck_code_fails_the_check_on_time():
             time_limit.call(0.2, stuck)
     finally:
         release.set()
+
+
+def test_an_endless_loop_is_stopped_once_the_check_gives_up():
+    calls, ended = [], threading.Event()
+
+    def endless():
+        try:
+            while True:
+                try:
+                    calls.append(1)  # grows without bound while the loop lives
+                except Exception:  # noqa: BLE001 - an `except Exception` does not swallow the stop
+                    pass
+        finally:
+            ended.set()
+
+    with pytest.raises(CheckFailed):
+        time_limit.call(0.2, endless)
+    assert ended.wait(2)
+    settled = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == settled
+
+
+def test_a_loop_that_swallows_the_stop_a_few_times_is_stopped_again():
+    swallowed, ended = [], threading.Event()
+
+    def stubborn():
+        try:
+            while True:
+                try:
+                    time.sleep(0.01)
+                except BaseException:  # noqa: BLE001 - a bare except, as learners write it
+                    swallowed.append(1)
+                    if len(swallowed) == 3:
+                        raise
+        finally:
+            ended.set()
+
+    with pytest.raises(CheckFailed):
+        time_limit.call(0.2, stubborn)
+    assert ended.wait(5) and len(swallowed) == 3

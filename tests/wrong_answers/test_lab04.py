@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from infracourse import shop_data
+from infracourse import shop_data, time_limit
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab04 as checks
 
@@ -390,3 +390,28 @@ def test_write_behind_never_clears_redis(shop, key):
 def test_write_behind_stub_is_not_done(shop, key):
     vk = lambda: key("views", "pending")  # noqa: E731
     assert checks.write_behind(record(vk), stub, shop, vk).status == NOT_DONE
+
+
+def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_under_it(shop, key, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    vk = lambda: key("views", "pending")  # noqa: E731
+    calls, ended_by = [], []
+
+    def flush_stuck(r, conn):
+        calls.append(1)
+        if len(calls) == 1:  # the check's first call drains leftovers
+            return 0
+        try:
+            while True:  # still inside a query when the check gives up, and then forever
+                conn.execute("SELECT pg_sleep(2)")
+        except BaseException as exc:
+            ended_by.append(exc)
+            raise
+
+    result = checks.write_behind(record(vk), flush_stuck, shop, vk)
+    assert result.status == FAILED and "did not return within" in result.message
+    deadline = time.monotonic() + 10
+    while not ended_by and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # stopped between two queries; a connection closed under the query would have raised OperationalError
+    assert [type(e) for e in ended_by] == [time_limit.Abandoned]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import nats
@@ -211,6 +212,30 @@ def test_increment_reference_passes_twice(ns):
     assert [r.status for r in run(ns, twice)] == [PASSED, PASSED]
 
 
+def test_increment_that_swallows_cancellation_fails_in_time(ns):
+    # A bare except also swallows the CancelledError of the check's time limit: the check used to wait forever.
+    released = asyncio.Event()
+
+    async def retries_everything(kv, user_id):
+        while not released.is_set():
+            try:
+                await asyncio.sleep(0.05)
+                entry = await kv.get(f"unread.{user_id}")  # KeyNotFoundError, forever
+                await kv.update(entry.key, str(int(entry.value) + 1).encode(), last=entry.revision)
+                return int(entry.value) + 1
+            except:  # noqa: E722
+                pass
+
+    async def scenario(nc, js, kv):
+        started = time.monotonic()
+        result = await checks.increment_unread(retries_everything, kv, js)
+        released.set()  # lets the abandoned calls end, so the test's event loop can close
+        return result, time.monotonic() - started
+
+    result, took = run(ns, scenario)
+    assert result.status == FAILED and "gave up after 15 s" in result.message and took < 20
+
+
 # Exercise 5 ---------------------------------------------------------------------------------------------
 
 async def read_once(kv, user_id, apply, stop):
@@ -267,3 +292,30 @@ def test_follow_settings_that_never_stops_fails(ns):
 def test_follow_settings_reference_passes(ns):
     assert run(ns, lambda nc, js, kv: checks.follow_settings(reference_follow, kv)).status == PASSED
 
+
+async def sleeps_until_stopped(kv, user_id, apply, stop):
+    apply(json.loads((await kv.get(f"settings.{user_id}")).value))
+    while not stop.is_set():
+        time.sleep(0.1)  # blocks the event loop: stop is never set, no asyncio timeout can fire
+
+
+def test_follow_settings_blocking_the_event_loop_fails_in_time(ns):
+    # An await-free loop used to hang the check (and the notebook) for good.
+    result = run(ns, lambda nc, js, kv: checks.follow_settings(sleeps_until_stopped, kv))
+    assert result.status == FAILED and "blocked the event loop" in result.message and "time.sleep" in result.hint
+
+
+async def ignores_stop_and_cancel(kv, user_id, apply, stop):
+    watcher = await kv.watch(f"settings.{user_id}")
+    for _ in range(100):  # ends on its own after a while, so the test's event loop can close
+        try:
+            entry = await watcher.updates(timeout=0.1)
+        except:  # noqa: E722 - also swallows the check's cancellation
+            continue
+        if entry is not None and entry.value:
+            apply(json.loads(entry.value))
+
+
+def test_follow_settings_that_swallows_cancellation_fails_in_time(ns):
+    result = run(ns, lambda nc, js, kv: checks.follow_settings(ignores_stop_and_cancel, kv))
+    assert result.status == FAILED and "did not return within 2 s after stop" in result.message

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -79,6 +81,43 @@ def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
     assert checks.consume_batch(stub, r, pg_ns).status == NOT_DONE
 
 
+def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
+    def block_forever(r, stream, group, consumer, handle):
+        while True:  # block=0: waits forever for a 7th order (the fixture's client times out after 5 s)
+            for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=0):
+                for entry_id, fields in entries:
+                    try:
+                        handle(fields)
+                    except Exception:
+                        continue
+                    r.xack(stream, group, entry_id)
+
+    result = checks.consume_batch(block_forever, r, pg_ns)
+    assert result.status == FAILED and "still waiting for new entries" in result.message and "block" in result.hint
+
+
+def test_consume_polling_forever_is_cut_short_and_stopped(r, pg_ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    stopped = threading.Event()
+
+    def polls_forever(r, stream, group, consumer, handle):
+        try:
+            while True:
+                for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+                    for entry_id, fields in entries:
+                        try:
+                            handle(fields)
+                        except Exception:
+                            continue
+                        r.xack(stream, group, entry_id)
+        finally:
+            stopped.set()
+
+    result = checks.consume_batch(polls_forever, r, pg_ns)
+    assert result.status == FAILED and "did not return within" in result.message and "block=0" in result.hint
+    assert stopped.wait(5), "the check should delete its stream, so that the endless loop's next read fails"
+
+
 # Exercise 2 ---------------------------------------------------------------------------------------------
 
 
@@ -106,6 +145,26 @@ def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
 
     result = checks.reclaim(one_call, r, pg_ns)
     assert result.status == FAILED and "100 of the 130" in result.message and "cursor" in result.hint
+
+
+def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    stopped = threading.Event()
+
+    def claims_forever(r, stream, group, consumer, min_idle_ms):
+        try:
+            claimed = []
+            while True:  # min_idle_time=0: the entries it just claimed qualify again, every time
+                _, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=0, start_id="0-0")
+                if not entries:
+                    return claimed
+                claimed = entries
+        finally:
+            stopped.set()
+
+    result = checks.reclaim(claims_forever, r, pg_ns)
+    assert result.status == FAILED and "did not return within" in result.message and "cursor" in result.hint
+    assert stopped.wait(5)
 
 
 def test_reclaim_reference_passes(r, pg_ns):
@@ -161,6 +220,28 @@ def test_apply_raising_on_a_duplicate_fails(payments):
 
     result = checks.apply_payment(strict, payments)
     assert result.status == FAILED and "UniqueViolation" in result.message and "ON CONFLICT" in result.hint
+
+
+def test_apply_retrying_a_failed_effect_forever_is_cut_short(payments, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    stop, stopped = threading.Event(), threading.Event()
+
+    def retries(conn, event):
+        try:
+            while not stop.is_set():
+                try:
+                    return reference_apply(conn, event)
+                except psycopg.errors.CheckViolation:
+                    time.sleep(0.05)  # the overdraft never goes away by itself
+        finally:
+            stopped.set()
+
+    try:
+        result = checks.apply_payment(retries, payments)
+    finally:
+        stop.set()
+    assert result.status == FAILED and "did not return within" in result.message and "redelivered" in result.hint
+    assert stopped.wait(5)  # before the fixture closes the connection
 
 
 def test_apply_reference_passes(payments):
@@ -219,6 +300,31 @@ def test_relay_without_flush_marks_nothing(conn, outbox):
 def test_relay_republishing_everything_fails(conn, outbox):
     result = checks.relay(make_relay(only_unpublished=False), conn, outbox)
     assert result.status == FAILED and "published the same rows again" in result.message
+
+
+def test_relay_waiting_for_successes_while_kafka_is_down_is_cut_short(conn, outbox, monkeypatch):
+    monkeypatch.setattr(checks, "RELAY_LIMIT_S", 2)
+    stop, stopped = threading.Event(), threading.Event()
+
+    def waits_for_successes(conn, producer, topic):
+        try:
+            rows = conn.execute("SELECT event_id, key, payload::text FROM outbox ORDER BY id").fetchall()
+            delivered = []
+            for event_id, key, payload in rows:
+                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
+                                 on_delivery=lambda err, msg: err is None and delivered.append(msg))
+            while len(delivered) < len(rows) and not stop.is_set():  # failed reports never count
+                producer.poll(0.1)
+            return len(delivered)
+        finally:
+            stopped.set()
+
+    try:
+        result = checks.relay(waits_for_successes, conn, outbox)
+    finally:
+        stop.set()
+    assert result.status == FAILED and "did not return within 2 s" in result.message and "error" in result.hint
+    assert stopped.wait(5)
 
 
 def test_relay_reference_passes(conn, outbox):
@@ -282,6 +388,41 @@ def test_retry_waiting_after_the_last_attempt_fails(r, pg_ns):
 def test_dead_letter_without_ack_fails(r, pg_ns):
     result = retry_check(r, pg_ns, make_retry(pg_ns, ack_dead=False))
     assert result.status == FAILED and "still pending" in result.message and "XACK" in result.hint
+
+
+def retries_forever(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            handler(fields)
+            r.xack(stream, group, entry_id)
+            return "done"
+        except TransientError:
+            sleep(0.01 * 2 ** min(attempt - 1, 10))
+
+
+def test_retry_without_a_last_attempt_is_stopped(r, pg_ns):
+    result = retry_check(r, pg_ns, retries_forever)
+    assert result.status == FAILED and "still did not give up" in result.message and "MAX_ATTEMPTS" in result.hint
+
+
+def test_retry_swallowing_every_exception_is_cut_short(r, pg_ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+
+    def swallows_all(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                handler(fields)
+                r.xack(stream, group, entry_id)
+                return "done"
+            except:  # noqa: E722 - catches the check's stop signal too
+                sleep(0.01 * 2 ** min(attempt - 1, 10))
+
+    result = retry_check(r, pg_ns, swallows_all)
+    assert result.status == FAILED and "still did not give up" in result.message
 
 
 def test_retry_reference_passes(r, pg_ns):

@@ -238,8 +238,9 @@ def _in_threads(work, args_per_thread: list) -> list:
     deadline = time.monotonic() + THREAD_DEADLINE_S
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
-    expect(not any(t.is_alive() for t in threads),
-           f"your code was still running after {THREAD_DEADLINE_S} s in several threads",
+    stuck = [t for t in threads if t.is_alive()]
+    time_limit.stop(*stuck)
+    expect(not stuck, f"your code was still running after {THREAD_DEADLINE_S} s in several threads",
            hint="look for a transaction that never ends or a lock that is never released")
     for outcome in outcomes:
         if "error" in outcome:

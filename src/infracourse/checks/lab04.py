@@ -20,6 +20,7 @@ import redis
 from .. import config, time_limit
 from ..checking import exercise, expect
 from ..redis_spy import Spy
+from . import pg_fixtures
 
 LIMIT_S = 10
 
@@ -147,8 +148,13 @@ def sliding_window(allow_sliding, r: redis.Redis) -> str:
     threads = [threading.Thread(target=one, daemon=True) for _ in range(20)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + LIMIT_S
     for t in threads:
-        t.join(LIMIT_S)
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in threads if t.is_alive()]
+    time_limit.stop(*stuck)
+    expect(not stuck, f"{len(stuck)} of 20 concurrent calls to allow() did not return within {LIMIT_S} s",
+           hint="look for a loop that never ends or a wait without a timeout")
     if errors:
         raise errors[0]
     expect(sum(with_threads) == limit, f"20 concurrent requests: {sum(with_threads)} allowed, limit {limit}",
@@ -228,7 +234,9 @@ def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
         deadline = time.monotonic() + 2 * LIMIT_S
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
-        expect(not any(t.is_alive() for t in threads), f"some requests did not return within {2 * LIMIT_S} s",
+        stuck = [t for t in threads if t.is_alive()]
+        time_limit.stop(*stuck)
+        expect(not stuck, f"some requests did not return within {2 * LIMIT_S} s",
                hint="waiters must give up after a while (and the lock must expire)")
         if errors:
             raise errors[0]
@@ -321,4 +329,4 @@ def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) 
         other.delete(key)
         r.close()
         other.close()
-        counting.close()
+        pg_fixtures.close_when_idle(counting)  # a timed-out flush_views may still be running a query on it

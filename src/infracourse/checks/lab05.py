@@ -21,7 +21,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .. import kafka_config
+from .. import kafka_config, time_limit
 from ..checking import exercise, expect
 from ..namespace import Namespace
 from ..waiting import wait_until
@@ -357,6 +357,7 @@ def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Names
             pass
         stop.set()
         worker.join(10)
+        time_limit.stop(worker)
         if errors:
             raise errors[0]
         expect(not worker.is_alive(), "run_until_stopped did not return within 10 s after stop was set",

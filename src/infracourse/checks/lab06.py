@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pika
 
-from .. import config, pika_logging, rabbitmq_admin
+from .. import config, pika_logging, rabbitmq_admin, time_limit
 from ..checking import exercise, expect
 from ..namespace import Namespace
 
@@ -141,8 +141,10 @@ def fair_worker(work: Callable, ns: Namespace) -> str:
                    "the workers did not start consuming within 10 s", hint="basic_consume or channel.consume(queue)")
             for seconds in [HEAVY_S, LIGHT_S] * 6:
                 channel.basic_publish("", queue, str(seconds).encode(), pika.BasicProperties(delivery_mode=2))
+            deadline = time.monotonic() + 20  # for both workers together
             for thread in threads:
-                thread.join(20)
+                thread.join(max(0.0, deadline - time.monotonic()))
+            time_limit.stop(*threads)
             if errors:
                 raise errors[0]
             expect(not any(t.is_alive() for t in threads), "work() did not return within 20 s",
@@ -299,6 +301,7 @@ def rpc_client(rpc_call: Callable, ns: Namespace) -> str:
             started = time.monotonic()
             caller.start()
             caller.join(timeout_s + 3)
+            time_limit.stop(caller)
             expect(not caller.is_alive(), f"rpc_call({request!r}) did not return within {timeout_s + 3:.0f} s",
                    hint="stop waiting after timeout_s and raise TimeoutError")
             results[request + " took"] = time.monotonic() - started

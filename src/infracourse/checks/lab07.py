@@ -225,7 +225,7 @@ async def follow_settings(fn, kv) -> str:
     finally:
         if not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=2.0)  # code that swallows the cancellation is left behind
     if applied and not isinstance(applied[0], dict):
         raise CheckFailed(f"apply received {type(applied[0]).__name__}, expected the settings as a dict",
                           hint="json.loads(entry.value)")

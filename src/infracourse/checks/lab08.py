@@ -2,29 +2,51 @@
 an idempotent consumer in PostgreSQL, an outbox relay to Kafka, retries and a dead letter.
 
 Every check builds its own stream (ns.key("check", N)) or its own rows, runs the learner's function against
-it, and inspects Redis, PostgreSQL or Kafka afterwards; waits are bounded.
+it under a time limit, and inspects Redis, PostgreSQL or Kafka afterwards; waits are bounded.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from .. import kafka_config
+from .. import kafka_config, time_limit
 from ..checking import CheckFailed, exercise, expect
 from ..kafka_logging import quiet_logger
 from ..namespace import Namespace
 
+LIMIT_S = 10
+RELAY_LIMIT_S = 20  # a relay's first produce waits for Kafka's metadata
+RETRY_CAP = 20  # handler calls for one message before handle_with_retry counts as retrying forever
+
 
 class HandlerFailed(Exception):
     """What the check's order handler raises for the order it cannot process."""
+
+
+class RetriedForever(BaseException):
+    """What the check's handler raises to stop a retry loop that never gives up (`except Exception` lets it
+    through)."""
+
+
+def _bounded(seconds: float, hint: str, stop: Callable[[], object] | None, fn, *args: object, **kwargs: object):
+    """fn(*args, **kwargs) under time_limit. If it does not return, STOP (if given) takes away what the learner
+    thread loops on, so that its next command fails instead of going on forever; the CheckFailed gets HINT."""
+    try:
+        return time_limit.call(seconds, fn, *args, **kwargs)
+    except CheckFailed as exc:
+        if stop is not None:
+            stop()
+        raise CheckFailed(str(exc), hint=hint) from None
 
 
 def _fresh_stream(r: redis.Redis, key: str, group: str) -> None:
@@ -51,10 +73,15 @@ def consume_batch(fn, r: redis.Redis, ns: Namespace) -> str:
             raise HandlerFailed("the warehouse rejected order 4")
 
     try:
-        acked = fn(r, stream, group, "worker-1", handle)
+        acked = _bounded(LIMIT_S, "after the 6 orders nothing new arrives: read once and return, without "
+                         "block=0 (it waits forever)", lambda: r.delete(stream),
+                         fn, r, stream, group, "worker-1", handle)
     except HandlerFailed:
         raise CheckFailed("consume_batch let the handler's error escape, so the rest of the batch was not "
                           "processed", hint="catch the error, skip the XACK for that entry, go on") from None
+    except redis.TimeoutError:
+        raise CheckFailed("consume_batch was still waiting for new entries when the Redis client timed out",
+                          hint="block=0 waits forever: read the new entries once, without block") from None
     expect(handled, "consume_batch handled none of the 6 new orders",
            hint="XREADGROUP with the ID '>' returns entries never delivered to the group")
     expect(sorted(handled, key=int) == [str(n) for n in range(1, 7)],
@@ -84,7 +111,9 @@ def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
     # XCLAIM ... IDLE makes these entries look untouched for a minute, as if their consumer died back then
     r.xclaim(stream, group, "crashed", min_idle_time=0, message_ids=[i for i, _ in crashed], idle=60_000)
     r.xreadgroup(group, "busy", {stream: ">"}, count=busy)
-    got = fn(r, stream, group, "rescuer", 30_000)
+    got = _bounded(LIMIT_S, "XAUTOCLAIM returns a cursor: follow it and stop when it is '0-0' (claimed entries "
+                   "are idle again, so min_idle_time=0 claims them forever)", lambda: r.delete(stream),
+                   fn, r, stream, group, "rescuer", 30_000)
     owners = _owners(r, stream, group)
     expect(owners.get("busy", 0) == busy,
            f"reclaim took {busy - owners.get('busy', 0)} orders that a live consumer received a moment ago",
@@ -112,22 +141,26 @@ def apply_payment(fn, conn: psycopg.Connection) -> str:
     def balance() -> int:
         return conn.execute("SELECT balance_cents FROM accounts WHERE account = %s", (account,)).fetchone()[0]
 
-    fn(conn, event(1, 500))
+    def pay(ev: dict[str, Any]) -> None:
+        _bounded(LIMIT_S, "an event that cannot be applied yet fails now and is redelivered later: do not "
+                 "retry it in a loop", None, fn, conn, ev)
+
+    pay(event(1, 500))
     expect(balance() == 500, f"after a 500-cent payment the balance is {balance()}",
            hint="add the event's cents to the account's balance_cents")
     try:
-        fn(conn, event(1, 500))
+        pay(event(1, 500))
     except psycopg.errors.UniqueViolation:
         raise CheckFailed("a duplicate delivery raised UniqueViolation: the broker would redeliver it forever",
                           hint="skip a known event quietly: INSERT ... ON CONFLICT DO NOTHING") from None
     expect(balance() == 500, "a duplicate delivery of the same event was applied twice",
            hint="record event_id in processed_events and skip events already there")
     try:
-        fn(conn, event(2, -800))  # would overdraw: the CHECK constraint rejects the effect
+        pay(event(2, -800))  # would overdraw: the CHECK constraint rejects the effect
     except psycopg.Error:
         pass
-    fn(conn, event(3, 1000))
-    fn(conn, event(2, -800))  # redelivered after the account was topped up: must apply now
+    pay(event(3, 1000))
+    pay(event(2, -800))  # redelivered after the account was topped up: must apply now
     expect(balance() == 700,
            "an event whose effect failed (it would have overdrawn the account) was still recorded as processed, "
            "so its redelivery was skipped" if balance() == 1500 else f"the balance ended at {balance()}, "
@@ -166,6 +199,11 @@ def _read_topic(topic: str, event_ids: set[str], timeout_s: float = 10) -> list:
         consumer.close()
 
 
+def _relay(fn, conn: psycopg.Connection, producer: Producer, topic: str):
+    return _bounded(RELAY_LIMIT_S, "wait for the delivery reports with a bounded flush(10); a report with an "
+                    "error counts as a report too", None, fn, conn, producer, topic)
+
+
 @exercise("4", "Relay the outbox to Kafka")
 def relay(fn, conn: psycopg.Connection, topic: str) -> str:
     run = uuid.uuid4().hex[:8]
@@ -179,8 +217,10 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
     broken = Producer({"bootstrap.servers": f"127.0.0.1:{_closed_port()}", "logger": quiet_logger(),
                        "message.timeout.ms": 1500, "socket.connection.setup.timeout.ms": 1000})
     try:
-        fn(conn, broken, topic)
+        _relay(fn, conn, broken, topic)
     except NotImplementedError:
+        raise
+    except CheckFailed:
         raise
     except Exception:  # noqa: BLE001 - raising on a broker that is down is a fine answer
         pass
@@ -190,7 +230,7 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
            hint="mark a row only after its delivery report arrived without an error")
 
     producer = Producer({**kafka_config.client(), "acks": "all"})
-    published = fn(conn, producer, topic)
+    published = _relay(fn, conn, producer, topic)
     left = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0]
     expect(left == 0, f"with Kafka up, {left} of 5 rows are still unpublished after the relay ran",
            hint="producer.flush() waits for the delivery reports; mark the acknowledged rows")
@@ -204,7 +244,7 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
         expect(steps == sorted(steps) and steps,
                f"the events of {key} are not in outbox order in Kafka (or not keyed by the row's key)",
                hint="produce in ORDER BY id, with key=row key, so one aggregate's events share a partition")
-    again = fn(conn, producer, topic)
+    again = _relay(fn, conn, producer, topic)
     expect(again == 0 and len(_read_topic(topic, event_ids)) == 5,
            "a second run published the same rows again", hint="select only rows WHERE published_at IS NULL")
     producer.flush(5)
@@ -225,10 +265,21 @@ def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, perman
         def handler(_: dict) -> None:
             outcome = failures[min(calls[0], len(failures) - 1)]
             calls[0] += 1
+            if calls[0] > RETRY_CAP + 1:  # the loop swallowed RetriedForever too: park its thread
+                threading.Event().wait()
+            if calls[0] > RETRY_CAP:
+                raise RetriedForever
             if outcome is not None:
                 raise outcome
 
-        result = fn(r, stream, group, entry_id, fields, handler, sleep=delays.append)
+        try:
+            result = time_limit.call(LIMIT_S, fn, r, stream, group, entry_id, fields, handler, sleep=delays.append)
+        except (RetriedForever, CheckFailed):
+            if calls[0] <= RETRY_CAP:
+                raise
+            raise CheckFailed(f"a handler that always fails was called {RETRY_CAP} times and handle_with_retry "
+                              "still did not give up", hint="stop after MAX_ATTEMPTS attempts and dead-letter "
+                              "the message") from None
         new_dead = r.xrange(dead)[dead_before:] if r.xlen(dead) > dead_before else []
         pending = r.xpending(stream, group)["pending"]
         return result, calls[0], delays, (new_dead[-1][1] if new_dead else None), pending
