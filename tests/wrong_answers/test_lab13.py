@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -62,6 +63,24 @@ def _check_cache(get_product, set_price, r, pool, pg_ns):
 
 def test_cache_reference_passes(shop, r, pg_ns):
     assert _check_cache(_reader(pg_ns), _writer(pg_ns), r, shop, pg_ns).status == PASSED
+
+
+def test_cache_with_getconn_and_putconn_passes(shop, r, pg_ns):
+    cached_reader = _reader(pg_ns)
+
+    def get_product(r, pool, product_id):  # the same reader, borrowing by hand instead of `with`
+        class ByHand:
+            @contextlib.contextmanager
+            def connection(self):
+                conn = pool.getconn()
+                try:
+                    yield conn
+                    conn.commit()
+                finally:
+                    pool.putconn(conn)
+        return cached_reader(r, ByHand(), product_id)
+
+    assert _check_cache(get_product, _writer(pg_ns), r, shop, pg_ns).status == PASSED
 
 
 def test_cache_never_read_fails(shop, r, pg_ns):

@@ -38,6 +38,13 @@ class CountingPool:
         with self.pool.connection(*args, **kwargs) as conn:
             yield conn
 
+    def getconn(self, *args, **kwargs) -> psycopg.Connection:
+        self.borrowed += 1
+        return self.pool.getconn(*args, **kwargs)
+
+    def __getattr__(self, name: str):  # putconn, get_stats, ...: the real pool's
+        return getattr(self.pool, name)
+
 
 class WatchingRedis:
     """A Redis client that notes, at each DELETE, the price PostgreSQL has committed (seen from another
