@@ -206,6 +206,13 @@ def test_retry_for_the_wrong_service_fails():
     assert result.status == FAILED and "not retried at all" in result.message and "course.v1" in result.hint
 
 
+def test_retry_with_a_backoff_longer_than_the_deadline_is_named():
+    config = _config()
+    config["methodConfig"][0]["retryPolicy"].update(initialBackoff="10s", maxBackoff="30s")
+    result = checks.retry_config(config)
+    assert result.status == FAILED and "backoff" in result.message and "initialBackoff" in result.hint
+
+
 def test_retry_with_too_few_attempts_fails():
     result = checks.retry_config(_config(attempts=2))
     assert result.status == FAILED and "still failed" in result.message and "at least 3" in result.hint

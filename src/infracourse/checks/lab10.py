@@ -206,6 +206,9 @@ def retry_config(config) -> str:
     code, attempts = _attempts(config, _Flaky(failures=2))
     policy_hint = ("methodConfig[0] needs name=[{'service': 'course.v1.TelemetryService'}] and a retryPolicy with "
                    "maxAttempts, initialBackoff, maxBackoff, backoffMultiplier and retryableStatusCodes")
+    expect(not (attempts == 1 and code == grpc.StatusCode.DEADLINE_EXCEEDED),
+           f"the call's {CALL_TIMEOUT_S} s deadline passed while the retry was still waiting out its backoff",
+           hint="initialBackoff is the pause before the first retry: keep it short, e.g. '0.1s'")
     expect(attempts > 1, "the call was not retried at all: the policy did not apply to this service", hint=policy_hint)
     expect(code == grpc.StatusCode.OK,
            f"a call that fails twice with UNAVAILABLE still failed ({code.name}) after {attempts} attempts",
