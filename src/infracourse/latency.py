@@ -31,6 +31,25 @@ def sample_ms(call: Callable[[], object], n: int, *, before: Callable[[], object
     return samples
 
 
+def sample_in_turns_ms(n: int, *, before: Callable[[], object] | None = None, warmup: int = 3,
+                       **calls: Callable[[], object]) -> dict[str, list[float]]:
+    """Milliseconds of N calls of each of CALLS, taken in turns (a, b, a, b, ...), so a slow spell of the
+    machine (a checkpoint, another process) weighs on all of them alike; BEFORE runs untimed before each call.
+
+        timed = latency.sample_in_turns_ms(30, before=empty_cache, query=run_query, miss=cached_read)
+    """
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for i in range(warmup + n):
+        for name, call in calls.items():
+            if before is not None:
+                before()
+            started = time.perf_counter()
+            call()
+            if i >= warmup:
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def ops_per_s(run: Callable[[], object], ops: int, repeat: int = 3) -> float:
     """Operations per second of RUN, a callable that performs OPS operations in one go: the best of REPEAT
     runs, because noise (other processes, a first run paying for TCP slow start) only ever slows a run down."""

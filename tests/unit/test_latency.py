@@ -14,6 +14,15 @@ def test_sample_ms_drops_warmup_and_runs_before_untimed():
     assert all(s < 5 for s in samples)  # the 10 ms sleep in BEFORE is not timed
 
 
+def test_sample_in_turns_alternates_the_calls_and_times_only_them():
+    order = []
+    timed = latency.sample_in_turns_ms(3, before=lambda: time.sleep(0.01), warmup=1,
+                                       a=lambda: order.append("a"), b=lambda: order.append("b"))
+    assert order == ["a", "b"] * 4
+    assert {name: len(s) for name, s in timed.items()} == {"a": 3, "b": 3}
+    assert all(s < 5 for series in timed.values() for s in series)
+
+
 def test_ops_per_s_keeps_the_best_run():
     durations = iter([0.05, 0.01, 0.05])
     rate = latency.ops_per_s(lambda: time.sleep(next(durations)), ops=100, repeat=3)
