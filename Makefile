@@ -29,7 +29,7 @@ test: services
 	$(BIN)/course labs check
 	$(BIN)/ruff check src tests
 	@rm -f _build/notebook_timings.json
-	$(BIN)/pytest tests $(XDIST) --dist load
+	$(BIN)/pytest tests $(XDIST) --dist load --durations=15
 	$(BIN)/pytest notebooks solutions $(NBVAL) $(XDIST) --dist loadscope
 
 site: bootstrap
