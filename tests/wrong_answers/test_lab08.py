@@ -81,18 +81,24 @@ def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
     assert checks.consume_batch(stub, r, pg_ns).status == NOT_DONE
 
 
-def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
-    def block_forever(r, stream, group, consumer, handle):
-        while True:  # block=0: waits forever for a 7th order (the fixture's client times out after 5 s)
-            for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=0):
+def consume_forever(block):
+    """A consume_batch that never returns: reads new entries (BLOCK ms per read; 0 = wait forever, None = do
+    not wait) and acks those its handler took."""
+    def consume(r, stream, group, consumer, handle):
+        while True:
+            for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=block):
                 for entry_id, fields in entries:
                     try:
                         handle(fields)
                     except Exception:
                         continue
                     r.xack(stream, group, entry_id)
+    return consume
 
-    result = checks.consume_batch(block_forever, r, pg_ns)
+
+def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
+    # block=0 waits forever for a 7th order; the fixture's client times out after 5 s
+    result = checks.consume_batch(consume_forever(block=0), r, pg_ns)
     assert result.status == FAILED and "still waiting for new entries" in result.message and "block" in result.hint
 
 
@@ -100,22 +106,15 @@ def test_consume_polling_forever_is_cut_short_and_stopped(r, pg_ns, monkeypatch)
     monkeypatch.setattr(checks, "LIMIT_S", 1)
     stopped = threading.Event()
 
-    def polls_forever(r, stream, group, consumer, handle):
+    def polls_forever(*args):
         try:
-            while True:
-                for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
-                    for entry_id, fields in entries:
-                        try:
-                            handle(fields)
-                        except Exception:
-                            continue
-                        r.xack(stream, group, entry_id)
+            consume_forever(block=None)(*args)
         finally:
             stopped.set()
 
     result = checks.consume_batch(polls_forever, r, pg_ns)
     assert result.status == FAILED and "did not return within" in result.message and "block=0" in result.hint
-    assert stopped.wait(5), "the check should delete its stream, so that the endless loop's next read fails"
+    assert stopped.wait(5), "the check stops the endless loop (and deletes its stream)"
 
 
 # Exercise 2 ---------------------------------------------------------------------------------------------
