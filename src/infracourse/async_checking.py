@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
+from . import time_limit
 from .checking import CheckFailed, CheckResult, done, exercise
 
 DEFAULT_TIME_LIMIT_S = 15.0
@@ -60,34 +58,15 @@ def async_exercise(
 
 
 class _LoopBlocked(BaseException):
-    """Raised into learner code that blocks the event loop (a BaseException, so `except Exception` lets it by)."""
-
-
-@contextmanager
-def _interrupt_after(seconds: float) -> Iterator[None]:
-    """Raise _LoopBlocked in the main thread after SECONDS unless the block has ended (no-op off the main
-    thread, where signals cannot be handled)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise _LoopBlocked
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    """Raised into learner code that blocks the event loop. Not a KeyboardInterrupt (asyncio would re-raise
+    that out of the loop instead of ending the task with it); a BaseException, so `except Exception` lets it by."""
 
 
 async def _within(coro: Awaitable[str | None], time_limit_s: float) -> str | None:
     """Await CORO, or cancel it and fail the check after TIME_LIMIT_S (a TimeoutError the learner's code
     raises itself is passed through unchanged, so the check can tell the two apart)."""
     task = asyncio.ensure_future(coro)
-    with _interrupt_after(time_limit_s + BLOCKED_GRACE_S):
+    with time_limit.alarm(time_limit_s + BLOCKED_GRACE_S, raising=_LoopBlocked):
         finished, _ = await asyncio.wait({task}, timeout=time_limit_s)
     if not finished:
         task.cancel()

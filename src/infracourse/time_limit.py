@@ -7,13 +7,21 @@ the worker at its next Python instruction (again, for a while, if the code swall
 main thread. An endless loop therefore stops instead of burning CPU and memory in the background; code blocked
 in a C call (a socket read, a lock) stops when that call returns, and as a daemon thread it never keeps the
 kernel from exiting.
+
+Code that must stay on the notebook's main thread (librdkafka clients: polling them from a second thread while
+the check cleans up crashes the process) is bounded with an alarm instead:
+
+    with time_limit.alarm(20, repeat_s=STOP_RETRY_S):    # Abandoned in the main thread after 20 s
+        bill_orders(consumer, charge, 2.0)
 """
 
 from __future__ import annotations
 
 import ctypes
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from .checking import CheckFailed
@@ -50,6 +58,27 @@ def stop(*threads: threading.Thread) -> None:
                 return
 
     threading.Thread(target=keep_interrupting, name="check-stopper", daemon=True).start()
+
+
+@contextmanager
+def alarm(seconds: float, raising: type[BaseException] = Abandoned, repeat_s: float = 0.0) -> Iterator[None]:
+    """Raise RAISING in the main thread if the block is still running after SECONDS, and every REPEAT_S after
+    (if given: against a bare except). SIGALRM: code in a C call sees it when the call returns. Off the main
+    thread, where signals cannot be handled, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise raising
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds, repeat_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def call(seconds: float, fn: Callable[..., T], *args: object, **kwargs: object) -> T:

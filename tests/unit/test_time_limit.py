@@ -68,3 +68,28 @@ def test_a_loop_that_swallows_the_stop_a_few_times_is_stopped_again():
     with pytest.raises(CheckFailed):
         time_limit.call(0.2, stubborn)
     assert ended.wait(5) and len(swallowed) == 3
+
+
+def test_alarm_interrupts_the_main_thread_and_is_disarmed_after():
+    started = time.monotonic()
+    with pytest.raises(time_limit.Abandoned), time_limit.alarm(0.2):
+        while True:
+            time.sleep(0.01)
+    assert time.monotonic() - started < 2
+    with time_limit.alarm(0.2):
+        pass
+    time.sleep(0.4)  # no alarm left armed to fire here
+
+
+def test_alarm_does_nothing_off_the_main_thread():
+    outcome = []
+
+    def worker():
+        with time_limit.alarm(0.05):
+            time.sleep(0.2)
+        outcome.append("finished")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(5)
+    assert outcome == ["finished"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -103,6 +104,26 @@ def test_billing_reference_passes(ns):
     assert checks.at_least_once(bill(), ns).status == PASSED
 
 
+def test_billing_that_polls_forever_is_cut_off(ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 2)
+
+    def waits_for_more(consumer, charge, idle_s):
+        charged = 0
+        while True:  # ignores idle_s: a quiet topic never ends the loop
+            try:
+                msg = consumer.poll(0.2)
+            except Exception:  # noqa: BLE001 - lets the check's interruption by (a bare except would not)
+                continue
+            if msg is not None and not msg.error():
+                charge(json.loads(msg.value()))
+                charged += 1
+
+    started = time.monotonic()
+    result = checks.at_least_once(waits_for_more, ns)
+    assert result.status == FAILED and "did not return within 2 s" in result.message and "None" in result.hint
+    assert time.monotonic() - started < 15
+
+
 # exercise 3 ----------------------------------------------------------------------------------------------
 def lag(skip_uncommitted=False, committed_is_lag=False):
     def group_lag(admin, group, topic):
@@ -166,6 +187,20 @@ def test_straight_to_dlt_fails(ns):
 def test_dropping_the_key_fails(ns):
     result = checks.dead_letters(handler(keep_key=False), ns)
     assert result.status == FAILED and "key" in result.hint
+
+
+def test_handler_retrying_in_place_is_cut_off(ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+
+    def retries_in_place(msg, producer, charge, retry_topic, dlt_topic):
+        while True:  # a poison message never stops failing
+            try:
+                return charge(msg)
+            except (ValueError, KeyError):
+                time.sleep(0.05)
+
+    result = checks.dead_letters(retries_in_place, ns)
+    assert result.status == FAILED and "did not return within 1 s" in result.message and "retry topic" in result.hint
 
 
 def test_dead_letters_reference_passes(ns):

@@ -6,6 +6,7 @@ so checks can run again and again. No loop waits without a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -16,18 +17,19 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .. import kafka_config, time_limit
-from ..checking import exercise, expect
+from ..checking import CheckFailed, exercise, expect
 from ..namespace import Namespace
 from ..waiting import wait_until
 
 STAGES = ("placed", "paid", "packed", "shipped")
 MAX_RETRIES = 3
+LIMIT_S = 10  # for one call of learner code
 
 
 # plumbing ------------------------------------------------------------------------------------------------
@@ -69,6 +71,30 @@ class _RevocableConsumer:
         self._revoked = True
         self._lock.release()
         return True
+
+
+def _bounded(seconds: float, hint: str, fn: Callable, *args: object):
+    """FN(*ARGS) on this thread (librdkafka clients stay on the thread that made them), failing the check with
+    HINT if it is still running after SECONDS."""
+    try:
+        with time_limit.alarm(seconds, repeat_s=time_limit.STOP_RETRY_S):
+            return fn(*args)
+    except time_limit.Abandoned:
+        raise CheckFailed(f"{getattr(fn, '__name__', 'your function')}() did not return within {seconds:g} s",
+                          hint=hint) from None
+
+
+@contextlib.contextmanager
+def _closed_after(consumer: Consumer) -> Iterator[Consumer]:
+    """Close CONSUMER when the block ends, however it ends: a consumer left open while _drop deletes its topics
+    can crash librdkafka (and the kernel with it)."""
+    try:
+        yield consumer
+    finally:
+        try:
+            consumer.close()
+        except RuntimeError:  # the learner's code closed it already
+            pass
 
 
 def _fresh_topics(ns: Namespace, partitions: int, *names: str) -> list[str]:
@@ -132,7 +158,8 @@ def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
     events = _order_events()
     producer = Producer({**kafka_config.client(), "enable.idempotence": True, "linger.ms": 5})
     try:
-        returned = publish_events(producer, topic, events)
+        returned = _bounded(LIMIT_S, "flush(timeout) waits for the delivery reports; then return", publish_events,
+                            producer, topic, events)
         arrived = _read_all(topic, 4, ns.topic("check-reader"))
     finally:
         _drop(topic, groups=(ns.topic("check-reader"),))
@@ -163,6 +190,7 @@ def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
 
 # exercise 2 ----------------------------------------------------------------------------------------------
 CRASH_AT = 7  # the worker dies as it starts charging the 7th order, before the charge takes effect
+IDLE_HINT = "stop when poll(idle_s) returns None"
 IDLE_S = 2.0  # generous: a first fetch can take half a second on a busy machine
 
 
@@ -203,9 +231,8 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
     (topic,) = _fresh_topics(ns, 2, "billing")
     group = ns.topic(f"check-billing-{uuid.uuid4().hex[:6]}")
     try:
-        empty = _reader(group + "-dry", [topic], 2)
-        dry = bill_orders(empty, lambda order: None, 0.5)  # a stub raises NotImplementedError here
-        empty.close()
+        with _closed_after(_reader(group + "-dry", [topic], 2)) as empty:
+            dry = _bounded(LIMIT_S, IDLE_HINT, bill_orders, empty, lambda order: None, 0.5)  # a stub raises here
         expect(dry == 0, f"on an empty topic bill_orders returned {dry!r}, expected 0",
                hint="return how many orders you charged")
         orders = 12
@@ -213,16 +240,16 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
         charges = multiprocessing.Array("i", orders, lock=False)
         exitcode = _run_crashing(bill_orders, group, topic, charges)
         expect(exitcode is not None, "bill_orders did not return within 30 s",
-               hint="stop when poll(idle_s) returns None")
+               hint=IDLE_HINT)
         expect(exitcode == -signal.SIGKILL, f"the worker should have died while charging order {CRASH_AT}, but "
                f"it ended with {sum(charges)} charges", hint="call charge(order) once for every message")
         def charge(order: dict) -> None:
             charges[order["order_id"]] += 1
 
-        consumer = _reader(group, [topic], 2)
-        second = bill_orders(consumer, charge, IDLE_S)
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
-        consumer.close()
+        with _closed_after(_reader(group, [topic], 2)) as consumer:
+            second = _bounded(2 * LIMIT_S, IDLE_HINT, bill_orders, consumer, charge, IDLE_S)
+        with _closed_after(Consumer(kafka_config.consumer(group))) as reader:  # also if the learner closed theirs
+            committed = reader.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
     finally:
         _drop(topic, groups=(group, group + "-dry"))
     counts = list(charges)
@@ -291,14 +318,14 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
         for key, body in bodies.items():
             producer.produce(source, body, key=key)
         producer.flush(10)
-        consumer = _reader(group, [source, retry], 2)
         handled, deadline = 0, time.monotonic() + 30
-        while handled < 60 and time.monotonic() < deadline and (msg := consumer.poll(1.5)) is not None:
-            if not msg.error():
-                handle_checkout(msg, producer, _checkout_charge(charged), retry, dlt)
-                consumer.commit(message=msg, asynchronous=False)
-                handled += 1
-        consumer.close()
+        with _closed_after(_reader(group, [source, retry], 2)) as consumer:
+            while handled < 60 and time.monotonic() < deadline and (msg := consumer.poll(1.5)) is not None:
+                if not msg.error():
+                    _bounded(LIMIT_S, "handle one message and return; retries go through the retry topic, "
+                             "not a loop", handle_checkout, msg, producer, _checkout_charge(charged), retry, dlt)
+                    consumer.commit(message=msg, asynchronous=False)
+                    handled += 1
         producer.flush(10)
         retried = _read_all(retry, 2, group + "-r")
         dead = _read_all(dlt, 2, group + "-d")
