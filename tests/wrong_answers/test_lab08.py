@@ -389,27 +389,9 @@ def test_dead_letter_without_ack_fails(r, pg_ns):
     assert result.status == FAILED and "still pending" in result.message and "XACK" in result.hint
 
 
-def retries_forever(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            handler(fields)
-            r.xack(stream, group, entry_id)
-            return "done"
-        except TransientError:
-            sleep(0.01 * 2 ** min(attempt - 1, 10))
-
-
-def test_retry_without_a_last_attempt_is_stopped(r, pg_ns):
-    result = retry_check(r, pg_ns, retries_forever)
-    assert result.status == FAILED and "still did not give up" in result.message and "MAX_ATTEMPTS" in result.hint
-
-
-def test_retry_swallowing_every_exception_is_cut_short(r, pg_ns, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-
-    def swallows_all(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+def retrying_forever(catching):
+    """A handle_with_retry without a last attempt: it retries whatever CATCHING matches, forever."""
+    def handle(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
         attempt = 0
         while True:
             attempt += 1
@@ -417,10 +399,19 @@ def test_retry_swallowing_every_exception_is_cut_short(r, pg_ns, monkeypatch):
                 handler(fields)
                 r.xack(stream, group, entry_id)
                 return "done"
-            except:  # noqa: E722 - catches the check's stop signal too
+            except catching:
                 sleep(0.01 * 2 ** min(attempt - 1, 10))
+    return handle
 
-    result = retry_check(r, pg_ns, swallows_all)
+
+def test_retry_without_a_last_attempt_is_stopped(r, pg_ns):
+    result = retry_check(r, pg_ns, retrying_forever(TransientError))
+    assert result.status == FAILED and "still did not give up" in result.message and "MAX_ATTEMPTS" in result.hint
+
+
+def test_retry_swallowing_every_exception_is_cut_short(r, pg_ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    result = retry_check(r, pg_ns, retrying_forever(BaseException))  # as a bare except: the check's stop too
     assert result.status == FAILED and "still did not give up" in result.message
 
 
