@@ -239,8 +239,7 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
         _send_one_per_request(topic, [(n % 2, json.dumps({"order_id": n}).encode()) for n in range(orders)])
         charges = multiprocessing.Array("i", orders, lock=False)
         exitcode = _run_crashing(bill_orders, group, topic, charges)
-        expect(exitcode is not None, "bill_orders did not return within 30 s",
-               hint=IDLE_HINT)
+        expect(exitcode is not None, "bill_orders did not return within 30 s", hint=IDLE_HINT)
         expect(exitcode == -signal.SIGKILL, f"the worker should have died while charging order {CRASH_AT}, but "
                f"it ended with {sum(charges)} charges", hint="call charge(order) once for every message")
         def charge(order: dict) -> None:
