@@ -17,9 +17,9 @@ from infracourse.kafka_logging import quiet_logger
 # Exercise 1 ---------------------------------------------------------------------------------------------
 
 
-def reference_consume(r, stream, group, consumer, handle):
+def reference_consume(r, stream, group, consumer, handle, block=None):
     acknowledged = 0
-    for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+    for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=block):
         for entry_id, fields in entries:
             try:
                 handle(fields)
@@ -86,13 +86,7 @@ def consume_forever(block):
     not wait) and acks those its handler took."""
     def consume(r, stream, group, consumer, handle):
         while True:
-            for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=block):
-                for entry_id, fields in entries:
-                    try:
-                        handle(fields)
-                    except Exception:
-                        continue
-                    r.xack(stream, group, entry_id)
+            reference_consume(r, stream, group, consumer, handle, block=block)
     return consume
 
 
