@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
-XDIST  := -n 2 -p infracourse.timing_report
+XDIST  := -n 2 -p infracourse.authoring.timing_report
 
 .PHONY: lab test bootstrap services down status site labs clean-state
 

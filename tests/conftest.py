@@ -9,7 +9,7 @@ import pytest
 import redis
 from runaway_threads import busy_threads  # tests/ is on sys.path (rootdir conftest)
 
-from infracourse import config, env
+from infracourse import config, notebook
 from infracourse.namespace import Namespace
 
 
@@ -25,7 +25,7 @@ def no_runaway_thread_left():
 @pytest.fixture
 def pg_ns():
     """A namespace of its own for a test, reset in PostgreSQL and Redis."""
-    env.require("postgres", "redis")
+    notebook.require("postgres", "redis")
     ns = Namespace("pytest_" + __import__("uuid").uuid4().hex[:8])
     ns.reset("postgres", "redis")
     yield ns

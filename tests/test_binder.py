@@ -11,7 +11,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from infracourse import system_packages
+from infracourse.services import system_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"

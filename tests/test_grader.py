@@ -16,9 +16,10 @@ import nbformat
 import psycopg
 import pytest
 
-from infracourse import cli, config, env, lab_spec
+from infracourse import cli, config, notebook
+from infracourse.authoring import lab_spec
 from infracourse.checking import FAILED, NOT_DONE, PASSED
-from infracourse.grader import ERROR, HIDDEN, NOT_RUN, TAMPERED, TIMEOUT
+from infracourse.grading.run import ERROR, HIDDEN, NOT_RUN, TAMPERED, TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "labs" / "00_start_here.ipynb"
@@ -133,7 +134,7 @@ def graded(testrun_uid: str):
         fcntl.flock(lock, fcntl.LOCK_EX)
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         if report.get("testrun") != testrun_uid:
-            env.require("postgres", "redis")
+            notebook.require("postgres", "redis")
             shutil.rmtree(run, ignore_errors=True)
             (run / "hidden").mkdir(parents=True)
             (run / "hidden" / "lab00.py").write_text(HIDDEN_CHECKS)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infracourse import notebook_format, runner
-from infracourse.labgen import solution_paths
+from infracourse.authoring import notebook_format, runner
+from infracourse.authoring.labgen import solution_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = solution_paths(ROOT)

@@ -18,7 +18,8 @@ from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
 
-from infracourse import catalog, site, system_packages
+from infracourse.authoring import catalog, website
+from infracourse.services import system_packages
 
 # Sphinx 9 warns that extensions use APIs it will remove in Sphinx 11: the pinned extensions' business.
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
@@ -44,7 +45,7 @@ def built_site(testrun_uid: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         report = json.loads(stamp.read_text()) if stamp.exists() else {}
         if report.get("testrun") != testrun_uid or not (SITE / "index.html").exists():
-            result = site.build(ROOT)
+            result = website.build(ROOT)
             assert result.status == 0, "the site build had warnings (they are errors): run `make site`"
             report = {"testrun": testrun_uid, "seconds": round(result.seconds, 1), "pages": result.pages}
             stamp.write_text(json.dumps(report) + "\n")
@@ -187,7 +188,7 @@ def _screenshots_of(browser, notebook: catalog.Notebook) -> None:
 def test_prev_next_follow_the_course_order(browser, base_url: str) -> None:
     from selenium.webdriver.common.by import By
 
-    order = [nb for chapter in CHAPTERS for _, nb in site.reading_order(chapter)]
+    order = [nb for chapter in CHAPTERS for _, nb in website.reading_order(chapter)]
     for current, following in zip(order, order[1:], strict=False):
         browser.get(page_url(base_url, current))
         nxt = browser.find_element(By.CSS_SELECTOR, "a.right-next").get_attribute("href")
@@ -228,7 +229,7 @@ def _fetch(url: str) -> tuple[int, str]:
 
 
 def test_every_internal_link_resolves(base_url: str, built_site: Path) -> None:
-    pages = [urljoin(base_url, p.relative_to(built_site).as_posix()) for p in site.html_pages(built_site)]
+    pages = [urljoin(base_url, p.relative_to(built_site).as_posix()) for p in website.html_pages(built_site)]
     fetched: dict[str, tuple[int, _Links]] = {}
 
     def fetch(url: str) -> tuple[int, _Links]:

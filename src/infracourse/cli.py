@@ -8,11 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import compose, native, system_packages
-from .config import SERVICE_NAMES, endpoint
-from .errors import CourseError
-from .paths import state_dir
-from .probes import probe
+from infracourse.config import SERVICE_NAMES, endpoint
+from infracourse.errors import CourseError
+from infracourse.paths import state_dir
+from infracourse.services import compose, native, system_packages
+from infracourse.services.probes import probe
 
 MODE_FILE = "mode"
 
@@ -106,7 +106,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_labs(args: argparse.Namespace) -> int:
-    from . import labgen
+    from infracourse.authoring import labgen
 
     if args.action == "build":
         for path in labgen.build_all():
@@ -123,7 +123,7 @@ def cmd_labs(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import runner
+    from infracourse.authoring import runner
 
     failed = 0
     for path in args.notebooks:
@@ -136,18 +136,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_site(args: argparse.Namespace) -> int:
-    from . import site
+    from infracourse.authoring import website
 
-    result = site.build(out=Path(args.out).resolve() if args.out else None, jobs=args.jobs)
+    result = website.build(out=Path(args.out).resolve() if args.out else None, jobs=args.jobs)
     verdict = "built" if result.status == 0 else "FAILED (warnings are errors; see above)"
     print(f"site {verdict}: {result.pages} pages in {result.seconds:.1f} s -> {result.out / 'index.html'}")
     return result.status
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from . import grading
+    from infracourse.grading import command
 
-    return grading.main(args)
+    return command.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
-from .aio import run_coroutine
-from .waiting import wait_until
+from infracourse import config
+from infracourse.waiting import run_coroutine, wait_until
 
 _FOLDER_SUFFIX = {"notebooks": "", "solutions": "_sol", "labs": "_lab"}
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -95,7 +94,7 @@ class Namespace:
     def _reset_kafka(self) -> None:
         from confluent_kafka.admin import AdminClient
 
-        from .kafka_logging import quiet_logger
+        from infracourse.clients.kafka_logging import quiet_logger
 
         admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})
         prefix = f"{self.slug}."
@@ -117,7 +116,7 @@ class Namespace:
 
     def _reset_rabbitmq(self) -> None:
         """AMQP cannot list queues, so the management HTTP API (on in both modes) finds ours."""
-        from . import rabbitmq_admin
+        from infracourse.clients import rabbitmq_admin
 
         prefix = f"{self.slug}."
         for kind in ("queues", "exchanges"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from infracourse.async_checking import async_exercise
 from infracourse.checking import FAILED, NOT_DONE, PASSED, expect
+from infracourse.checking.async_exercise import async_exercise
 
 
 @async_exercise("9", "Double it", time_limit_s=0.5)

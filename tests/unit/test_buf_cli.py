@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection
 
-from infracourse import buf_cli, protos
+from infracourse.clients import buf_cli, protos
 
 protos.generate()
 from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import tiny_course
 
-from infracourse import catalog
+from infracourse.authoring import catalog
 
 
 def test_chapters_group_lessons_labs_and_solutions(tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_chapters_group_lessons_labs_and_solutions(tmp_path: Path) -> None:
     assert only.labs == [] and only.title == "Only a lesson"
 
 
-def test_services_come_from_env_setup_and_require(tmp_path: Path) -> None:
+def test_services_come_from_notebook_setup_and_require(tmp_path: Path) -> None:
     tiny = catalog.chapters(tiny_course.make(tmp_path))[0]
     assert tiny.lessons[0].services == ("postgres", "redis")  # course order, the slug is not a service
     assert tiny.labs[0].services == ("redis",)

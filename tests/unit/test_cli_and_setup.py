@@ -1,8 +1,8 @@
 import subprocess
 from pathlib import Path
 
-from infracourse import system_packages
 from infracourse.cli import build_parser
+from infracourse.services import system_packages
 
 REPO = Path(__file__).resolve().parents[2]
 COURSE = str(REPO / ".venv" / "bin" / "course")

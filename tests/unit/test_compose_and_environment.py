@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from infracourse import config, system_packages
+from infracourse import config
+from infracourse.services import system_packages
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from infracourse.example_app import ExampleShop
-from infracourse.http_service import call, get
+from infracourse.lessons.example_app import ExampleShop
+from infracourse.lessons.http_service import call, get
 
 
 def _value(shop: ExampleShop, name: str, **labels: str) -> float:

@@ -5,7 +5,8 @@ import re
 import psycopg
 import redis
 
-from infracourse import config, env, grading_namespaces
+from infracourse import config, notebook
+from infracourse.grading import namespaces as grading_namespaces
 from infracourse.namespace import Namespace
 
 
@@ -15,7 +16,7 @@ def test_suffix_is_readable_unique_and_a_valid_slug_part() -> None:
 
 
 def test_clean_removes_the_submissions_data_and_only_it() -> None:
-    env.require("postgres", "redis")
+    notebook.require("postgres", "redis")
     suffix = grading_namespaces.suffix_for("unit")
     mine, other = Namespace("unitgr" + suffix), Namespace("unitgr_other" + suffix.replace("_g_", "_x_"))
     for ns in (mine, other):

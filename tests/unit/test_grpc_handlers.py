@@ -8,8 +8,9 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 
-from infracourse import grpc_handlers, protos
-from infracourse.grpc_harness import serving
+from infracourse.checking.grpc_harness import serving
+from infracourse.clients import protos
+from infracourse.lessons import grpc_handlers
 
 protos.generate()
 from infracourse.grpc_generated import market_pb2, market_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc

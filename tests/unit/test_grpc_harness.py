@@ -9,9 +9,9 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 import grpc
 import pytest
 
-from infracourse import protos
 from infracourse.checking import CheckFailed, NotDone
-from infracourse.grpc_harness import Trap, serving
+from infracourse.checking.grpc_harness import Trap, serving
+from infracourse.clients import protos
 
 protos.generate()
 from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc

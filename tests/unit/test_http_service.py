@@ -6,7 +6,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter
 
-from infracourse.http_service import HttpService, Response, call, drive, get
+from infracourse.lessons.http_service import HttpService, Response, call, drive, get
 
 
 def test_routes_params_middleware_and_errors():

@@ -1,4 +1,5 @@
-from infracourse import config, kafka_config
+from infracourse import config
+from infracourse.clients import kafka_config
 
 
 def test_client_points_at_the_course_broker_and_routes_logs(monkeypatch):

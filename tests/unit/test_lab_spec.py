@@ -4,7 +4,7 @@ import nbformat
 import pytest
 import tiny_course
 
-from infracourse import lab_spec
+from infracourse.authoring import lab_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

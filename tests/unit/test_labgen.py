@@ -1,6 +1,6 @@
 import nbformat
 
-from infracourse import labgen
+from infracourse.authoring import labgen
 
 
 def test_block_inside_a_function_becomes_not_implemented():

@@ -2,7 +2,7 @@ import time
 
 import matplotlib
 
-from infracourse import latency
+from infracourse.lessons import latency
 
 matplotlib.use("Agg")
 

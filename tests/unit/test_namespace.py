@@ -4,7 +4,8 @@ import psycopg
 import pytest
 import redis
 
-from infracourse import config, rabbitmq_admin
+from infracourse import config
+from infracourse.clients import rabbitmq_admin
 from infracourse.namespace import Namespace
 
 
@@ -67,7 +68,7 @@ def test_redis_reset_deletes_only_our_keys(slug):
 def test_kafka_reset_deletes_our_topics_only(slug):
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from infracourse.kafka_logging import quiet_logger
+    from infracourse.clients.kafka_logging import quiet_logger
 
     ns = Namespace(slug)
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infracourse import native
-from infracourse.native import StartFailed
+from infracourse.services import native
+from infracourse.services.native import StartFailed
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from infracourse import config, pg_roles
+from infracourse import config
+from infracourse.lessons import pg_roles
 
 
 def _exists(name: str) -> bool:

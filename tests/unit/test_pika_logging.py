@@ -1,6 +1,6 @@
 import logging
 
-from infracourse import pika_logging
+from infracourse.clients import pika_logging
 
 
 def test_pika_records_are_kept_not_printed(capsys):

@@ -10,7 +10,7 @@ import nats
 import pytest
 from nats.js.api import StorageType, StreamConfig
 
-from infracourse.private_nats import PrivateNatsServer
+from infracourse.lessons.private_nats import PrivateNatsServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nats-server") is None and shutil.which("nats-server", path="/usr/sbin") is None,

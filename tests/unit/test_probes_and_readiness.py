@@ -3,10 +3,10 @@ import time
 
 import pytest
 
-from infracourse import env
+from infracourse import notebook
 from infracourse.config import SERVICE_NAMES
 from infracourse.errors import ServiceUnavailable
-from infracourse.probes import probe
+from infracourse.services.probes import probe
 
 
 def _closed_port() -> int:
@@ -45,7 +45,7 @@ def test_require_is_fast_short_and_names_service_endpoint_and_command(monkeypatc
     monkeypatch.setenv("COURSE_NATS_PORT", str(port))
     started = time.monotonic()
     with pytest.raises(ServiceUnavailable) as info:
-        env.require("postgres", "kafka", "nats")
+        notebook.require("postgres", "kafka", "nats")
     assert time.monotonic() - started < 3.5
     message = str(info.value)
     assert f"kafka at 127.0.0.1:{port}" in message and f"nats at 127.0.0.1:{port}" in message
@@ -54,9 +54,9 @@ def test_require_is_fast_short_and_names_service_endpoint_and_command(monkeypatc
 
 def test_require_rejects_unknown_service():
     with pytest.raises(ServiceUnavailable, match="unknown service mongo"):
-        env.require("mongo")
+        notebook.require("mongo")
 
 
 def test_status_table_lists_every_service():
-    table = env.status()
+    table = notebook.status()
     assert list(table.index) == list(SERVICE_NAMES) and set(table["healthy"]) == {"yes"}

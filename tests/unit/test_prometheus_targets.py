@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infracourse import prometheus_targets
+from infracourse.services import prometheus_targets
 
 
 @pytest.fixture

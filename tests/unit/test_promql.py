@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from infracourse import env, promql
+from infracourse import notebook
+from infracourse.clients import promql
 
 
 @pytest.fixture(autouse=True)
 def prometheus():
-    env.require("prometheus")
+    notebook.require("prometheus")
 
 
 def test_instant_query_returns_numbers_sorted_by_labels():

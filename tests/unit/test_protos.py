@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infracourse import protos
+from infracourse.clients import protos
 
 
 @pytest.fixture

@@ -3,11 +3,12 @@ import uuid
 import pika
 import pytest
 
-from infracourse import config, env, rabbitmq_admin, waiting
+from infracourse import config, notebook, waiting
+from infracourse.clients import rabbitmq_admin
 
 
 def test_close_connections_finds_a_connection_by_its_client_name_and_closes_it():
-    env.require("rabbitmq")
+    notebook.require("rabbitmq")
     name = f"pytest-{uuid.uuid4().hex[:8]}"
     params = pika.URLParameters(config.amqp_url())
     params.client_properties = {"connection_name": name}
@@ -21,5 +22,5 @@ def test_close_connections_finds_a_connection_by_its_client_name_and_closes_it()
 
 
 def test_close_connections_gives_up_when_none_is_named_so():
-    env.require("rabbitmq")
+    notebook.require("rabbitmq")
     assert rabbitmq_admin.close_connections(f"nobody-{uuid.uuid4().hex[:8]}", timeout_s=0.3) == 0

@@ -2,7 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from infracourse import rabbitmq_diagram  # noqa: E402
+from infracourse.lessons import rabbitmq_diagram  # noqa: E402
 
 
 def test_labels_show_routing_keys_or_header_arguments():

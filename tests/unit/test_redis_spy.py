@@ -3,13 +3,13 @@ import uuid
 import pytest
 import redis
 
-from infracourse import config, env
-from infracourse.redis_spy import Spy
+from infracourse import config, notebook
+from infracourse.checking.redis_spy import Spy
 
 
 @pytest.fixture
 def key():
-    env.require("redis")
+    notebook.require("redis")
     name = f"unit_spy_{uuid.uuid4().hex[:8]}:k"
     yield name
     redis.Redis.from_url(config.redis_url()).delete(name)

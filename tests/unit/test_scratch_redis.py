@@ -3,8 +3,8 @@ import shutil
 import pytest
 import redis
 
-from infracourse import scratch_redis
 from infracourse.errors import ServiceUnavailable
+from infracourse.lessons import scratch_redis
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")

@@ -1,4 +1,4 @@
-from infracourse import shop_data
+from infracourse.lessons import shop_data
 
 
 def test_create_is_deterministic_and_reports_counts(conn):

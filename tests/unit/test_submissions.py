@@ -3,7 +3,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from infracourse import lab_spec, submissions
+from infracourse.authoring import lab_spec
+from infracourse.grading import submissions
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "labs" / "00_start_here.ipynb"

@@ -3,8 +3,7 @@ import time
 
 import pytest
 
-from infracourse import time_limit
-from infracourse.checking import CheckFailed
+from infracourse.checking import CheckFailed, time_limit
 
 
 def test_returns_the_value():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from infracourse import notebook_format
+from infracourse.authoring import notebook_format
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def make(root: Path) -> Path:
     shutil.copytree(REPO / "docs", root / "docs")
     lesson = _notebook(
         ("md", "# 00 · Tiny start\n\nA first line of hook. A second sentence.\n\n**Learning objectives**"),
-        ("code", 'from infracourse import env\nns = env.setup("tiny00", "redis", "postgres")'),
+        ("code", 'from infracourse import notebook\nns = notebook.setup("tiny00", "redis", "postgres")'),
         ("code", "widgets.IntSlider()"),
         ("md", "## Next\n\nSee [the lab](../labs/00_tiny.ipynb)."),
     )
@@ -42,7 +42,7 @@ def make(root: Path) -> Path:
         "text/plain": "IntSlider(value=0)"})]
     solution = _notebook(
         ("md", "# 00 · Tiny lab"),
-        ("code", 'from infracourse import env\nfrom infracourse.checks import lab00 as checks\nenv.require("redis")'),
+        ("code", 'from infracourse import notebook\nfrom infracourse.checks import lab00 as checks\nnotebook.require("redis")'),
         ("md", "## Exercise 1 · Add"),
         ("code", "def add(a, b):\n    return a + b  # SOLUTION: return the sum"),
         ("code", "checks.add(add)"),
@@ -50,7 +50,7 @@ def make(root: Path) -> Path:
     )
     nbformat.write(lesson, root / "notebooks" / "00_tiny.ipynb")
     nbformat.write(solution, root / "solutions" / "00_tiny.ipynb")
-    from infracourse import labgen
+    from infracourse.authoring import labgen
 
     labgen.build_all(root)
     nbformat.write(_notebook(("md", "# 02 · Only a lesson\n\nNothing else yet."), ("code", "1 + 1")),

@@ -10,9 +10,9 @@ import pytest
 from psycopg import sql
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter, wait_fixed
 
-from infracourse import pg_roles
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab02 as checks
+from infracourse.lessons import pg_roles
 
 
 @pytest.fixture

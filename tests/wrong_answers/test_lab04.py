@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from infracourse import shop_data, time_limit
-from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checking import FAILED, NOT_DONE, PASSED, time_limit
 from infracourse.checks import lab04 as checks
+from infracourse.lessons import shop_data
 
 
 @pytest.fixture

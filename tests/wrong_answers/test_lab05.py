@@ -10,9 +10,10 @@ import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from infracourse import env, kafka_config
+from infracourse import notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab05 as checks
+from infracourse.clients import kafka_config
 from infracourse.namespace import Namespace
 
 MAX_RETRIES = 3
@@ -20,7 +21,7 @@ MAX_RETRIES = 3
 
 @pytest.fixture
 def ns():
-    env.require("kafka")
+    notebook.require("kafka")
     namespace = Namespace("pytest_k5_" + uuid.uuid4().hex[:6])
     yield namespace
     namespace.reset("kafka")

@@ -9,7 +9,7 @@ import pika
 import pytest
 from pika.exceptions import NackError, UnroutableError
 
-from infracourse import env
+from infracourse import notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab06 as checks
 from infracourse.namespace import Namespace
@@ -17,7 +17,7 @@ from infracourse.namespace import Namespace
 
 @pytest.fixture
 def ns():
-    env.require("rabbitmq")
+    notebook.require("rabbitmq")
     namespace = Namespace("pytest_r6_" + uuid.uuid4().hex[:6])
     yield namespace
     namespace.reset("rabbitmq")

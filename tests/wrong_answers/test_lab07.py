@@ -14,7 +14,7 @@ from nats.errors import NoRespondersError
 from nats.js.api import StreamConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from infracourse import config, env
+from infracourse import config, notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab07 as checks
 from infracourse.namespace import Namespace
@@ -22,7 +22,7 @@ from infracourse.namespace import Namespace
 
 @pytest.fixture
 def ns():
-    env.require("nats")
+    notebook.require("nats")
     namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
     yield namespace
     namespace.reset("nats")

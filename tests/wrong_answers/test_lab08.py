@@ -9,10 +9,10 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infracourse import config, env
+from infracourse import config, notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab08 as checks
-from infracourse.kafka_logging import quiet_logger
+from infracourse.clients.kafka_logging import quiet_logger
 
 # Exercise 1 ---------------------------------------------------------------------------------------------
 
@@ -246,7 +246,7 @@ def test_apply_reference_passes(payments):
 
 @pytest.fixture
 def outbox(conn, pg_ns):
-    env.require("kafka")
+    notebook.require("kafka")
     conn.execute("CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id text UNIQUE "
                  "NOT NULL, key text NOT NULL, payload jsonb NOT NULL, published_at timestamptz)")
     topic = pg_ns.topic("order_events")

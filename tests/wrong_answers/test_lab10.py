@@ -10,9 +10,9 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 
-from infracourse import grpc_handlers
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab10 as checks
+from infracourse.lessons import grpc_handlers
 
 # --- Exercise 1: auth interceptor ---------------------------------------------------------------------
 

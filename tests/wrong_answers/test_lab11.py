@@ -9,11 +9,13 @@ import psycopg
 import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
-from infracourse import config, env, prometheus_targets, promql
+from infracourse import config, notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab11 as checks
-from infracourse.example_app import ExampleShop
+from infracourse.clients import promql
+from infracourse.lessons.example_app import ExampleShop
 from infracourse.namespace import Namespace
+from infracourse.services import prometheus_targets
 
 
 # exercise 1 ---------------------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ def test_queue_depth_polling_loop_is_cut(r, queue_key, monkeypatch):
 # exercises 4 and 5: live Prometheus ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scraped_traffic():
-    env.require("postgres", "redis", "prometheus")
+    notebook.require("postgres", "redis", "prometheus")
     ns = Namespace("pytest_lab11_" + uuid.uuid4().hex[:6])
     ns.reset("postgres", "redis")
     shop = ExampleShop(ns).start()

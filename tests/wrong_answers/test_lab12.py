@@ -14,17 +14,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
-from infracourse import config, env
+from infracourse import config, notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab12 as checks
-from infracourse.faults import TcpProxy
-from infracourse.http_service import Response
-from infracourse.kafka_logging import quiet_logger
+from infracourse.clients.kafka_logging import quiet_logger
+from infracourse.lessons.faults import TcpProxy
+from infracourse.lessons.http_service import Response
 
 
 @pytest.fixture
 def redis_proxy():
-    env.require("redis")
+    notebook.require("redis")
     with TcpProxy.to("redis") as proxy:
         yield proxy
 
@@ -122,7 +122,7 @@ def test_readiness_that_never_returns_does_not_hold_up_the_exit():
     script = """
 import time
 from infracourse.checks import lab12 as checks
-from infracourse.faults import TcpProxy
+from infracourse.lessons.faults import TcpProxy
 checks.ANSWER_WITHIN_S = 1.0
 def ready(request):
     while True:
@@ -294,7 +294,7 @@ def test_traced_lookup_untraced_fails(conn, r, products):
 # exercises 6 and 7 ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def topic():
-    env.require("kafka")
+    notebook.require("kafka")
     name = f"pytest_lab12_{uuid.uuid4().hex[:6]}.orders"
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})
     admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result()

@@ -10,9 +10,9 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from infracourse import shop_data
 from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab13 as checks
+from infracourse.lessons import shop_data
 
 TTL_S = 60
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from ..checking import exercise, expect
+from infracourse.checking import exercise, expect
 
 
 @exercise("0", "Warm-up: add two numbers")

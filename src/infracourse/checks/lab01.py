@@ -17,9 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from .. import time_limit
-from ..checking import CheckFailed, exercise, expect
-from . import pg_fixtures
+from infracourse.checking import CheckFailed, exercise, expect, pg_fixtures, time_limit
 
 THREAD_DEADLINE_S = 30
 CALL_DEADLINE_S = 15

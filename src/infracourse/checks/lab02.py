@@ -15,11 +15,10 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .. import config, time_limit
-from ..checking import CheckFailed, exercise, expect
-from ..faults import TcpProxy
-from ..pg_roles import LoginRole
-from . import pg_fixtures
+from infracourse import config
+from infracourse.checking import CheckFailed, exercise, expect, pg_fixtures, time_limit
+from infracourse.lessons.faults import TcpProxy
+from infracourse.lessons.pg_roles import LoginRole
 
 CALL_DEADLINE_S = 20
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import redis
 
-from .. import config, time_limit
-from ..checking import exercise, expect
-from ..redis_spy import Spy
+from infracourse import config
+from infracourse.checking import exercise, expect, time_limit
+from infracourse.checking.redis_spy import Spy
 
 LIMIT_S = 10
 

@@ -17,10 +17,9 @@ from collections import Counter
 import psycopg
 import redis
 
-from .. import config, time_limit
-from ..checking import exercise, expect
-from ..redis_spy import Spy
-from . import pg_fixtures
+from infracourse import config
+from infracourse.checking import exercise, expect, pg_fixtures, time_limit
+from infracourse.checking.redis_spy import Spy
 
 LIMIT_S = 10
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .. import kafka_config, time_limit
-from ..checking import CheckFailed, exercise, expect
-from ..namespace import Namespace
-from ..waiting import wait_until
+from infracourse.checking import CheckFailed, exercise, expect, time_limit
+from infracourse.clients import kafka_config
+from infracourse.namespace import Namespace
+from infracourse.waiting import wait_until
 
 STAGES = ("placed", "paid", "packed", "shipped")
 MAX_RETRIES = 3

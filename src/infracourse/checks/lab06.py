@@ -15,9 +15,10 @@ from contextlib import contextmanager
 
 import pika
 
-from .. import config, pika_logging, rabbitmq_admin, time_limit
-from ..checking import exercise, expect
-from ..namespace import Namespace
+from infracourse import config
+from infracourse.checking import exercise, expect, time_limit
+from infracourse.clients import pika_logging, rabbitmq_admin
+from infracourse.namespace import Namespace
 
 pika_logging.quiet()  # pika warns about nacks and returns through logging; keep stderr clean
 

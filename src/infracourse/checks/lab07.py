@@ -1,7 +1,7 @@
 """Checks of labs/07_nats_jetstream.ipynb: real-time notifications with NATS.
 
 nats-py is asyncio and the learner's code holds connections of the notebook's event loop, so every check
-here is an async check (infracourse.async_checking) that the check cell awaits:
+here is an async check (infracourse.checking.async_exercise) that the check cell awaits:
 
     await checks.notify(notify, nc, ns)
 
@@ -20,9 +20,9 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from ..async_checking import async_exercise
-from ..checking import CheckFailed, expect
-from ..namespace import Namespace
+from infracourse.checking import CheckFailed, expect
+from infracourse.checking.async_exercise import async_exercise
+from infracourse.namespace import Namespace
 
 NOTIFY_STREAM = "notify"  # ns.stream(NOTIFY_STREAM) holds notify.user.* in the lab
 

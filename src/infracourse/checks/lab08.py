@@ -19,10 +19,10 @@ import psycopg
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from .. import kafka_config, time_limit
-from ..checking import CheckFailed, exercise, expect
-from ..kafka_logging import quiet_logger
-from ..namespace import Namespace
+from infracourse.checking import CheckFailed, exercise, expect, time_limit
+from infracourse.clients import kafka_config
+from infracourse.clients.kafka_logging import quiet_logger
+from infracourse.namespace import Namespace
 
 LIMIT_S = 10
 RELAY_LIMIT_S = 20  # a relay's first produce waits for Kafka's metadata

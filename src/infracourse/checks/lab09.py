@@ -14,13 +14,13 @@ from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from .. import protos, time_limit
-from ..aio import run_coroutine
-from ..checking import done, exercise, expect
-from ..grpc_harness import Trap, serving
+from infracourse.checking import done, exercise, expect, time_limit
+from infracourse.checking.grpc_harness import Trap, serving
+from infracourse.clients import protos
+from infracourse.waiting import run_coroutine
 
 protos.generate()
-from ..grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc  # noqa: E402
+from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc  # noqa: E402
 
 CALL_TIMEOUT_S = 5
 

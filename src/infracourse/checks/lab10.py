@@ -13,12 +13,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, Histogram
 
-from .. import grpc_handlers, protos
-from ..checking import NotDone, done, exercise, expect
-from ..grpc_harness import Trap, serving
+from infracourse.checking import NotDone, done, exercise, expect
+from infracourse.checking.grpc_harness import Trap, serving
+from infracourse.clients import protos
+from infracourse.lessons import grpc_handlers
 
 protos.generate()
-from ..grpc_generated import telemetry_pb2, telemetry_pb2_grpc  # noqa: E402
+from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc  # noqa: E402
 
 TELEMETRY = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 RECORD = f"/{TELEMETRY}/RecordReading"

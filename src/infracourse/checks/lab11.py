@@ -15,8 +15,8 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import promql, time_limit
-from ..checking import exercise, expect
+from infracourse.checking import exercise, expect, time_limit
+from infracourse.clients import promql
 
 WORKER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0)
 LIMIT_S = 5

@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from .. import config, time_limit
-from ..checking import CheckFailed, exercise, expect
-from ..http_service import Request, Response
-from ..kafka_logging import quiet_logger
+from infracourse import config
+from infracourse.checking import CheckFailed, exercise, expect, time_limit
+from infracourse.clients.kafka_logging import quiet_logger
+from infracourse.lessons.http_service import Request, Response
 
 ANSWER_WITHIN_S = 5.0
 

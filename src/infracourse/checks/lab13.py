@@ -18,8 +18,7 @@ import numpy as np
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from .. import time_limit
-from ..checking import exercise, expect
+from infracourse.checking import exercise, expect, time_limit
 
 LIMIT_S = 10
 SUMMARY_KEYS = ("requests", "req_per_s", "error_ratio", "p50_ms", "p95_ms", "p99_ms")

@@ -1,0 +1,75 @@
+"""`course grade SUBMISSIONS_DIR [--lab NN]`: find the submissions, grade each in isolation (optionally a few
+at a time), write the gradebook and the feedback, and print a one-line summary per submission."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from infracourse.authoring import lab_spec
+from infracourse.grading import gradebook, submissions
+from infracourse.grading.run import NOT_RUN, Graded, Limits, Outcome, grade
+from infracourse.grading.submissions import Submission
+
+
+def hidden_module(hidden_dir: Path | None, spec: lab_spec.LabSpec) -> Path | None:
+    """DIR/labNN.py (or DIR/NN_name.py): the instructor's extra checks for SPEC, if there are any."""
+    if hidden_dir is None:
+        return None
+    for candidate in (hidden_dir / f"lab{spec.number}.py", hidden_dir / f"{spec.name}.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _unrecognised(submission: Submission) -> Graded:
+    outcome = Outcome("-", "which lab?", NOT_RUN,
+                      "this notebook matches no lab by name or content; grade it with --lab NN")
+    return Graded(submission.student, "unknown", "Unrecognised notebooks", submission.path, [outcome],
+                  [f"{submission.path.name} was not graded: no lab matches its name or its cells."], 0.0)
+
+
+def grade_all(found: list[Submission], limits: Limits, hidden_dir: Path | None, jobs: int = 1) -> list[Graded]:
+    def one(submission: Submission) -> Graded:
+        if submission.lab is None:
+            return _unrecognised(submission)
+        graded = grade(submission.student, submission.path, submission.lab, limits,
+                       hidden_module(hidden_dir, submission.lab))
+        symbols = "".join(gradebook.SYMBOL[o.status] for o in graded.outcomes)
+        print(f"  {submission.student:<24} {submission.lab.name:<28} {symbols}  {graded.score}/"
+              f"{len(graded.outcomes)}  {graded.seconds:.1f} s", flush=True)
+        return graded
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, found))
+
+
+def main(args: argparse.Namespace) -> int:
+    folder = Path(args.submissions).resolve()
+    if not folder.is_dir():
+        print(f"course grade: {folder} is not a folder of submissions")
+        return 2
+    specs = {name: spec for name, spec in lab_spec.all_specs().items() if spec.exercises}
+    hidden_dir = args.hidden or os.environ.get("INFRACOURSE_HIDDEN_CHECKS")
+    hidden_dir = Path(hidden_dir).resolve() if hidden_dir else None
+    limits = Limits(cell_s=args.cell_timeout, notebook_s=args.notebook_timeout)
+    try:
+        found = submissions.collect(folder, specs, args.lab)
+    except ValueError as exc:
+        print(f"course grade: {exc}")
+        return 2
+    if not found:
+        print(f"course grade: no notebook under {folder}" + (f" for lab {args.lab}" if args.lab else ""))
+        return 1
+    print(f"Grading {len(found)} submission(s) from {folder} (limits: {limits.cell_s} s a cell, "
+          f"{limits.notebook_s} s a notebook{', hidden checks from ' + str(hidden_dir) if hidden_dir else ''}):")
+    began = time.monotonic()
+    graded = grade_all(found, limits, hidden_dir, args.jobs)
+    out = Path(args.out).resolve() if args.out else folder / "_gradebook"
+    paths = gradebook.write_all(graded, out, limits)
+    print(f"Graded in {time.monotonic() - began:.1f} s. Gradebook: {paths['markdown']} and {paths['csv'].name}; "
+          f"feedback: {paths['feedback']}/; executed notebooks: {paths['executed']}/")
+    return 0

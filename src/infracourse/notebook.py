@@ -1,0 +1,64 @@
+"""What a notebook's Setup cell calls: check the services it needs, then claim and reset its namespace.
+
+    from infracourse import notebook
+    ns = notebook.setup("pg01", "postgres")      # or notebook.require("postgres", "redis") alone
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from infracourse import config
+from infracourse.errors import ServiceUnavailable, install_short_errors
+from infracourse.namespace import Namespace
+from infracourse.services.probes import probe
+
+install_short_errors()
+
+START_HINT = (
+    "Start the course services from a terminal at the repository root with `make lab` "
+    "(or `course up`); `course status` shows what is running."
+)
+
+
+def require(*services: str) -> None:
+    """Return when every service answers; otherwise raise one short ServiceUnavailable within ~3 s."""
+    unknown = [s for s in services if s not in config.SERVICE_NAMES]
+    if unknown:
+        raise ServiceUnavailable(
+            f"unknown service {', '.join(unknown)}; the course knows {', '.join(config.SERVICE_NAMES)}"
+        )
+    with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+        reasons = dict(zip(services, pool.map(probe, services), strict=True))
+    down = {s: r for s, r in reasons.items() if r}
+    if down:
+        lines = [f"{s} at {config.endpoint(s).address}: {r}" for s, r in down.items()]
+        raise ServiceUnavailable("not reachable: " + "; ".join(lines) + ". " + START_HINT)
+
+
+def status():
+    """A table of every course service: endpoint and health (what `course status` prints)."""
+    import pandas as pd
+
+    with ThreadPoolExecutor(max_workers=len(config.SERVICE_NAMES)) as pool:
+        reasons = list(pool.map(probe, config.SERVICE_NAMES))
+    return pd.DataFrame(
+        {
+            "service": config.SERVICE_NAMES,
+            "endpoint": [config.endpoint(s).address for s in config.SERVICE_NAMES],
+            "healthy": ["yes" if r is None else f"no: {r}" for r in reasons],
+        }
+    ).set_index("service")
+
+
+def namespace(base: str) -> Namespace:
+    """This notebook's namespace (lessons, solutions and labs get different ones)."""
+    return Namespace.for_notebook(base)
+
+
+def setup(base: str, *services: str) -> Namespace:
+    """require(SERVICES), then reset this notebook's namespace in them and return it."""
+    require(*services)
+    ns = namespace(base)
+    ns.reset(*services)
+    return ns

@@ -1,0 +1,112 @@
+"""Protocol-level health probes: each opens a socket, speaks a few bytes of the service's protocol and
+returns a short reason when the service is not healthy (None when it is). No client library logging, no hang."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+
+from infracourse.config import Endpoint, endpoint
+
+TIMEOUT_S = 2.0
+
+
+def _exchange(ep: Endpoint, payload: bytes, expect: int) -> bytes:
+    """Connect, send PAYLOAD (may be empty) and read at least EXPECT bytes."""
+    with socket.create_connection((ep.host, ep.port), timeout=TIMEOUT_S) as sock:
+        if payload:
+            sock.sendall(payload)
+        data = b""
+        while len(data) < expect:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _postgres(ep: Endpoint) -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=ep.host, port=ep.port, user=ep.user, password=ep.password,
+            dbname=ep.database, connect_timeout=int(TIMEOUT_S),
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        # 'connection failed: connection to server at "h", port p failed: Connection refused\n\tIs the ...'
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return first_line.rsplit(" failed: ", 1)[-1].strip() if " failed: " in first_line else first_line
+    return None
+
+
+def _redis(ep: Endpoint) -> str | None:
+    reply = _exchange(ep, b"PING\r\n", 7)
+    if reply.startswith(b"+PONG"):
+        return None
+    return f"unexpected reply {reply[:40]!r}"
+
+
+def _kafka(ep: Endpoint) -> str | None:
+    # ApiVersions v0: api_key 18, version 0, correlation id 1, client id "probe"
+    body = struct.pack(">hhih", 18, 0, 1, 5) + b"probe"
+    reply = _exchange(ep, struct.pack(">i", len(body)) + body, 10)
+    if len(reply) >= 10:
+        _size, correlation, error = struct.unpack(">iih", reply[:10])
+        if correlation == 1 and error == 0:
+            return None
+    return "no valid Kafka ApiVersions reply"
+
+
+def _rabbitmq(ep: Endpoint) -> str | None:
+    reply = _exchange(ep, b"AMQP\x00\x00\x09\x01", 7)
+    if reply[:1] == b"\x01":  # a method frame: Connection.Start
+        return None
+    return "no AMQP 0-9-1 greeting"
+
+
+def _nats(ep: Endpoint) -> str | None:
+    reply = _exchange(ep, b"", 4)
+    if reply.startswith(b"INFO"):
+        return None
+    return "no NATS INFO greeting"
+
+
+def _prometheus(ep: Endpoint) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://{ep.address}/-/ready", timeout=TIMEOUT_S) as resp:
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} (still starting?)"
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from exc
+
+
+PROBES: dict[str, Callable[[Endpoint], str | None]] = {
+    "postgres": _postgres,
+    "redis": _redis,
+    "kafka": _kafka,
+    "rabbitmq": _rabbitmq,
+    "nats": _nats,
+    "prometheus": _prometheus,
+}
+
+
+def probe(service: str, database: str | None = None) -> str | None:
+    """None if SERVICE answers its protocol at its endpoint, else a short reason."""
+    ep = endpoint(service)
+    if database is not None:
+        ep = replace(ep, database=database)
+    try:
+        return PROBES[service](ep)
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer within {TIMEOUT_S:.0f} s"
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__

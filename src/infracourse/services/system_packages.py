@@ -1,0 +1,119 @@
+"""`course setup`: the operating-system packages native mode needs, installed where we can, printed where
+we cannot. APT_PACKAGES is the one list (binder/apt.txt is tested against it)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+
+from infracourse.services.recipes import SPECS
+
+APT_PACKAGES: tuple[str, ...] = (
+    "postgresql",
+    "postgresql-contrib",
+    "redis-server",
+    "rabbitmq-server",
+    "nats-server",
+    "prometheus",
+)
+
+# Not services: what the tests drive. Headless Chromium through chromedriver for the site (fonts for legible
+# screenshots, check marks included, which --no-install-recommends would skip); docker-compose (v1) to
+# validate docker-compose.yml on machines without a Docker engine.
+TEST_TOOL_PACKAGES: tuple[str, ...] = (
+    "chromium", "chromium-driver", "fonts-liberation", "fonts-noto-color-emoji", "docker-compose",
+)
+TEST_TOOL_BINARIES: tuple[str, ...] = ("chromium", "chromedriver", "docker-compose")
+
+BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-server", "prometheus")
+
+
+def missing_services() -> dict[str, list[str]]:
+    """service -> executables it needs that are not installed (empty when all is there)."""
+    return {name: spec.missing() for name, spec in SPECS.items() if spec.missing()}
+
+
+def _apt_commands(packages: tuple[str, ...]) -> list[list[str]]:
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    return [
+        [*sudo, "apt-get", "update", "-qq"],
+        [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
+         "--no-install-recommends", *packages],
+    ]
+
+
+def install_commands() -> list[list[str]]:
+    """The commands that install the native services on this system."""
+    if shutil.which("apt-get"):
+        return _apt_commands(APT_PACKAGES)
+    if platform.system() == "Darwin":
+        return [["brew", "install", *BREW_PACKAGES]]
+    return []
+
+
+def can_install_here() -> bool:
+    if not shutil.which("apt-get"):
+        return False
+    if os.geteuid() == 0:
+        return True
+    return shutil.which("sudo") is not None and subprocess.run(
+        ["sudo", "-n", "true"], capture_output=True
+    ).returncode == 0
+
+
+def setup(print_only: bool = False) -> int:
+    """Install what is missing; return a process exit code."""
+    missing = missing_services()
+    if not missing:
+        print("Native services: everything is installed.")
+        return 0
+    print("Missing for native mode: " + "; ".join(f"{s} ({', '.join(b)})" for s, b in missing.items()))
+    commands = install_commands()
+    if not commands:
+        print("No package manager we know here. Install PostgreSQL 15, Redis 7, RabbitMQ, nats-server and"
+              " Prometheus with your system's tools, or use Docker Compose (`course up --compose`).")
+        return 1
+    if print_only or not can_install_here():
+        print("Run these commands, then `course up`:")
+        for cmd in commands:
+            print("   ", " ".join(cmd))
+        return 0 if print_only else 1
+    for cmd in commands:
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    still = missing_services()
+    if still:
+        print(f"Still missing after install: {still}")
+        return 1
+    print("Native services installed.")
+    return 0
+
+
+def missing_test_tools() -> list[str]:
+    """Test-tool packages not installed (on Debian/Ubuntu; elsewhere: the binaries not on PATH)."""
+    if not shutil.which("dpkg-query"):
+        return [b for b in TEST_TOOL_BINARIES if shutil.which(b) is None]
+    return [
+        package for package in TEST_TOOL_PACKAGES
+        if subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        .stdout.split()[-1:] != ["installed"]
+    ]
+
+
+def ensure_test_tools() -> list[str]:
+    """Install Chromium, chromedriver and fonts with apt when missing and we may; return what is still
+    missing. A lock file serialises parallel test workers (dpkg allows one install at a time)."""
+    if not missing_test_tools() or not can_install_here():
+        return missing_test_tools()
+    import fcntl
+    import tempfile
+
+    with open(os.path.join(tempfile.gettempdir(), "infracourse-test-tools.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = missing_test_tools()
+        if missing:
+            for cmd in _apt_commands(tuple(missing)):
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return missing_test_tools()
