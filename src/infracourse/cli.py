@@ -108,6 +108,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_labs(args: argparse.Namespace) -> int:
     from infracourse.authoring import labgen
 
+    problems = labgen.registry_problems()
+    if problems:
+        print("Notebooks that disagree with the exercise registry (the @exercise declarations in checks/):")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
     if args.action == "build":
         for path in labgen.build_all():
             print(f"wrote {path}")
@@ -118,7 +124,7 @@ def cmd_labs(args: argparse.Namespace) -> int:
         for path in stale:
             print(f"  {path}")
         return 1
-    print("Labs are in sync with solutions.")
+    print("Labs are in sync with solutions and with the exercise registry.")
     return 0
 
 

@@ -44,12 +44,15 @@ def test_stub_and_placeholder_are_not_done():
     assert check(...).status == NOT_DONE
 
 
-def test_learner_error_is_reported_short():
+def test_learner_error_is_reported_short_with_the_learners_lines():
     async def broken(x):
         return {}["missing"]
 
     result = check(broken)
-    assert result.status == FAILED and result.message == "your code raised KeyError: 'missing'"
+    assert result.status == FAILED and result.message.startswith("your code raised KeyError: 'missing'\n")
+    last = result.message.splitlines()[-1].strip()
+    assert last.startswith("in broken, line ") and last.endswith(': return {}["missing"]')
+    assert "where, in your code" in result.hint
 
 
 def test_learner_timeout_error_is_not_mistaken_for_the_time_limit():

@@ -40,3 +40,33 @@ def test_results_are_recorded_for_the_grader(tmp_path, monkeypatch):
     check_positive(...)
     recorded = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["exercise"], r["status"]) for r in recorded] == [("7", PASSED), ("7", NOT_DONE)]
+
+
+def test_the_declaration_is_the_registry_entry():
+    @exercise("3", "Stretch me", stretch=True, points=2)
+    def check_more(fn):
+        return None
+
+    spec = check_more.spec
+    assert (spec.number, spec.title, spec.stretch, spec.points, spec.hidden, spec.check) == (
+        "3", "Stretch me", True, 2, False, "check_more")
+    assert spec.label == "Stretch me (stretch)" and spec.heading == "## Exercise 3 · Stretch me (stretch)"
+    assert check_more(lambda: 1).title == "Stretch me (stretch)"
+
+
+def test_registry_lists_a_modules_checks_in_the_order_written():
+    from infracourse.checking import registry
+    from infracourse.checks import lab01
+
+    assert [e.number for e in registry.exercises_of(lab01)] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert registry.checks_of(lab01)["find_user"].title == "Find a user, injection-proof"
+
+
+def test_learner_frames_name_the_learners_line():
+    def learner_code():
+        return 1 / 0
+
+    crashed = exercise("4", "Divide")(lambda fn: fn())(learner_code)
+    assert crashed.message.splitlines()[0] == "your code raised ZeroDivisionError: division by zero"
+    last = crashed.message.splitlines()[-1].strip()
+    assert last.startswith("in learner_code, line ") and last.endswith(": return 1 / 0")

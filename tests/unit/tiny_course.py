@@ -42,11 +42,12 @@ def make(root: Path) -> Path:
         "text/plain": "IntSlider(value=0)"})]
     solution = _notebook(
         ("md", "# 00 · Tiny lab"),
-        ("code", 'from infracourse import notebook\nfrom infracourse.checks import lab00 as checks\nnotebook.require("redis")'),
-        ("md", "## Exercise 1 · Add"),
+        ("code", 'from infracourse import notebook\nfrom infracourse.checks import lab00 as checks\n'
+                 'notebook.require("redis")'),
+        ("md", "## Exercise 0 · Warm-up: add two numbers"),
         ("code", "def add(a, b):\n    return a + b  # SOLUTION: return the sum"),
         ("code", "checks.add(add)"),
-        outputs="✅ Exercise 1 · Add things: passed\n",
+        outputs="✅ Exercise 0 · Warm-up: add two numbers: passed\n",
     )
     nbformat.write(lesson, root / "notebooks" / "00_tiny.ipynb")
     nbformat.write(solution, root / "solutions" / "00_tiny.ipynb")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from infracourse.authoring import notebook_format
+from infracourse.authoring import lab_spec, notebook_format
 from infracourse.paths import repo_root
 
 BEGIN = re.compile(r"^(?P<indent>\s*)#\s*BEGIN SOLUTION(?::\s*(?P<todo>.*))?$")
@@ -136,6 +136,11 @@ def build_all(root: Path | None = None) -> list[Path]:
         target.write_text(render(path), encoding="utf-8")
         written.append(target)
     return written
+
+
+def registry_problems(root: Path | None = None) -> list[str]:
+    """Every place where a solution disagrees with its check module's exercise registry."""
+    return [problem for path in solution_paths(root) for problem in lab_spec.problems(path)]
 
 
 def stale_labs(root: Path | None = None) -> list[Path]:

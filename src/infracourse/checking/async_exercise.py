@@ -9,7 +9,7 @@ Running a check's own loop in a thread instead would need its own connections, a
 over the notebook's `nc` would then fail with "attached to a different loop". Jupyter cells support top-level
 await, so awaiting is the simpler contract.
 
-The outcome (a note, NotDone, CheckFailed or any error) is handed to checking.exercise, so an async check
+The outcome (a note, NotDone, CheckFailed or any error) is handed to checking.exercise.outcome, so an async check
 prints, records and returns exactly what a sync check does. A check that waits longer than its time limit
 fails with a hint instead of hanging the notebook; so does one whose code blocks the event loop itself
 (time.sleep, a loop without await), which no asyncio timeout can interrupt: SIGALRM does, on the main thread.
@@ -21,7 +21,8 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 
-from infracourse.checking import CheckFailed, CheckResult, done, exercise, time_limit
+from infracourse.checking import time_limit
+from infracourse.checking.exercise import CheckFailed, CheckResult, Exercise, done, outcome
 
 DEFAULT_TIME_LIMIT_S = 15.0
 BLOCKED_GRACE_S = 5.0  # past the time limit, a loop that has not woken up is blocked: interrupt it
@@ -29,28 +30,32 @@ CANCEL_GRACE_S = 2.0  # a cancelled task that swallows CancelledError (a bare ex
 
 
 def async_exercise(
-    number: str, title: str, time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    number: str, title: str, *, stretch: bool = False, points: int = 1, hidden: bool = False,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
 ) -> Callable[[Callable[..., Awaitable[str | None]]], Callable[..., Awaitable[CheckResult]]]:
-    """Turn a coroutine function that raises CheckFailed/NotDone into an awaitable check."""
+    """Declare an exercise (as checking.exercise does) whose check is a coroutine function that raises
+    CheckFailed/NotDone: it becomes an awaitable check."""
 
     def decorate(fn: Callable[..., Awaitable[str | None]]) -> Callable[..., Awaitable[CheckResult]]:
+        spec = Exercise(number, title, stretch, points, hidden, fn.__name__)
+
         @functools.wraps(fn)
         async def run(*args: object, **kwargs: object) -> CheckResult:
-            outcome: str | None | BaseException
+            result: str | None | BaseException
             try:
                 done(*args, *kwargs.values())
-                outcome = await _within(fn(*args, **kwargs), time_limit_s)
-            except Exception as exc:  # noqa: BLE001 - replayed below so exercise() classifies it
-                outcome = exc
+                result = await _within(fn(*args, **kwargs), time_limit_s)
+            except Exception as exc:  # noqa: BLE001 - replayed below so outcome() classifies it
+                result = exc
 
             def replay() -> str | None:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                return outcome
+                if isinstance(result, BaseException):
+                    raise result
+                return result
 
-            return exercise(number, title)(replay)()
+            return outcome(spec, replay)
 
-        run.exercise = number  # type: ignore[attr-defined]
+        run.spec = spec  # type: ignore[attr-defined]
         return run
 
     return decorate

@@ -1,12 +1,14 @@
 """Exercise checks: one printed line a check, never a bare assert and never the answer.
 
-A check module (infracourse/checks/labNN.py) declares checks with @exercise:
+A check module (infracourse/checks/labNN.py) declares each exercise once, on its check:
 
     @exercise("1", "Parameterised lookup")
-    def check_find_user(find_user):
-        rows = find_user("alice")
-        expect(len(rows) == 1, "find_user('alice') should return one row", hint="...")
+    def find_user(fn, conn):
+        rows = fn(conn, "alice")
+        expect(len(rows) == 1, "find_user(conn, 'alice') should return one row", hint="...")
 
+The declaration (number, title, stretch, points, hidden) is the exercise registry: the lab's headings, its check
+lines and the gradebook's columns are built from it or tested against it (see checking.registry).
 Learner code that is still a stub (`...` or `raise NotImplementedError`) reports "not done yet".
 When INFRACOURSE_RESULTS names a file, every result is appended to it as a JSON line (the lab contract
 tests and the grader read it).
@@ -20,8 +22,8 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-PASSED, NOT_DONE, FAILED = "passed", "not_done", "failed"
-_SYMBOL = {PASSED: "✅", NOT_DONE: "⏳", FAILED: "❌"}
+from infracourse.checking.explain import raised
+from infracourse.checking.status import FAILED, NOT_DONE, PASSED, SYMBOL
 
 
 class CheckFailed(Exception):
@@ -32,6 +34,27 @@ class CheckFailed(Exception):
 
 class NotDone(Exception):
     """The learner has not written this part yet."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise as declared on its check: the single place its number and title are written."""
+
+    number: str
+    title: str
+    stretch: bool = False
+    points: int = 1
+    hidden: bool = False  # run by the grader only: no heading or check cell in the lab
+    check: str = ""  # the name of the check function in its module
+
+    @property
+    def label(self) -> str:
+        """The title as headings and check lines show it."""
+        return self.title + (" (stretch)" if self.stretch else "")
+
+    @property
+    def heading(self) -> str:
+        return f"## Exercise {self.number} · {self.label}"
 
 
 @dataclass(frozen=True)
@@ -46,7 +69,7 @@ class CheckResult:
         """The line is already printed; a notebook shows nothing more (tests use the returned value)."""
 
     def line(self) -> str:
-        text = f"{_SYMBOL[self.status]} Exercise {self.exercise} · {self.title}: "
+        text = f"{SYMBOL[self.status]} Exercise {self.exercise} · {self.title}: "
         if self.status == PASSED:
             return text + "passed" + (f" ({self.message})" if self.message else "")
         if self.status == NOT_DONE:
@@ -73,39 +96,41 @@ def _record(result: CheckResult) -> None:
             f.write(json.dumps(asdict(result)) + "\n")
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def outcome(spec: Exercise, run: Callable[[], str | None]) -> CheckResult:
+    """Run one check body; turn what it returned or raised into a result, record it and print its line."""
+    try:
+        note = run()
+        result = CheckResult(spec.number, spec.label, PASSED, note or "")
+    except (NotDone, NotImplementedError):
+        result = CheckResult(spec.number, spec.label, NOT_DONE)
+    except CheckFailed as exc:
+        result = CheckResult(spec.number, spec.label, FAILED, str(exc), exc.hint)
+    except Exception as exc:  # noqa: BLE001 - learner code may raise anything; report it short
+        message, hint = raised(exc)
+        result = CheckResult(spec.number, spec.label, FAILED, message, hint)
+    _record(result)
+    print(result.line())
+    return result
 
 
-def exercise(number: str, title: str) -> Callable[[Callable[..., str | None]], Callable[..., CheckResult]]:
-    """Turn a function that raises CheckFailed/NotDone into a check that prints one result line.
-
-    The wrapped function may return a short string shown after 'passed' (a measured figure, say).
-    The check prints its line and returns the CheckResult (tests assert on it; notebooks show only the line).
-    """
+def exercise(number: str, title: str, *, stretch: bool = False, points: int = 1,
+             hidden: bool = False) -> Callable[[Callable[..., str | None]], Callable[..., CheckResult]]:
+    """Declare an exercise and its check: a function that raises CheckFailed/NotDone (or returns a short note
+    shown after 'passed', a measured figure, say) becomes a check that prints one result line and returns the
+    CheckResult (tests assert on it; notebooks show only the line)."""
 
     def decorate(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
+        spec = Exercise(number, title, stretch, points, hidden, fn.__name__)
+
         @functools.wraps(fn)
         def run(*args: object, **kwargs: object) -> CheckResult:
-            try:
+            def body() -> str | None:
                 done(*args, *kwargs.values())
-                note = fn(*args, **kwargs)
-                result = CheckResult(number, title, PASSED, note or "")
-            except (NotDone, NotImplementedError):
-                result = CheckResult(number, title, NOT_DONE)
-            except CheckFailed as exc:
-                result = CheckResult(number, title, FAILED, str(exc), exc.hint)
-            except Exception as exc:  # noqa: BLE001 - learner code may raise anything; report it short
-                result = CheckResult(
-                    number, title, FAILED, f"your code raised {_describe(exc)}",
-                    "run the exercise cell on its own and read the error",
-                )
-            _record(result)
-            print(result.line())
-            return result
+                return fn(*args, **kwargs)
 
-        run.exercise = number  # type: ignore[attr-defined]
+            return outcome(spec, body)
+
+        run.spec = spec  # type: ignore[attr-defined]
         return run
 
     return decorate

@@ -20,16 +20,21 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from infracourse.checking import CheckFailed
+from infracourse.checking.exercise import CheckFailed
 
 T = TypeVar("T")
 
 STOP_RETRY_S = 0.5  # how often a thread that swallowed Abandoned (a bare except) is interrupted again
 STOP_ATTEMPTS = 20
+
+
+class TimedOut(CheckFailed):
+    """The check stopped waiting for learner code (a CheckFailed: a check that does not catch it fails)."""
 
 
 class Abandoned(KeyboardInterrupt):
@@ -98,8 +103,76 @@ def call(seconds: float, fn: Callable[..., T], *args: object, **kwargs: object) 
     if worker.is_alive():
         stop(worker)
         name = getattr(fn, "__name__", "your function")
-        raise CheckFailed(f"{name}() did not return within {seconds:g} s",
-                          hint="look for a loop that never ends or a wait without a timeout")
+        raise TimedOut(f"{name}() did not return within {seconds:g} s",
+                       hint="look for a loop that never ends or a wait without a timeout")
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+def bounded(seconds: float, fn: Callable[..., T], *args: object, what: str = "",
+            hint: str = "look for a loop that never ends or a wait without a timeout",
+            on_timeout: Callable[[], object] | None = None, **kwargs: object) -> T:
+    """FN(*ARGS, **KWARGS) like call(), failing the check with a learner-facing message if it is still running
+    after SECONDS: '<WHAT> did not return within N s' and HINT. ON_TIMEOUT, if given, first takes away what the
+    learner's thread loops on (a connection, a topic), so that its next step fails instead of going on."""
+    try:
+        return call(seconds, fn, *args, **kwargs)
+    except TimedOut:
+        if on_timeout is not None:
+            on_timeout()
+        raise CheckFailed(f"{what or _name(fn) + '()'} did not return within {seconds:g} s", hint=hint) from None
+
+
+def bounded_here(seconds: float, fn: Callable[..., T], *args: object, what: str = "",
+                 hint: str = "look for a loop that never ends or a wait without a timeout", **kwargs: object) -> T:
+    """FN(*ARGS, **KWARGS) on this thread (librdkafka clients must stay on the thread that made them), failing
+    the check like bounded() if it is still running after SECONDS (an alarm: see alarm())."""
+    try:
+        with alarm(seconds, repeat_s=STOP_RETRY_S):
+            return fn(*args, **kwargs)
+    except Abandoned:
+        raise CheckFailed(f"{what or _name(fn) + '()'} did not return within {seconds:g} s", hint=hint) from None
+
+
+def in_threads(seconds: float, work: Callable[..., T], args_per_thread: list[tuple], *, what: str = "",
+               hint: str = "look for a loop that never ends or a wait without a timeout",
+               together: bool = True) -> list[T]:
+    """WORK(*ARGS) in one daemon thread per ARGS, started together (a barrier, unless TOGETHER is false), all
+    within SECONDS. Once every thread has ended, return the results in order or raise the first error (the
+    others finish first, so nothing they use is closed under them). Threads still running then are stopped
+    and the check fails: '<n> of <N> <WHAT> did not return within N s'."""
+    barrier = threading.Barrier(len(args_per_thread), timeout=seconds) if together else None
+    outcomes: list[dict[str, object]] = [{} for _ in args_per_thread]
+
+    def target(outcome: dict[str, object], args: tuple) -> None:
+        try:
+            if barrier is not None:
+                barrier.wait()
+            outcome["value"] = work(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the check's thread below
+            outcome["error"] = exc
+
+    threads = [threading.Thread(target=target, args=(outcome, args), name=f"check-{_name(work)}", daemon=True)
+               for outcome, args in zip(outcomes, args_per_thread, strict=True)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + seconds
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in threads if t.is_alive()]
+    stop(*stuck)
+    if stuck:
+        raise CheckFailed(f"{len(stuck)} of {len(threads)} {what or 'concurrent calls of ' + _name(work) + '()'} "
+                          f"did not return within {seconds:g} s", hint=hint)
+    for outcome in outcomes:
+        if "error" in outcome and not isinstance(outcome["error"], threading.BrokenBarrierError):
+            raise outcome["error"]  # type: ignore[misc]
+    for outcome in outcomes:
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+    return [outcome["value"] for outcome in outcomes]  # type: ignore[misc]
+
+
+def _name(fn: Callable[..., object]) -> str:
+    return getattr(fn, "__name__", "your function")

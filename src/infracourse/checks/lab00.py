@@ -7,7 +7,7 @@ import psycopg
 from infracourse.checking import exercise, expect
 
 
-@exercise("0", "Warm-up: add two numbers")
+@exercise("0", "Warm-up: add two numbers", points=0)
 def add(fn) -> None:
     for a, b in [(2, 3), (-1, 1), (10, 0)]:
         got = fn(a, b)

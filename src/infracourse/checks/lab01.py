@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from infracourse.checking import CheckFailed, exercise, expect, pg_fixtures, time_limit
+from infracourse.checking import CheckFailed, exercise, expect, postgres, time_limit
 
 THREAD_DEADLINE_S = 30
 CALL_DEADLINE_S = 15
@@ -61,7 +61,7 @@ FIXTURES = {
 
 
 def _load(conn: psycopg.Connection, *tables: str) -> None:
-    pg_fixtures.load(conn, FIXTURES, *tables)
+    postgres.load(conn, FIXTURES, *tables)
 
 
 def load_fixtures(conn: psycopg.Connection) -> list[str]:
@@ -81,7 +81,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _user_count(conn: psycopg.Connection) -> int:
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     return conn.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
@@ -183,7 +183,7 @@ def load_products(fn, dsn: str) -> str:
             admin.execute("SELECT pg_terminate_backend(%s)", (spied.info.backend_pid,))
             raise
         finally:
-            pg_fixtures.close_when_idle(spied, wait_s=5)
+            postgres.close_when_idle(spied, wait_s=5)
         count, nulls, total = admin.execute(
             "SELECT count(*), count(*) FILTER (WHERE price IS NULL), coalesce(sum(price), 0) FROM products").fetchone()
         bolt = admin.execute("SELECT name, price, in_stock FROM products WHERE sku = 'BOLT-M6'").fetchone()
@@ -263,8 +263,8 @@ def add_stock(fn, conn: psycopg.Connection, dsn: str) -> str:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="checking for the row and then inserting is a race: let ON CONFLICT decide in one statement")
     finally:
-        pg_fixtures.close_when_idle(*conns)
-    pg_fixtures.ready(conn)
+        postgres.close_when_idle(*conns)
+    postgres.ready(conn)
     final = conn.execute("SELECT qty FROM inventory WHERE sku = 'pear'").fetchone()
     expect(final == (threads * each,), f"{threads} threads added 1 pear {each} times each; the table says {final}",
            hint="compute the new quantity in SQL (inventory.qty + EXCLUDED.qty), not in Python")
@@ -285,11 +285,11 @@ REFERENCE_TOP_SELLERS = """
 
 def _run_sql(conn: psycopg.Connection, query: str, params: dict) -> list[tuple]:
     expect(isinstance(query, str) and query.strip(), "the answer should be an SQL string")
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     try:
         return [tuple(r) for r in conn.execute(query, params).fetchall()]
     except (psycopg.ProgrammingError, TypeError) as exc:
-        pg_fixtures.ready(conn)
+        postgres.ready(conn)
         text = str(exc).splitlines()[0]
         if "placeholder" in text or "parameter" in text:
             expect(False, f"psycopg could not bind the parameter ({text})",
@@ -297,7 +297,7 @@ def _run_sql(conn: psycopg.Connection, query: str, params: dict) -> list[tuple]:
                         + ", ".join(f"%({k})s" for k in params))
         expect(False, f"PostgreSQL rejected the query: {text}")
     except psycopg.Error as exc:
-        pg_fixtures.ready(conn)
+        postgres.ready(conn)
         expect(False, f"PostgreSQL rejected the query: {str(exc).splitlines()[0]}")
 
 
@@ -321,12 +321,12 @@ def top_sellers(query: str, conn: psycopg.Connection) -> str:
 
 
 # 6 -------------------------------------------------------------------------------------------------------
-@exercise("6", "Transfer money, safe under concurrency (stretch)")
+@exercise("6", "Transfer money, safe under concurrency", stretch=True)
 def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
     _load(conn, "accounts")
 
     def balances() -> dict[int, int]:
-        pg_fixtures.ready(conn)
+        postgres.ready(conn)
         return dict(conn.execute("SELECT id, balance FROM accounts ORDER BY id").fetchall())
 
     # One call at a time, on a connection of the check's own: a call that never returns (a retry loop that
@@ -353,8 +353,8 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
             expect(raised == "ValueError", f"a transfer of {why} did not raise ValueError (got {raised})",
                    hint="check how many rows each UPDATE changed (cursor.rowcount)")
     finally:
-        pg_fixtures.close_when_idle(solo)
-    pg_fixtures.ready(conn)
+        postgres.close_when_idle(solo)
+    postgres.ready(conn)
     with conn.transaction():
         conn.execute("UPDATE accounts SET balance = 100")
     threads, each = 6, 25
@@ -383,7 +383,7 @@ def transfer(fn, conn: psycopg.Connection, dsn: str) -> str:
         expect(False, f"under concurrency your code raised {_one_line(exc)}",
                hint="lock the rows you read (FOR UPDATE), or retry serialization failures")
     finally:
-        pg_fixtures.close_when_idle(*conns)
+        postgres.close_when_idle(*conns)
     expected = {1: 100, 2: 100, 3: 100}
     for source, target, amount in (move for done in results for move in done):
         expected[source] -= amount
@@ -408,7 +408,7 @@ REFERENCE_REPORTS = """
     SELECT name, depth FROM below ORDER BY depth, name"""
 
 
-@exercise("7", "Everyone under a manager, at any depth (stretch)")
+@exercise("7", "Everyone under a manager, at any depth", stretch=True)
 def reports_under(query: str, conn: psycopg.Connection) -> str:
     _load(conn, "employees")
     for manager in ("Grace", "Ada", "Barbara", "Guido"):

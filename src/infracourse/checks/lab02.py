@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from infracourse import config
-from infracourse.checking import CheckFailed, exercise, expect, pg_fixtures, time_limit
+from infracourse.checking import CheckFailed, exercise, expect, postgres, time_limit
 from infracourse.lessons.faults import TcpProxy
 from infracourse.lessons.pg_roles import LoginRole
 
@@ -55,7 +55,7 @@ FIXTURES = {
 
 
 def _load(conn: psycopg.Connection, *tables: str) -> None:
-    pg_fixtures.load(conn, FIXTURES, *tables)
+    postgres.load(conn, FIXTURES, *tables)
 
 
 def load_fixtures(conn: psycopg.Connection) -> list[str]:
@@ -167,7 +167,7 @@ def least_privilege(fn, conn: psycopg.Connection, reporter: LoginRole) -> str:
     conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, role))
     conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(schema, role))
     fn(conn, reporter.name)
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     must_work = {"read invoices": "SELECT count(*) FROM invoices",
                  "add a report": "INSERT INTO reports (title) VALUES ('monthly revenue')"}
     must_fail = {"change an invoice": "UPDATE invoices SET amount = 0",
@@ -201,7 +201,7 @@ def row_level_security(fn, conn: psycopg.Connection, tenant_a: LoginRole, tenant
             for n in range(count):
                 conn.execute("INSERT INTO tickets (tenant, body) VALUES (%s, %s)", (tenant.name, f"ticket {n}"))
     fn(conn)
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     enabled = conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'tickets'::regclass").fetchone()[0]
     expect(enabled, "row-level security is not enabled on tickets",
            hint="policies do nothing until the table itself has row-level security enabled (ALTER TABLE)")
@@ -279,7 +279,7 @@ def retry_wrapper(fn, dsn: str) -> str:
             expect(False, f"a dropped connection was not retried ({_one_line(exc)})",
                    hint="psycopg.OperationalError (AdminShutdown, lost connections) is transient too")
         finally:
-            pg_fixtures.close_when_idle(victim)
+            postgres.close_when_idle(victim)
         expect(got == 1 and len(calls) == 2, "a dropped connection was not retried")
 
         calls.clear()
@@ -314,11 +314,11 @@ def retry_wrapper(fn, dsn: str) -> str:
                hint="exponential backoff: double the wait at each attempt (and add random jitter)")
         return "transient errors retried with growing waits, permanent ones raised at once"
     finally:
-        pg_fixtures.close_when_idle(admin)
+        postgres.close_when_idle(admin)
 
 
 # 6 -------------------------------------------------------------------------------------------------------
-@exercise("6", "A circuit breaker (stretch)")
+@exercise("6", "A circuit breaker", stretch=True)
 def circuit_breaker(breaker_class, open_error) -> str:
     breaker = breaker_class(threshold=3, cooldown_s=0.3)
 
@@ -393,12 +393,12 @@ def circuit_breaker(breaker_class, open_error) -> str:
 MIGRATION_TABLES = ("schema_migrations", "mig_customers", "mig_orders", "mig_audit", "mig_left", "mig_right")
 
 
-@exercise("7", "A versioned migration runner (stretch)")
+@exercise("7", "A versioned migration runner", stretch=True)
 def migration_runner(fn, conn: psycopg.Connection) -> str:
     def run(migrations):
         return time_limit.call(CALL_DEADLINE_S, fn, conn, migrations)
 
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
         sql.SQL(", ").join(map(sql.Identifier, MIGRATION_TABLES))))
     migrations = [  # deliberately out of order
@@ -409,11 +409,11 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
     try:
         applied = run(migrations)
     except psycopg.Error as exc:
-        pg_fixtures.ready(conn)
+        postgres.ready(conn)
         expect(False, f"the first run failed: {_one_line(exc)}", hint="apply migrations in version order")
     expect(applied == [1, 2, 3], f"the first run returned {applied!r}, expected [1, 2, 3]",
            hint="return the versions applied, in the order applied")
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     recorded = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
     expect(recorded == [(1,), (2,), (3,)], f"schema_migrations holds {recorded}",
            hint="insert (version, name) into schema_migrations as each migration is applied")
@@ -425,7 +425,7 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
         raised = False
     except psycopg.Error:
         raised = True
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     expect(raised, "a migration with an error did not raise", hint="let the error propagate so the deploy stops")
     left = conn.execute("SELECT to_regclass('mig_audit') IS NOT NULL").fetchone()[0]
     expect(not left, "the failed migration 4 left its table mig_audit behind",
@@ -441,7 +441,7 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
         raised = False
     except psycopg.Error:
         raised = True
-    pg_fixtures.ready(conn)
+    postgres.ready(conn)
     expect(raised, "two migrations with version 5 went through without an error",
            hint="let the INSERT into schema_migrations (version is its primary key) fail the second one")
     right = conn.execute("SELECT to_regclass('mig_right') IS NOT NULL").fetchone()[0]

@@ -157,7 +157,7 @@ def bulk_load(load_prices, price_key) -> str:
         r.close()
 
 
-@exercise("6", "A withdrawal that survives a concurrent writer")
+@exercise("6", "A withdrawal that survives a concurrent writer", stretch=True)
 def withdraw(withdraw_fn, wallet_key) -> str:
     spy = Spy()
     r = spy.client()

@@ -18,7 +18,7 @@ import psycopg
 import redis
 
 from infracourse import config
-from infracourse.checking import exercise, expect, pg_fixtures, time_limit
+from infracourse.checking import exercise, expect, postgres, time_limit
 from infracourse.checking.redis_spy import Spy
 
 LIMIT_S = 10
@@ -204,7 +204,7 @@ def lock(acquire, release, lock_key) -> str:
         other.close()
 
 
-@exercise("6", "A stampede guard")
+@exercise("6", "A stampede guard", stretch=True)
 def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
     key = cache_key(f"hot-{_run_id()}")
     calls: list[int] = []
@@ -274,7 +274,7 @@ def _counting_connection(conn: psycopg.Connection) -> tuple[psycopg.Connection, 
     return counting, sent
 
 
-@exercise("7", "A write-behind view counter")
+@exercise("7", "A write-behind view counter", stretch=True)
 def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) -> str:
     spy, other = Spy(), _plain_client()
     r = spy.client()
@@ -328,4 +328,4 @@ def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) 
         other.delete(key)
         r.close()
         other.close()
-        pg_fixtures.close_when_idle(counting)  # a timed-out flush_views may still be running a query on it
+        postgres.close_when_idle(counting)  # a timed-out flush_views may still be running a query on it

@@ -305,7 +305,7 @@ def _checkout_charge(charged: list) -> Callable[[Message], int]:
     return charge
 
 
-@exercise("4", "Poison messages: retry with a count in the headers, then the DLT")
+@exercise("4", "Poison messages: retries in headers, then the dead-letter topic")
 def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
     source, retry, dlt = _fresh_topics(ns, 2, "checkout", "retry", "dlt")
     group = ns.topic(f"check-checkout-{uuid.uuid4().hex[:6]}")
@@ -354,7 +354,7 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
-@exercise("5", "Graceful shutdown: commit, close, leave the group")
+@exercise("5", "Graceful shutdown: commit, close, leave the group", stretch=True)
 def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Namespace) -> str:
     (topic,) = _fresh_topics(ns, 2, "shutdown")
     group = ns.topic(f"check-shutdown-{uuid.uuid4().hex[:6]}")

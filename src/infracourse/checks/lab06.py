@@ -257,7 +257,7 @@ def reliable_publish(publish_jobs: Callable, ns: Namespace) -> str:
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
-@exercise("5", "An RPC client that matches correlation ids and times out")
+@exercise("5", "An RPC client that matches correlation ids and times out", stretch=True)
 def rpc_client(rpc_call: Callable, ns: Namespace) -> str:
     (queue,) = _names(ns, "quotes")
     stop = threading.Event()

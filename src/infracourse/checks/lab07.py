@@ -198,7 +198,7 @@ async def increment_unread(fn, kv, js) -> str:
     return f"{calls} concurrent increments, counter at {stored}"
 
 
-@async_exercise("5", "Apply settings changes live (stretch)")
+@async_exercise("5", "Apply settings changes live", stretch=True)
 async def follow_settings(fn, kv) -> str:
     user, key = "checker", "settings.checker"
     versions = [{"sound": True, "digest": "daily"}, {"sound": False, "digest": "daily"},

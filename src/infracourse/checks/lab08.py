@@ -251,7 +251,7 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
     return "nothing marked while Kafka was down; 5 events published in order, once"
 
 
-@exercise("5", "Retry with backoff, then a dead letter (stretch)")
+@exercise("5", "Retry with backoff, then a dead letter", stretch=True)
 def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, permanent: type) -> str:
     stream, group, dead = ns.key("check", 5), "workers", ns.key("dead_letters")
 

@@ -303,7 +303,7 @@ class _SlowAsyncUsers(users_pb2_grpc.UserServiceServicer):
         return users_pb2.GetUserResponse(user=users_pb2.User(id=request.id))
 
 
-@exercise("5", "Many users at once with grpc.aio (stretch)")
+@exercise("5", "Many users at once with grpc.aio", stretch=True)
 def fetch_many(fn) -> str:
     async def scenario():
         server = grpc.aio.server()

@@ -295,7 +295,7 @@ def graceful_shutdown(fn) -> str:
 # --- Exercise 5 ----------------------------------------------------------------------------------------
 
 
-@exercise("5", "A latency histogram interceptor (stretch)")
+@exercise("5", "A latency histogram interceptor", stretch=True)
 def metrics_interceptor(interceptor_class) -> str:
     registry = CollectorRegistry()
     latency = Histogram("lab_grpc_server_handling_seconds", "check", ["grpc_method", "grpc_code"], registry=registry)

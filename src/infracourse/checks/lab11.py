@@ -282,7 +282,7 @@ def _failed_cases(output: str) -> list[str]:
     return sorted(set(re.findall(r"^\s*name: (.+?),\s*$", output, re.MULTILINE)))
 
 
-@exercise("6", "(stretch) An alert rule that passes promtool's tests")
+@exercise("6", "An alert rule that passes promtool's tests", stretch=True)
 def alert_rule(rules_yaml: str) -> str:
     expect(shutil.which("promtool"), "promtool is not installed (it comes with Prometheus)")
     expect(isinstance(rules_yaml, str) and rules_yaml.strip(), "the answer should be the YAML text of a rule file")

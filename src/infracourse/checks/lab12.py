@@ -281,7 +281,7 @@ def kafka_publish(publish, topic: str) -> str:
     return "traceparent header joins the producer's trace"
 
 
-@exercise("7", "(stretch) Continue the trace in the consumer")
+@exercise("7", "Continue the trace in the consumer", stretch=True)
 def kafka_consume(handle, topic: str) -> str:
     tracer, exporter, provider = _tracer()
     producer = _kafka("producer")

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from infracourse.authoring import lab_spec
+from infracourse.checking.status import NOT_RUN, SYMBOL
 from infracourse.grading import gradebook, submissions
-from infracourse.grading.run import NOT_RUN, Graded, Limits, Outcome, grade
+from infracourse.grading.run import Graded, Limits, Outcome, grade
 from infracourse.grading.submissions import Submission
 
 
@@ -38,7 +39,7 @@ def grade_all(found: list[Submission], limits: Limits, hidden_dir: Path | None, 
             return _unrecognised(submission)
         graded = grade(submission.student, submission.path, submission.lab, limits,
                        hidden_module(hidden_dir, submission.lab))
-        symbols = "".join(gradebook.SYMBOL[o.status] for o in graded.outcomes)
+        symbols = "".join(SYMBOL[o.status] for o in graded.outcomes)
         print(f"  {submission.student:<24} {submission.lab.name:<28} {symbols}  {graded.score}/"
               f"{len(graded.outcomes)}  {graded.seconds:.1f} s", flush=True)
         return graded

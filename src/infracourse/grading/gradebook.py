@@ -12,12 +12,9 @@ from pathlib import Path
 import nbformat
 
 from infracourse.authoring import notebook_format
-from infracourse.checking import FAILED, NOT_DONE, PASSED
-from infracourse.grading.run import ERROR, HIDDEN, NOT_RUN, TAMPERED, TIMEOUT, Graded, Limits
+from infracourse.checking.status import NOT_DONE, PASSED, SYMBOL, WORDS
+from infracourse.grading.run import HIDDEN, TAMPERED, Graded, Limits
 
-SYMBOL = {PASSED: "✅", FAILED: "❌", NOT_DONE: "⏳", ERROR: "💥", TIMEOUT: "⌛", NOT_RUN: "·"}
-WORDS = {PASSED: "passed", FAILED: "failed", NOT_DONE: "not done", ERROR: "error", TIMEOUT: "timed out",
-         NOT_RUN: "not run"}
 CSV_COLUMNS = ("student", "lab", "exercise", "title", "status", "score", "max_score", "message", "hint", "flags",
                "submission")
 

@@ -10,7 +10,6 @@ check-module import is run again, so a learner's stand-in `checks` object is not
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import tempfile
@@ -23,10 +22,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from infracourse.authoring.lab_spec import CheckCell, LabSpec, same_source
-from infracourse.checking import FAILED, NOT_DONE, PASSED
+from infracourse.checking import registry
+from infracourse.checking.exercise import Exercise
+from infracourse.checking.status import ERROR, NOT_RUN, PASSED, TIMEOUT
 from infracourse.grading import namespaces
 
-ERROR, TIMEOUT, NOT_RUN = "error", "timeout", "not_run"
 TAMPERED, HIDDEN = "check cell edited", "hidden"
 _TIMEOUT_ENAME = "GraderTimeout"
 RESPONSIVE_PROBE_S = 5
@@ -119,23 +119,23 @@ def restore_check_cells(nb: nbformat.NotebookNode, spec: LabSpec) -> tuple[dict[
 
 
 def hidden_check_source(module_path: Path) -> str:
-    """Code for the kernel: run every @exercise function of MODULE_PATH, passing each parameter the notebook's
+    """Code for the kernel: run every check of MODULE_PATH (its registry), passing each parameter the notebook's
     global of the same name (a missing one fails that check, it does not stop the others)."""
     return f'''
 def _infracourse_hidden_checks():
-    import importlib.util, inspect
-    from infracourse.checking import exercise, expect
-    spec = importlib.util.spec_from_file_location("infracourse_hidden_checks", {str(module_path)!r})
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    import inspect
+    from pathlib import Path
+    from infracourse.checking import registry
+    from infracourse.checking.exercise import expect, outcome
+    module = registry.load_file(Path({str(module_path)!r}))
     scope = globals()
-    for check in [f for f in vars(module).values() if callable(f) and hasattr(f, "exercise")]:
+    for name, spec in registry.checks_of(module).items():
+        check = getattr(module, name)
         names = list(inspect.signature(inspect.unwrap(check)).parameters)
         missing = [n for n in names if n not in scope]
         if missing:
-            title = inspect.getclosurevars(check).nonlocals.get("title", "hidden check")
             message = "the notebook defines no " + ", ".join(missing)
-            exercise(check.exercise, title)(lambda: expect(False, message))()
+            outcome(spec, lambda: expect(False, message))
         else:
             check(**{{n: scope[n] for n in names}})
 _infracourse_hidden_checks()
@@ -143,17 +143,9 @@ del _infracourse_hidden_checks
 '''
 
 
-def hidden_exercises(module_path: Path) -> list[tuple[str, str]]:
-    """(number, title) of the hidden checks in MODULE_PATH, read without running learner code."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"_hidden_{module_path.stem}", module_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return [
-        (f.exercise, inspect.getclosurevars(f).nonlocals.get("title", "hidden check"))
-        for f in vars(module).values() if callable(f) and hasattr(f, "exercise")
-    ]
+def hidden_exercises(module_path: Path) -> list[Exercise]:
+    """The exercises of the hidden checks in MODULE_PATH, from its registry (no learner code runs)."""
+    return list(registry.exercises_of(registry.load_file(module_path)))
 
 
 _NAMESPACES_SOURCE = """
@@ -300,7 +292,7 @@ class _Grading:
         for number in check.exercises:
             if number in self.results:
                 continue
-            title = self.spec.exercise(number).title
+            title = self.spec.exercise(number).label
             if kernel.timed_out(reply):
                 self.results[number] = Outcome(
                     number, title, TIMEOUT, f"the check ran longer than {kernel.last_limit_s} s and was stopped",
@@ -350,8 +342,8 @@ class _Grading:
 def grade(student: str, path: Path, spec: LabSpec, limits: Limits = Limits(), hidden: Path | None = None) -> Graded:
     """Run PATH as STUDENT's answer to SPEC; HIDDEN is the instructor's extra check module for this lab."""
     began = time.monotonic()
-    expected = [(e.number, e.title, False) for e in spec.exercises]
-    expected += [(number, title, True) for number, title in (hidden_exercises(hidden) if hidden else [])]
+    expected = [(e.number, e.label, False) for e in spec.exercises]
+    expected += [(e.number, e.label, True) for e in (hidden_exercises(hidden) if hidden else [])]
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, say so in the gradebook
@@ -397,5 +389,3 @@ def _json_list(printed: str) -> list[str]:
         return []
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
-
-STATUSES = (PASSED, FAILED, NOT_DONE, ERROR, TIMEOUT, NOT_RUN)

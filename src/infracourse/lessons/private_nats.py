@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from infracourse.services.probes import free_port
+
 BINARY = "nats-server"
 READY_TIMEOUT_S = 10.0
 
@@ -26,7 +28,7 @@ class PrivateNatsServer:
             raise FileNotFoundError(f"{binary} is not installed (Debian: apt-get install nats-server)")
         self.binary = path
         self.store_dir = Path(tempfile.mkdtemp(prefix="private-nats-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.starts = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -93,8 +95,3 @@ class PrivateNatsServer:
         self.stop(crash=True)
         raise TimeoutError(f"nats-server did not become ready within {READY_TIMEOUT_S:.0f} s")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

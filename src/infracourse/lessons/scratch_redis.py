@@ -12,7 +12,6 @@ short error saying so.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,12 +21,7 @@ from contextlib import contextmanager
 import redis
 
 from infracourse.errors import ServiceUnavailable
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from infracourse.services.probes import free_port
 
 
 @contextmanager
@@ -40,7 +34,7 @@ def server(*options: str, start_timeout_s: float = 5.0) -> Iterator[redis.Redis]
             "(Docker mode); install the redis-server package, or read the stored outputs"
         )
     with tempfile.TemporaryDirectory(prefix="scratch-redis-") as data_dir:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", data_dir, "--logfile", "", "--loglevel", "warning", *options],

@@ -15,6 +15,13 @@ from infracourse.config import Endpoint, endpoint
 TIMEOUT_S = 2.0
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (for a scratch server, or a port that refuses)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _exchange(ep: Endpoint, payload: bytes, expect: int) -> bytes:
     """Connect, send PAYLOAD (may be empty) and read at least EXPECT bytes."""
     with socket.create_connection((ep.host, ep.port), timeout=TIMEOUT_S) as sock:
