@@ -5,49 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from infracourse.config import SERVICE_NAMES, endpoint
+from infracourse.config import SERVICE_NAMES
 from infracourse.errors import CourseError
-from infracourse.paths import state_dir
-from infracourse.services import compose, native, system_packages
+from infracourse.services import compose, health, native, system_packages
 from infracourse.services.probes import probe
-
-MODE_FILE = "mode"
-
-
-def _recorded_mode() -> str:
-    path = state_dir() / MODE_FILE
-    return path.read_text().strip() if path.exists() else "native"
-
-
-def _record_mode(mode: str) -> None:
-    state_dir().mkdir(parents=True, exist_ok=True)
-    (state_dir() / MODE_FILE).write_text(mode + "\n")
-
-
-def status_rows() -> list[tuple[str, str, str, str]]:
-    with ThreadPoolExecutor(max_workers=len(SERVICE_NAMES)) as pool:
-        reasons = dict(zip(SERVICE_NAMES, pool.map(probe, SERVICE_NAMES), strict=True))
-    mode = _recorded_mode()
-    rows = []
-    for name in SERVICE_NAMES:
-        if mode == "native":
-            owner = "native" if native.our_pids(name) else ("external" if reasons[name] is None else "-")
-        else:
-            owner = mode
-        health = "yes" if reasons[name] is None else f"no ({reasons[name]})"
-        rows.append((name, endpoint(name).address, health, owner))
-    return rows
 
 
 def print_status() -> bool:
-    rows = status_rows()
+    rows = [(h.service, h.endpoint, h.healthy, h.mode) for h in health.check_all()]
     header = ("service", "endpoint", "healthy", "mode")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
+    for problem in filter(None, map(native.record_problem, SERVICE_NAMES)):
+        print(f"note: {problem}")
     return all(r[2] == "yes" for r in rows)
 
 
@@ -59,14 +32,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"Starting {', '.join(names)} in {mode} mode ...", flush=True)
     began = time.monotonic()
     if mode == "compose":
-        _record_mode("compose")
+        health.record_mode("compose")
         if compose.up() != 0:
             return 1
         deadline = time.monotonic() + 120
         while any(probe(n) for n in names) and time.monotonic() < deadline:
             time.sleep(1)
     else:
-        _record_mode("native")
+        health.record_mode("native")
         if system_packages.missing_services():
             code = system_packages.setup()
             if code != 0:
@@ -79,7 +52,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if _recorded_mode() == "compose" and not args.native:
+    if health.recorded_mode() == "compose" and not args.native:
         return compose.down()
     for name, outcome in native.stop(args.services or list(SERVICE_NAMES)).items():
         print(f"  {name:<11} {outcome}")
@@ -91,7 +64,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    if _recorded_mode() == "compose":
+    if health.recorded_mode() == "compose":
         return compose.logs(args.service)
     log = native.dirs_of(args.service).log
     if not log.exists():

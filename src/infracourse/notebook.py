@@ -40,15 +40,11 @@ def status():
     """A table of every course service: endpoint and health (what `course status` prints)."""
     import pandas as pd
 
-    with ThreadPoolExecutor(max_workers=len(config.SERVICE_NAMES)) as pool:
-        reasons = list(pool.map(probe, config.SERVICE_NAMES))
-    return pd.DataFrame(
-        {
-            "service": config.SERVICE_NAMES,
-            "endpoint": [config.endpoint(s).address for s in config.SERVICE_NAMES],
-            "healthy": ["yes" if r is None else f"no: {r}" for r in reasons],
-        }
-    ).set_index("service")
+    from infracourse.services import health
+
+    rows = health.check_all()
+    return pd.DataFrame({"service": [h.service for h in rows], "endpoint": [h.endpoint for h in rows],
+                         "healthy": [h.healthy for h in rows]}).set_index("service")
 
 
 def namespace(base: str) -> Namespace:

@@ -1,24 +1,22 @@
 """The native launcher on real processes, in a private state directory and on free ports, so the course's
 own running services are never touched."""
 
+import json
+import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from infracourse.services import native
+from infracourse.services import native, processes
 from infracourse.services.native import StartFailed
+from infracourse.services.probes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -27,8 +25,8 @@ def private_home(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").touch()
     monkeypatch.setenv("INFRACOURSE_HOME", str(tmp_path))
     for service in ("redis", "nats"):
-        monkeypatch.setenv(f"COURSE_{service.upper()}_PORT", str(_free_port()))
-    monkeypatch.setenv("COURSE_NATS_MONITORING_PORT", str(_free_port()))
+        monkeypatch.setenv(f"COURSE_{service.upper()}_PORT", str(free_port()))
+    monkeypatch.setenv("COURSE_NATS_MONITORING_PORT", str(free_port()))
     yield tmp_path
     native.stop(["redis", "nats"])
 
@@ -67,3 +65,68 @@ def test_cli_status_and_logs(private_home):
     assert "redis" in status.stdout and "healthy" in status.stdout
     logs = subprocess.run([course, "logs", "redis"], capture_output=True, text=True, timeout=30)
     assert logs.returncode == 0 and "Ready to accept connections" in logs.stdout
+
+
+@pytest.fixture
+def stranger():
+    """A live process that is not a course service."""
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _write_record(home: Path, name: str, text: str | bytes) -> Path:
+    path = home / ".services" / name / "pids"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("record", [
+    "{pid}\n",  # an older course's plain pid list: nothing proves it is still ours
+    json.dumps({"port": 1, "processes": [{"pid": "{pid}", "started": 1, "exe": "/bin/sleep"}]}),  # reused pid
+    b"\xff\xfe not utf-8",
+    "{{ not json",
+])
+def test_a_stranger_behind_a_stale_or_garbage_record_is_never_signalled(private_home, stranger, record):
+    text = record.replace("{pid}", str(stranger.pid)) if isinstance(record, str) else record
+    _write_record(private_home, "redis", text)
+    assert native.our_pids("redis") == []
+    assert native.stop(["redis"]) == {"redis": "not running (ours)"}
+    assert stranger.poll() is None, "the stranger was killed"
+
+
+def test_pid_0_1_and_our_own_are_never_trusted(private_home):
+    for pid in (0, 1, os.getpid()):
+        me = processes.identify(pid if pid else os.getpid())
+        record = processes.Process(pid, me.started if me else 0, me.exe if me else "")
+        assert not processes.still_running(record)
+
+
+def test_a_record_of_a_live_process_is_trusted_until_it_is_another_process(stranger, tmp_path):
+    path = tmp_path / "pids"
+    processes.write(path, 6379, [processes.identify(stranger.pid)])
+    recorded = processes.read(path)
+    assert recorded.port == 6379 and [p.pid for p in recorded.processes] == [stranger.pid]
+    assert processes.still_running(recorded.processes[0])
+    stranger.kill()
+    stranger.wait()
+    assert not processes.still_running(recorded.processes[0])
+
+
+def test_garbage_record_is_reported_in_one_line(private_home):
+    _write_record(private_home, "redis", b"\xff")
+    problem = native.record_problem("redis")
+    assert "not a pid record of this course" in problem and "\n" not in problem
+
+
+def test_concurrent_starts_wait_for_each_other_and_record_one_server(private_home):
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(native.start_one("redis"))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(o.split(" in ")[0] for o in outcomes) == ["already running (ours)"] * 2 + ["started"]
+    assert len(native.our_pids("redis")) == 1

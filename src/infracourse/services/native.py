@@ -1,21 +1,26 @@
 """Native mode: start, stop and inspect the services as processes of our own, from installed packages.
 
-State lives in .services/<name>/ (git-ignored): data, service.log and the pids we started. Only those
-pids are ever signalled, so a service someone else runs on the same port is never touched.
+State lives in .services/<name>/ (git-ignored): data, service.log and the record of the processes we started
+(see processes.py). Only processes that are provably still those are ever signalled, so a service someone
+else runs on the same port, or a process that inherited a stale pid, is never touched. Starting and stopping a
+service hold a lock on its folder, so two `course up` at once wait for each other instead of racing.
 """
 
 from __future__ import annotations
 
-import os
+import fcntl
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from infracourse.config import endpoint
 from infracourse.errors import CourseError
 from infracourse.paths import state_dir
+from infracourse.services import processes
 from infracourse.services.probes import probe
 from infracourse.services.recipes import SPECS, NativeSpec, ServiceDirs
 
@@ -28,27 +33,32 @@ def dirs_of(name: str) -> ServiceDirs:
     return ServiceDirs(state_dir() / name)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie still answers kill(0) but is gone for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+def our_processes(name: str) -> list[processes.Process]:
+    """The processes we started for NAME that are still running (and still those processes)."""
+    return [p for p in processes.read(dirs_of(name).pids).processes if processes.still_running(p)]
 
 
 def our_pids(name: str) -> list[int]:
-    """Pids we started for NAME that are still alive."""
-    path = dirs_of(name).pids
-    if not path.exists():
-        return []
-    pids = [int(line) for line in path.read_text().split() if line.isdigit()]
-    return [pid for pid in pids if _alive(pid)]
+    return [p.pid for p in our_processes(name)]
+
+
+def record_problem(name: str) -> str:
+    """Why NAME's pid record cannot be trusted ('' when it can or there is none)."""
+    recorded = processes.read(dirs_of(name).pids)
+    port = endpoint(name).port
+    if recorded.problem:
+        return recorded.problem
+    if recorded.port is not None and recorded.port != port and our_pids(name):
+        return f"{name} was started on port {recorded.port}, but the course now expects {port}"
+    return ""
+
+
+@contextmanager
+def _locked(dirs: ServiceDirs) -> Iterator[None]:
+    dirs.root.mkdir(parents=True, exist_ok=True)
+    with open(dirs.root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _port_open(port: int) -> bool:
@@ -63,16 +73,21 @@ def _log_tail(dirs: ServiceDirs, lines: int = 8) -> str:
     return "\n".join(dirs.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _spawn(spec: NativeSpec, dirs: ServiceDirs, command: list[str], log) -> int:
+def _spawn(spec: NativeSpec, dirs: ServiceDirs, command: list[str], log) -> processes.Process:
     proc = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         cwd=dirs.root, env=spec.environment(dirs), start_new_session=True, user=spec.run_as,
     )
-    return proc.pid
+    return processes.identify(proc.pid) or processes.Process(proc.pid, -1, "")
 
 
 def start_one(name: str) -> str:
     """Start NAME unless it already answers; return what happened in a few words."""
+    with _locked(dirs_of(name)):
+        return _start_locked(name)
+
+
+def _start_locked(name: str) -> str:
     spec = SPECS[name]
     if probe(name) is None:
         return "already running" + (" (ours)" if our_pids(name) else " (started outside the course)")
@@ -86,20 +101,19 @@ def start_one(name: str) -> str:
             f"Stop it, or move the course with COURSE_{name.upper()}_PORT."
         )
     dirs = dirs_of(name)
-    dirs.root.mkdir(parents=True, exist_ok=True)
     spec.prepare(dirs)
-    pids = our_pids(name)
+    started_here = our_processes(name)
     with open(dirs.log, "ab") as log:
         for helper_port, command in spec.helper_commands():
             if not _port_open(helper_port):
-                pids.append(_spawn(spec, dirs, command, log))
-        main_pid = _spawn(spec, dirs, spec.command(dirs), log)
-        pids.append(main_pid)
-    dirs.pids.write_text("\n".join(map(str, pids)) + "\n")
+                started_here.append(_spawn(spec, dirs, command, log))
+        main = _spawn(spec, dirs, spec.command(dirs), log)
+        started_here.append(main)
+    processes.write(dirs.pids, port, started_here)
     started = time.monotonic()
     deadline = started + spec.start_timeout_s
     while (reason := spec.not_ready()) is not None:
-        if not _alive(main_pid):
+        if not processes.still_running(main):
             raise StartFailed(f"{name} exited during start-up. Last lines of {dirs.log}:\n{_log_tail(dirs)}")
         if time.monotonic() > deadline:
             raise StartFailed(
@@ -126,27 +140,20 @@ def start(names: list[str]) -> dict[str, str]:
 
 
 def stop_one(name: str, grace_s: float = 20.0) -> str:
-    pids = our_pids(name)
-    if not pids:
+    with _locked(dirs_of(name)):
+        ours = our_processes(name)
+        if not ours:
+            dirs_of(name).pids.unlink(missing_ok=True)
+            return "not running (ours)"
+        for process in reversed(ours):  # the service first, then its helpers
+            processes.signal_tree(process, SPECS[name].stop_signal)
+        deadline = time.monotonic() + grace_s
+        while any(processes.still_running(p) for p in ours) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for process in ours:
+            processes.signal_tree(process, signal.SIGKILL)
         dirs_of(name).pids.unlink(missing_ok=True)
-        return "not running (ours)"
-    sig = SPECS[name].stop_signal
-    for pid in reversed(pids):  # the service first, then its helpers
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-    deadline = time.monotonic() + grace_s
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        if _alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    dirs_of(name).pids.unlink(missing_ok=True)
-    return "stopped"
+        return "stopped"
 
 
 def stop(names: list[str]) -> dict[str, str]:
