@@ -5,7 +5,9 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -130,3 +132,27 @@ def test_concurrent_starts_wait_for_each_other_and_record_one_server(private_hom
         t.join(60)
     assert sorted(o.split(" in ")[0] for o in outcomes) == ["already running (ours)"] * 2 + ["started"]
     assert len(native.our_pids("redis")) == 1
+
+
+@pytest.fixture
+def private_postgres(monkeypatch):
+    """A PostgreSQL cluster of its own on a free port, in a folder its unprivileged owner can reach."""
+    home = Path(tempfile.mkdtemp(prefix="infracourse-pg-"))
+    home.chmod(0o755)
+    shutil.copytree(REPO / "services", home / "services")
+    (home / "pyproject.toml").touch()
+    monkeypatch.setenv("INFRACOURSE_HOME", str(home))
+    monkeypatch.setenv("COURSE_POSTGRES_PORT", str(free_port()))
+    yield home
+    native.stop(["postgres"])
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_postgres_grants_nothing_to_other_local_users(private_postgres):
+    assert native.start_one("postgres").startswith("started in")
+    root = private_postgres / ".services" / "postgres"
+    assert stat.S_IMODE((root / "run").stat().st_mode) == 0o700
+    hba = [line.split() for line in (root / "data" / "pg_hba.conf").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    assert hba and all(fields[-1] != "trust" for fields in hba)
+    assert not (root / "initdb.pw").exists()

@@ -104,24 +104,35 @@ class Postgres(NativeSpec):
             return
         ep = config.endpoint("postgres")
         pwfile = dirs.root / "initdb.pw"
-        pwfile.write_text(ep.password + "\n")
-        (dirs.root / "run").mkdir(exist_ok=True)
-        if self.run_as:
-            shutil.chown(dirs.root, self.run_as, self.run_as)
-            shutil.chown(dirs.root / "run", self.run_as, self.run_as)
-            shutil.chown(pwfile, self.run_as, self.run_as)
-        subprocess.run(
-            [_which("initdb"), "-D", str(dirs.data), "-U", ep.user, f"--pwfile={pwfile}",
-             "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-locale"],
-            check=True, capture_output=True, user=self.run_as,
-        )
-        pwfile.unlink()
+        # the superuser's password: readable by the server's owner only, and gone once initdb has read it
+        with os.fdopen(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(ep.password + "\n")
+        try:
+            if self.run_as:
+                for path in (dirs.root, self._socket_dir(dirs), pwfile):
+                    shutil.chown(path, self.run_as, self.run_as)
+            # no `trust` anywhere: on a shared machine any local user could otherwise log in as the superuser
+            subprocess.run(
+                [_which("initdb"), "-D", str(dirs.data), "-U", ep.user, f"--pwfile={pwfile}",
+                 "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-locale"],
+                check=True, capture_output=True, user=self.run_as,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    @staticmethod
+    def _socket_dir(dirs: ServiceDirs) -> Path:
+        """The Unix socket's folder, private to the server's owner (the course connects over TCP)."""
+        path = dirs.root / "run"
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)
+        return path
 
     def command(self, dirs: ServiceDirs) -> list[str]:
         return [
             _which("postgres"), "-D", str(dirs.data),
             "-c", "listen_addresses=127.0.0.1", "-p", _port("postgres"),
-            "-c", f"unix_socket_directories={dirs.root / 'run'}",
+            "-c", f"unix_socket_directories={self._socket_dir(dirs)}", "-c", "unix_socket_permissions=0700",
             "-c", "shared_preload_libraries=pg_stat_statements",
             "-c", "max_connections=200",
         ]
