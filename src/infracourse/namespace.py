@@ -7,12 +7,16 @@ The slug gets a suffix from where the notebook runs: lessons (notebooks/) none, 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from infracourse import config
+from infracourse.errors import CourseError
 from infracourse.waiting import run_coroutine, wait_until
 
 _FOLDER_SUFFIX = {"notebooks": "", "solutions": "_sol", "labs": "_lab"}
@@ -26,6 +30,19 @@ def _suffix() -> str:
     return _FOLDER_SUFFIX.get(Path.cwd().name, "")
 
 
+class NamespaceBusy(CourseError):
+    """Another kernel already runs a notebook with this namespace."""
+
+
+_CLAIMS: dict[str, IO[str]] = {}  # slug -> the open lock file that holds it, for this process's lifetime
+
+
+def _claims_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / f"infracourse-{os.getuid()}-namespaces"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 @dataclass(frozen=True)
 class Namespace:
     slug: str
@@ -35,6 +52,27 @@ class Namespace:
         if not _SLUG_RE.match(base):
             raise ValueError(f"namespace {base!r}: use lowercase letters, digits and _ (e.g. 'pg01')")
         return cls(base + _suffix())
+
+    def claim(self) -> None:
+        """Hold this namespace for as long as this process lives, or raise NamespaceBusy if another live
+        process holds it (two kernels resetting and filling one namespace would break each other's checks).
+        The lock is an flock, so it goes with the process that held it: never stale."""
+        if self.slug in _CLAIMS:
+            return
+        lock = open(_claims_dir() / f"{self.slug}.lock", "a+")  # noqa: SIM115 - kept open on purpose
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise NamespaceBusy(
+                f"this notebook (namespace {self.slug}) is already running in another kernel ({holder}); shut "
+                "that kernel down (Kernel > Shut Down Kernel in its tab) and run this cell again") from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        _CLAIMS[self.slug] = lock
 
     # names -----------------------------------------------------------------------------------------
     @property

@@ -53,8 +53,10 @@ def namespace(base: str) -> Namespace:
 
 
 def setup(base: str, *services: str) -> Namespace:
-    """require(SERVICES), then reset this notebook's namespace in them and return it."""
+    """require(SERVICES), then claim this notebook's namespace (one kernel at a time), reset it in them and
+    return it."""
     require(*services)
     ns = namespace(base)
+    ns.claim()
     ns.reset(*services)
     return ns

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import uuid
 
 import psycopg
@@ -6,7 +8,7 @@ import redis
 
 from infracourse import config
 from infracourse.clients import rabbitmq_admin
-from infracourse.namespace import Namespace
+from infracourse.namespace import Namespace, NamespaceBusy
 
 
 @pytest.fixture
@@ -119,3 +121,22 @@ def test_nats_reset_deletes_our_streams_and_buckets(slug):
 
     assert asyncio.run(scenario()) == [slug + "_sol-orders"]
     Namespace(slug + "_sol").reset("nats")
+
+
+def test_a_namespace_runs_in_one_kernel_at_a_time():
+    slug = f"pytest_claim_{uuid.uuid4().hex[:6]}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from infracourse.namespace import Namespace; Namespace({slug!r}).claim(); "
+                               "print('held', flush=True); import time; time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(NamespaceBusy, match=f"namespace {slug}\\) is already running in another kernel "
+                                                f"\\(pid {holder.pid}\\)") as busy:
+            Namespace(slug).claim()
+        assert "\n" not in str(busy.value) and "Shut Down" in str(busy.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    Namespace(slug).claim()  # the lock went with the process that held it
+    Namespace(slug).claim()  # and running the Setup cell again in the same kernel is fine
