@@ -92,3 +92,35 @@ def test_alarm_does_nothing_off_the_main_thread():
     thread.start()
     thread.join(5)
     assert outcome == ["finished"]
+
+
+def test_bounded_words_the_timeout_for_the_learner_and_takes_the_loop_away():
+    release = threading.Event()
+    taken = []
+    with pytest.raises(CheckFailed, match=r"^get_user\(\) did not return within 0.2 s$") as failed:
+        time_limit.bounded(0.2, release.wait, 5, what="get_user()", hint="cap the waits",
+                           on_timeout=lambda: taken.append(release.set()))
+    assert failed.value.hint == "cap the waits" and taken
+    with pytest.raises(KeyError):  # the learner's own error is not a time-out
+        time_limit.bounded(1, lambda: {}["x"])
+
+
+def test_in_threads_runs_together_and_returns_in_order():
+    started = []
+
+    def work(n):
+        started.append(time.monotonic())
+        return n * n
+
+    assert time_limit.in_threads(5, work, [(1,), (2,), (3,)]) == [1, 4, 9]
+    assert max(started) - min(started) < 0.5  # released together by the barrier
+
+
+def test_in_threads_counts_the_stuck_and_raises_the_first_error():
+    release = threading.Event()
+    with pytest.raises(CheckFailed, match=r"^1 of 2 calls of allow\(\) did not return within 0.3 s$"):
+        time_limit.in_threads(0.3, lambda stuck: release.wait(5) if stuck else 1, [(True,), (False,)],
+                              what="calls of allow()", together=False)
+    release.set()
+    with pytest.raises(ZeroDivisionError):
+        time_limit.in_threads(2, lambda d: 1 / d, [(1,), (0,)])

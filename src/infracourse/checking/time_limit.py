@@ -1,6 +1,8 @@
 """Checks never hang: learner code runs in a worker thread that a check waits for only so long.
 
-    result = time_limit.call(5, fn, r, "alice")    # fn's result, or CheckFailed after 5 s
+    result = time_limit.call(5, fn, r, "alice")    # fn's result, or TimedOut (a CheckFailed) after 5 s
+    result = time_limit.bounded(5, fn, r, "alice", what="get_user()", hint="...")   # the same, worded for learners
+    results = time_limit.in_threads(10, allow, [(r,)] * 20, what="concurrent calls to allow()")
 
 A thread cannot be killed, but it can be interrupted: once the check gives up, `stop` raises Abandoned inside
 the worker at its next Python instruction (again, for a while, if the code swallows it), as Ctrl-C would in the
@@ -13,6 +15,7 @@ the check cleans up crashes the process) is bounded with an alarm instead:
 
     with time_limit.alarm(20, repeat_s=STOP_RETRY_S):    # Abandoned in the main thread after 20 s
         bill_orders(consumer, charge, 2.0)
+    time_limit.bounded_here(20, bill_orders, consumer, charge, 2.0, hint="...")   # the same, worded for learners
 """
 
 from __future__ import annotations
