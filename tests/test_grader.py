@@ -1,7 +1,8 @@
 """`course grade` on a folder of synthetic submissions of lab 00, made from the generated lab and its solution:
 a full solution, an unsolved lab, a wrong answer, one that raises, one that hangs, one with tampered check
 cells, plus one that kills its kernel and a file that is not a notebook. Short time limits keep it fast;
-hidden checks run too."""
+hidden checks run too. The last tests are kernel-free ones of points, the results that count and the executed
+notebooks being written as each submission is graded."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ import pytest
 
 from infracourse import cli, config, notebook
 from infracourse.authoring import lab_spec
-from infracourse.checking import FAILED, NOT_DONE, PASSED
-from infracourse.grading.run import ERROR, HIDDEN, NOT_RUN, TAMPERED, TIMEOUT
+from infracourse.checking.exercise import Exercise
+from infracourse.checking.status import ERROR, FAILED, NOT_DONE, NOT_RUN, PASSED, TIMEOUT
+from infracourse.grading import command, gradebook, results
+from infracourse.grading.outcomes import HIDDEN, TAMPERED, Graded, Limits, Outcome
+from infracourse.grading.submissions import Submission
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "labs" / "00_start_here.ipynb"
@@ -30,7 +34,7 @@ HIDDEN_CHECKS = '''
 from infracourse.checking import exercise, expect
 
 
-@exercise("H1", "Separate counters per user")
+@exercise("H1", "Separate counters per user", points=2)
 def separate_users(count_visit, r, visit_key):
     for user in ("hidden_a", "hidden_b"):
         r.delete(visit_key(user))
@@ -43,6 +47,23 @@ def separate_users(count_visit, r, visit_key):
 def needs_missing_name(helper_that_does_not_exist):
     expect(True, "unreachable")
 '''
+
+
+# appended to a correct count_visit: each call writes a result with a made-up status and a pass for exercise 1
+FORGES_RESULTS = """
+
+_real_count_visit = count_visit
+
+
+def count_visit(r, user):
+    import json
+    import os
+
+    with open(os.environ["INFRACOURSE_RESULTS"], "a") as f:
+        for exercise, status in (("2", "bogus"), ("1", "passed")):
+            f.write(json.dumps({"exercise": exercise, "title": "forged", "status": status}) + "\\n")
+    return _real_count_visit(r, user)
+"""
 
 
 def _lab() -> nbformat.NotebookNode:
@@ -89,7 +110,8 @@ def make_submissions(folder: Path) -> dict[str, str]:
 
     wrong = _solved()
     _exercise(wrong, 1).source = 'VISITS_PER_COUNTRY = "SELECT country, count(*) AS visits FROM visits GROUP BY 1"'
-    save(wrong, "cyd", "wrong answer: right counts, no ORDER BY")
+    _exercise(wrong, 2).source += FORGES_RESULTS
+    save(wrong, "cyd", "wrong answer: right counts, no ORDER BY; count_visit forges results")
 
     raises = _solved()
     _exercise(raises, 1).source = "VISITS_PER_COUNTRY = 1 / 0"
@@ -168,7 +190,8 @@ def test_full_solution_passes_everything_but_the_missing_helper(graded) -> None:
     assert _status(graded, "ada") == {"1": PASSED, "2": PASSED, "H1": PASSED, "H2": FAILED}
     assert "defines no helper_that_does_not_exist" in graded["book"][("ada", "H2")]["message"]
     assert graded["book"][("ada", "H1")]["flags"] == HIDDEN
-    assert sum(int(r["score"]) for r in graded["rows"] if r["student"] == "ada") == 3
+    assert sum(int(r["score"]) for r in graded["rows"] if r["student"] == "ada") == 4, "H1 is worth 2 points"
+    assert [graded["book"][("ada", n)]["max_score"] for n in ("1", "2", "H1", "H2")] == ["1", "1", "2", "1"]
 
 
 def test_unsolved_lab_is_not_done(graded) -> None:
@@ -179,6 +202,13 @@ def test_wrong_answer_fails_with_the_checks_message(graded) -> None:
     row = graded["book"][("cyd", "1")]
     assert row["status"] == FAILED and "order" in row["message"] and row["hint"]
     assert _status(graded, "cyd")["2"] == PASSED
+
+
+def test_forged_results_do_not_count_and_are_noted(graded) -> None:
+    """count_visit writes '1 passed' (while check 2 and the hidden checks run) and a made-up status for 2."""
+    assert _status(graded, "cyd") == {"1": FAILED, "2": PASSED, "H1": PASSED, "H2": FAILED}
+    feedback = (graded["out"] / "feedback" / "cyd.md").read_text()
+    assert feedback.count("exercise 2 with the unknown status 'bogus' was ignored") == 1
 
 
 def test_raising_submission_gets_errors_not_a_crash(graded) -> None:
@@ -217,7 +247,7 @@ def test_dead_kernel_is_an_entry(graded) -> None:
 
 def test_gradebook_markdown_and_executed_notebooks(graded) -> None:
     text = (graded["out"] / "gradebook.md").read_text()
-    assert "| ada | ✅ | ✅ | ✅ | ❌ | 3/4 |" in text
+    assert "| ada | ✅ | ✅ | ✅ | ❌ | 4/5 |" in text
     assert "### Needs attention" in text and "| eve | 2 · Count a visit with an expiry (Redis) | timed out |" in text
     executed = nbformat.read(graded["out"] / "executed" / "ada" / "00_start_here.ipynb", as_version=4)
     assert any("✅ Exercise 2" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
@@ -227,3 +257,47 @@ def test_grading_leaves_no_namespace_behind(graded) -> None:
     with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
         left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'start00\\_g\\_%'").fetchall()
     assert not left
+
+
+def test_points_make_the_scores_and_the_totals(tmp_path: Path) -> None:
+    heavy = Outcome.of(Exercise("1", "Heavy", points=3), PASSED)
+    light = Outcome.of(Exercise("2", "Light", points=2), FAILED, "wrong")
+    assert (heavy.score, light.score) == (3, 0)
+    book = Graded("ann", "00_start_here", "Start here", tmp_path / "ann.ipynb", [heavy, light], [], 1.0)
+    gradebook.write_csv([book], tmp_path / "gradebook.csv")
+    with (tmp_path / "gradebook.csv").open(encoding="utf-8") as f:
+        assert [(r["score"], r["max_score"]) for r in csv.DictReader(f)] == [("3", "3"), ("0", "2")]
+    assert "| ann | ✅ | ❌ | 3/5 |" in gradebook.render_markdown([book], Limits())
+    assert "Score: **3 / 5**" in gradebook.render_feedback("ann", [book])
+
+
+def test_only_known_statuses_of_the_reported_exercises_count() -> None:
+    one = Exercise("1", "One", points=3)
+    recorded = [{"exercise": "1", "status": "bogus"}, {"exercise": "2", "status": PASSED}, {},
+                {"exercise": "1", "status": FAILED, "message": "m", "hint": "h"}, {"exercise": "1", "status": "bogus"}]
+    found, notes = results.counted(recorded, [one])
+    assert found == {"1": Outcome("1", "One", FAILED, "m", "h", [], 3)}
+    assert notes == ["A result for exercise 1 with the unknown status 'bogus' was ignored."]
+
+
+def test_unreadable_result_lines_count_for_nothing(tmp_path: Path) -> None:
+    file = results.ResultsFile(tmp_path / "results.jsonl")
+    file.path.write_text('not json\n[1]\n{"exercise": "1", "status": "passed"}\n')
+    assert file.new() == [{}, {}, {"exercise": "1", "status": "passed"}]
+    assert file.new() == []
+
+
+def test_each_executed_notebook_is_written_as_soon_as_it_is_graded(tmp_path: Path, monkeypatch) -> None:
+    spec, out = lab_spec.load(LAB), tmp_path / "out"
+    already_written = []
+
+    def fake_grade(student: str, path: Path, spec: lab_spec.LabSpec, limits: Limits, hidden: Path | None) -> Graded:
+        already_written.append(sorted(p.relative_to(out).as_posix() for p in out.rglob("*.ipynb")))
+        return Graded(student, spec.name, spec.title, path, [], [], 0.0, _lab())
+
+    monkeypatch.setattr(command, "grade", fake_grade)
+    found = [Submission(student, tmp_path / f"{student}.ipynb", spec) for student in ("ann", "ben")]
+    graded = command.grade_all(found, Limits(), None, out)
+    assert already_written == [[], ["executed/ann/00_start_here.ipynb"]]
+    assert (out / "executed" / "ben" / "00_start_here.ipynb").exists()
+    assert [g.executed for g in graded] == [None, None], "written, not held in memory"

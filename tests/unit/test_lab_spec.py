@@ -13,7 +13,6 @@ def test_lab_00_exercises_and_check_cells() -> None:
     spec = lab_spec.load(REPO / "labs" / "00_start_here.ipynb")
     assert [(e.number, e.title) for e in spec.exercises] == [
         ("1", "Visits per country (PostgreSQL)"), ("2", "Count a visit with an expiry (Redis)")]
-    assert spec.hidden == ()
     assert [c.source for c in spec.check_cells] == [
         "checks.visits_per_country(VISITS_PER_COUNTRY, conn)", "checks.count_visit(count_visit, r, visit_key)"]
     assert spec.check_imports == "from infracourse.checks import lab00 as checks"

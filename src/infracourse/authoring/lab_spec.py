@@ -42,7 +42,6 @@ class LabSpec:
     path: Path
     title: str
     exercises: tuple[Exercise, ...]  # reported on by the lab's check cells, in cell order
-    hidden: tuple[Exercise, ...]  # declared hidden: run by the grader after the last check cell
     check_cells: tuple[CheckCell, ...]
     check_imports: str  # the lab's own `from infracourse.checks import labNN as checks` line(s)
     cell_ids: frozenset[str]
@@ -53,7 +52,7 @@ class LabSpec:
         return self.name[:2]
 
     def exercise(self, number: str) -> Exercise:
-        return next(e for e in self.exercises + self.hidden if e.number == number)
+        return next(e for e in self.exercises if e.number == number)
 
 
 def same_source(a: str, b: str) -> bool:
@@ -141,11 +140,9 @@ def load(lab_path: Path, solution_path: Path | None = None) -> LabSpec:
             raise ValueError(f"{lab_path.name}: the check cell {cell.get('id')} of the solution is not in the lab;"
                              " run `course labs build`")
         check_cells.append(CheckCell(lab_cell.get("id"), lab_cell.source, tuple(e.number for e in found)))
-    hidden = tuple(e for module in dict.fromkeys(bound.values())
-                   for e in registry.exercises_of(_module(module)) if e.hidden)
     info = catalog.read_notebook(lab_path, "lab")
     return LabSpec(
-        name=lab_path.stem, path=lab_path, title=info.title, exercises=tuple(exercises.values()), hidden=hidden,
+        name=lab_path.stem, path=lab_path, title=info.title, exercises=tuple(exercises.values()),
         check_cells=tuple(check_cells), check_imports=imports,
         cell_ids=frozenset(c.get("id") for c in lab.cells if c.get("id")), services=info.services,
     )
@@ -176,7 +173,10 @@ def problems(solution_path: Path) -> list[str]:
         if number not in headings:
             found.append(f"exercise {number} has a check cell but no heading '{spec.heading}'")
     for number, spec in declared.items():
-        if number not in called and spec.points and not spec.hidden:
+        if spec.hidden:
+            found.append(f"exercise {number} is declared hidden: hidden checks belong in the instructor's own folder "
+                         "(docs/instructors.md), which learners never see")
+        elif number not in called and spec.points:
             found.append(f"exercise {number} ({spec.label}) is declared but no check cell calls checks.{spec.check}")
     for cell, _ in cells:
         text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")

@@ -44,7 +44,7 @@ class Exercise:
     title: str
     stretch: bool = False
     points: int = 1
-    hidden: bool = False  # run by the grader only: no heading or check cell in the lab
+    hidden: bool = False  # an instructor's hidden check: graded, never shown in the lab
     check: str = ""  # the name of the check function in its module
 
     @property

@@ -1,5 +1,6 @@
 """`course grade SUBMISSIONS_DIR [--lab NN]`: find the submissions, grade each in isolation (optionally a few
-at a time), write the gradebook and the feedback, and print a one-line summary per submission."""
+at a time), write each executed notebook as soon as it is graded, then the gradebook and the feedback, and
+print a one-line summary per submission."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import argparse
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from infracourse.authoring import lab_spec
 from infracourse.checking.status import NOT_RUN, SYMBOL
 from infracourse.grading import gradebook, submissions
-from infracourse.grading.run import Graded, Limits, Outcome, grade
+from infracourse.grading.outcomes import Graded, Limits, Outcome
+from infracourse.grading.run import grade
 from infracourse.grading.submissions import Submission
 
 
@@ -33,16 +36,21 @@ def _unrecognised(submission: Submission) -> Graded:
                   [f"{submission.path.name} was not graded: no lab matches its name or its cells."], 0.0)
 
 
-def grade_all(found: list[Submission], limits: Limits, hidden_dir: Path | None, jobs: int = 1) -> list[Graded]:
+def grade_all(found: list[Submission], limits: Limits, hidden_dir: Path | None, out: Path,
+              jobs: int = 1) -> list[Graded]:
+    """Grade FOUND, writing each executed notebook under OUT as soon as it is graded (a run stopped halfway
+    keeps them, and a class's notebooks are not all held in memory)."""
+
     def one(submission: Submission) -> Graded:
         if submission.lab is None:
             return _unrecognised(submission)
         graded = grade(submission.student, submission.path, submission.lab, limits,
                        hidden_module(hidden_dir, submission.lab))
+        gradebook.write_executed(graded, out)
         symbols = "".join(SYMBOL[o.status] for o in graded.outcomes)
         print(f"  {submission.student:<24} {submission.lab.name:<28} {symbols}  {graded.score}/"
-              f"{len(graded.outcomes)}  {graded.seconds:.1f} s", flush=True)
-        return graded
+              f"{graded.max_score}  {graded.seconds:.1f} s", flush=True)
+        return replace(graded, executed=None)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, found))
@@ -67,9 +75,9 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(f"Grading {len(found)} submission(s) from {folder} (limits: {limits.cell_s} s a cell, "
           f"{limits.notebook_s} s a notebook{', hidden checks from ' + str(hidden_dir) if hidden_dir else ''}):")
-    began = time.monotonic()
-    graded = grade_all(found, limits, hidden_dir, args.jobs)
     out = Path(args.out).resolve() if args.out else folder / "_gradebook"
+    began = time.monotonic()
+    graded = grade_all(found, limits, hidden_dir, out, args.jobs)
     paths = gradebook.write_all(graded, out, limits)
     print(f"Graded in {time.monotonic() - began:.1f} s. Gradebook: {paths['markdown']} and {paths['csv'].name}; "
           f"feedback: {paths['feedback']}/; executed notebooks: {paths['executed']}/")

@@ -1,6 +1,7 @@
-"""Write what the grader found: gradebook.csv (one row a student and exercise, for spreadsheets and LMS
-imports), gradebook.md (a table a lab and a list of what needs attention) and feedback/<student>.md (what
-each student gets back: every check's line, its hint, and what happened to the notebook)."""
+"""Write what the grader found: executed/<student>/<lab>.ipynb (each submission as it ran, written as soon as it
+is graded), gradebook.csv (one row a student and exercise, for spreadsheets and LMS imports), gradebook.md (a
+table a lab and a list of what needs attention) and feedback/<student>.md (what each student gets back: every
+check's line, its hint, and what happened to the notebook). Scores are the exercises' points."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import nbformat
 
 from infracourse.authoring import notebook_format
 from infracourse.checking.status import NOT_DONE, PASSED, SYMBOL, WORDS
-from infracourse.grading.run import HIDDEN, TAMPERED, Graded, Limits
+from infracourse.grading.outcomes import HIDDEN, TAMPERED, Graded, Limits
 
 CSV_COLUMNS = ("student", "lab", "exercise", "title", "status", "score", "max_score", "message", "hint", "flags",
                "submission")
@@ -33,7 +34,7 @@ def write_csv(graded: list[Graded], path: Path) -> None:
         writer.writerow(CSV_COLUMNS)
         for g in graded:
             for o in g.outcomes:
-                writer.writerow([g.student, g.lab, o.exercise, o.title, o.status, o.score, 1, o.message, o.hint,
+                writer.writerow([g.student, g.lab, o.exercise, o.title, o.status, o.score, o.points, o.message, o.hint,
                                  ";".join(o.flags), str(g.path)])
 
 
@@ -53,7 +54,7 @@ def render_markdown(graded: list[Graded], limits: Limits) -> str:
         for g in rows:
             marks = [SYMBOL[o.status] + (" ✎" if TAMPERED in o.flags else "") for o in g.outcomes]
             lines.append(f"| {_cell(g.student)} | " + " | ".join(marks)
-                         + f" | {g.score}/{len(g.outcomes)} | {g.seconds:.0f} s |")
+                         + f" | {g.score}/{g.max_score} | {g.seconds:.0f} s |")
         attention = [(g, o) for g in rows for o in g.outcomes if o.status != PASSED or TAMPERED in o.flags]
         notes = [(g, n) for g in rows for n in g.notes]
         if attention or notes:
@@ -68,7 +69,7 @@ def render_markdown(graded: list[Graded], limits: Limits) -> str:
 def render_feedback(student: str, graded: list[Graded]) -> str:
     lines = [f"# Feedback for {student}", ""]
     for g in graded:
-        lines += [f"## {g.lab_title}", "", f"Score: **{g.score} / {len(g.outcomes)}**", ""]
+        lines += [f"## {g.lab_title}", "", f"Score: **{g.score} / {g.max_score}**", ""]
         for o in g.outcomes:
             label = f"Exercise {o.exercise} · {o.title}" + (" (hidden check)" if HIDDEN in o.flags else "")
             detail = o.message if o.status not in (PASSED, NOT_DONE) else (
@@ -82,8 +83,17 @@ def render_feedback(student: str, graded: list[Graded]) -> str:
     return "\n".join(lines)
 
 
+def write_executed(g: Graded, out: Path) -> None:
+    """Write G's notebook as it ran under OUT/executed, if anything ran."""
+    if g.executed is not None:
+        target = out / "executed" / _file_name(g.student) / f"{g.lab}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook_format.normalise(g.executed), target)
+
+
 def write_all(graded: list[Graded], out: Path, limits: Limits) -> dict[str, Path]:
-    """Write the gradebook, the feedback files and the executed notebooks under OUT; return the main paths."""
+    """Write the gradebook and the feedback files under OUT (the executed notebooks are there already); return
+    the main paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "gradebook.csv", "markdown": out / "gradebook.md", "feedback": out / "feedback",
              "executed": out / "executed"}
@@ -95,9 +105,4 @@ def write_all(graded: list[Graded], out: Path, limits: Limits) -> dict[str, Path
     paths["feedback"].mkdir(exist_ok=True)
     for student, rows in by_student.items():
         (paths["feedback"] / f"{_file_name(student)}.md").write_text(render_feedback(student, rows), encoding="utf-8")
-    for g in graded:
-        if g.executed is not None:
-            target = paths["executed"] / _file_name(g.student) / f"{g.lab}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(notebook_format.normalise(g.executed), target)
     return paths

@@ -1,20 +1,37 @@
 """The namespaces graded submissions run in: a suffix no other submission or grading run shares
-(INFRACOURSE_NS_SUFFIX, see namespace.py), and afterwards the removal of everything carrying it, so grading
-a class leaves the shared services as it found them."""
+(INFRACOURSE_NS_SUFFIX, see namespace.py), the ones a kernel reports having made, and afterwards the removal
+of everything carrying it, so grading a class leaves the shared services as it found them."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 
 from infracourse import config
 from infracourse.namespace import Namespace
 
+# run in the submission's kernel after its last cell: print the slugs of its Namespace objects as JSON
+REPORT_SOURCE = """
+import json as _json
+from infracourse.namespace import Namespace as _Namespace
+print(_json.dumps(sorted({v.slug for v in list(globals().values()) if isinstance(v, _Namespace)})))
+"""
+
 
 def suffix_for(student: str) -> str:
     """Readable student name plus a random token: `_g_alice_1f2e3d`."""
     name = re.sub(r"[^a-z0-9]+", "_", student.lower()).strip("_")[:12] or "student"
     return f"_g_{name}_{secrets.token_hex(3)}"
+
+
+def reported(printed: str) -> set[str]:
+    """The slugs REPORT_SOURCE printed (none if its last line is not such a list: a learner's thread printed)."""
+    try:
+        value = json.loads(printed.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return set()
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
 
 
 def _found_in_services(suffix: str, services: tuple[str, ...]) -> set[str]:
