@@ -7,8 +7,8 @@ import time
 
 import pytest
 import redis
+from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab03 as checks
 
 CAP = 10
@@ -32,7 +32,7 @@ def top(r, board, n):
 
 
 def test_leaderboard_reference_passes(r, keys):
-    assert checks.leaderboard(add_score, top, r, keys["board"]).status == PASSED
+    assert_passes(checks.leaderboard(add_score, top, r, keys["board"]))
 
 
 def test_leaderboard_zadd_replaces_instead_of_adding(r, keys):
@@ -41,24 +41,26 @@ def test_leaderboard_zadd_replaces_instead_of_adding(r, keys):
         return r.zscore(board, player)
 
     result = checks.leaderboard(replace, top, r, keys["board"])
-    assert result.status == FAILED and "5 then 4" in result.message and "ZINCRBY" in result.hint
+    assert_fails(result, "5 then 4")
+    assert "ZINCRBY" in result.hint
 
 
 def test_leaderboard_lowest_first(r, keys):
     result = checks.leaderboard(add_score, lambda r, b, n: r.zrange(b, 0, n - 1, withscores=True), r, keys["board"])
-    assert result.status == FAILED and "lowest scores first" in result.message
+    assert_fails(result, "lowest scores first")
 
 
 def test_leaderboard_off_by_one(r, keys):
     result = checks.leaderboard(add_score, lambda r, b, n: r.zrevrange(b, 0, n, withscores=True), r, keys["board"])
-    assert result.status == FAILED and "returned 4 players" in result.message and "both ends" in result.hint
+    assert_fails(result, "returned 4 players")
+    assert "both ends" in result.hint
 
 
 def test_leaderboard_stub_is_not_done(r, keys):
     def stub(*args):
         raise NotImplementedError
 
-    assert checks.leaderboard(stub, stub, r, keys["board"]).status == NOT_DONE
+    assert_not_done(checks.leaderboard(stub, stub, r, keys["board"]))
 
 
 # 2 · rank ----------------------------------------------------------------------------------------------
@@ -68,12 +70,11 @@ def test_rank_reference_passes(r, keys):
         rank = r.zrevrank(board, player)
         return None if rank is None else rank + 1
 
-    assert checks.rank(rank_of, r, keys["board"]).status == PASSED
+    assert_passes(checks.rank(rank_of, r, keys["board"]))
 
 
 def test_rank_zero_based(r, keys):
-    result = checks.rank(lambda r, b, p: r.zrevrank(b, p), r, keys["board"])
-    assert result.status == FAILED and "rank 0" in result.message
+    assert_fails(checks.rank(lambda r, b, p: r.zrevrank(b, p), r, keys["board"]), "rank 0")
 
 
 def test_rank_ascending(r, keys):
@@ -82,12 +83,12 @@ def test_rank_ascending(r, keys):
         return None if rank is None else rank + 1
 
     result = checks.rank(rank_of, r, keys["board"])
-    assert result.status == FAILED and "ZREVRANK" in result.hint
+    assert_fails(result)
+    assert "ZREVRANK" in result.hint
 
 
 def test_rank_unknown_player_crashes(r, keys):
-    result = checks.rank(lambda r, b, p: r.zrevrank(b, p) + 1, r, keys["board"])
-    assert result.status == FAILED and "TypeError" in result.message
+    assert_fails(checks.rank(lambda r, b, p: r.zrevrank(b, p) + 1, r, keys["board"]), "TypeError")
 
 
 # 3 · feed ----------------------------------------------------------------------------------------------
@@ -105,13 +106,14 @@ def test_feed_reference_passes(keys):
             pipe.ltrim(feed_key(user), 0, CAP - 1)
             pipe.execute()
 
-    assert checks.feed(push, _latest(feed_key), feed_key, CAP).status == PASSED
+    assert_passes(checks.feed(push, _latest(feed_key), feed_key, CAP))
 
 
 def test_feed_without_trim(keys):
     feed_key = keys["feed"]
     result = checks.feed(lambda r, u, t: r.lpush(feed_key(u), t), _latest(feed_key), feed_key, CAP)
-    assert result.status == FAILED and "the cap is 10" in result.message and "LTRIM" in result.hint
+    assert_fails(result, "the cap is 10")
+    assert "LTRIM" in result.hint
 
 
 def test_feed_trim_in_a_second_round_trip(keys):
@@ -122,7 +124,8 @@ def test_feed_trim_in_a_second_round_trip(keys):
         r.ltrim(feed_key(user), 0, CAP - 1)
 
     result = checks.feed(push, _latest(feed_key), feed_key, CAP)
-    assert result.status == FAILED and "30 round trips" in result.message and "MULTI/EXEC" in result.hint
+    assert_fails(result, "30 round trips")
+    assert "MULTI/EXEC" in result.hint
 
 
 def test_feed_rpush_reads_oldest(keys):
@@ -134,8 +137,7 @@ def test_feed_rpush_reads_oldest(keys):
             pipe.ltrim(feed_key(user), -CAP, -1)
             pipe.execute()
 
-    result = checks.feed(push, _latest(feed_key), feed_key, CAP)
-    assert result.status == FAILED and "newest first" in result.message
+    assert_fails(checks.feed(push, _latest(feed_key), feed_key, CAP), "newest first")
 
 
 # 4 · unique visitors -----------------------------------------------------------------------------------
@@ -144,21 +146,23 @@ def test_unique_reference_passes(r, keys):
     vk = keys["visitors"]
     result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
                                     lambda r, days: r.pfcount(*[vk(d) for d in days]), r, vk)
-    assert result.status == PASSED
+    assert_passes(result)
 
 
 def test_unique_with_sets_uses_too_much_memory(r, keys):
     vk = keys["visitors"]
     result = checks.unique_visitors(lambda r, d, v: r.sadd(vk(d), v),
                                     lambda r, days: len(r.sunion([vk(d) for d in days])), r, vk)
-    assert result.status == FAILED and "KB" in result.message and "PFADD" in result.hint
+    assert_fails(result, "KB")
+    assert "PFADD" in result.hint
 
 
 def test_unique_summing_days_double_counts(r, keys):
     vk = keys["visitors"]
     result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
                                     lambda r, days: sum(r.pfcount(vk(d)) for d in days), r, vk)
-    assert result.status == FAILED and "4,000 distinct" in result.message and "several times" in result.hint
+    assert_fails(result, "4,000 distinct")
+    assert "several times" in result.hint
 
 
 # 5 · bulk load -----------------------------------------------------------------------------------------
@@ -173,12 +177,13 @@ def test_bulk_reference_passes(keys):
             pipe.execute()
 
     result = checks.bulk_load(load, pk)
-    assert result.status == PASSED and "1 round trip" in result.message
+    assert_passes(result)
+    assert "1 round trip" in result.message
 
 
 def test_bulk_mset_passes(keys):
     pk = keys["price"]
-    assert checks.bulk_load(lambda r, prices: r.mset({pk(s): p for s, p in prices.items()}), pk).status == PASSED
+    assert_passes(checks.bulk_load(lambda r, prices: r.mset({pk(s): p for s, p in prices.items()}), pk))
 
 
 def test_bulk_one_set_per_price(keys):
@@ -189,7 +194,8 @@ def test_bulk_one_set_per_price(keys):
             r.set(pk(sku), price)
 
     result = checks.bulk_load(load, pk)
-    assert result.status == FAILED and "500 round trips" in result.message and "pipeline" in result.hint
+    assert_fails(result, "500 round trips")
+    assert "pipeline" in result.hint
 
 
 def test_bulk_wrong_key(keys):
@@ -199,8 +205,7 @@ def test_bulk_wrong_key(keys):
         r.mset({f"price:{s}": p for s, p in prices.items()})
         r.delete(*[f"price:{s}" for s in prices])
 
-    result = checks.bulk_load(load, pk)
-    assert result.status == FAILED and "missing" in result.message
+    assert_fails(checks.bulk_load(load, pk), "missing")
 
 
 # 6 · withdraw ------------------------------------------------------------------------------------------
@@ -224,7 +229,8 @@ def watched_withdraw(r, key, amount):
 
 def test_withdraw_reference_passes(keys):
     result = checks.withdraw(watched_withdraw, keys["wallet"])
-    assert result.status == PASSED and "retried" in result.message
+    assert_passes(result)
+    assert "retried" in result.message
 
 
 def test_withdraw_lua_passes(keys):
@@ -234,7 +240,7 @@ def test_withdraw_lua_passes(keys):
     def lua(r, key, amount):
         return bool(r.eval(script, 1, key, amount))
 
-    assert checks.withdraw(lua, keys["wallet"]).status == PASSED
+    assert_passes(checks.withdraw(lua, keys["wallet"]))
 
 
 def test_withdraw_read_then_set_loses_an_update(keys):
@@ -246,7 +252,8 @@ def test_withdraw_read_then_set_loses_an_update(keys):
         return True
 
     result = checks.withdraw(naive, keys["wallet"])
-    assert result.status == FAILED and "was lost" in result.message and "WATCH" in result.hint
+    assert_fails(result, "was lost")
+    assert "WATCH" in result.hint
 
 
 def test_withdraw_read_then_decrby_goes_negative(keys):
@@ -256,8 +263,7 @@ def test_withdraw_read_then_decrby_goes_negative(keys):
         r.decrby(key, amount)
         return True
 
-    result = checks.withdraw(naive, keys["wallet"])
-    assert result.status == FAILED and "negative" in result.message
+    assert_fails(checks.withdraw(naive, keys["wallet"]), "negative")
 
 
 def test_withdraw_endless_retry_is_cut_short(keys, monkeypatch):
@@ -272,4 +278,4 @@ def test_withdraw_endless_retry_is_cut_short(keys, monkeypatch):
         result = checks.withdraw(spins, keys["wallet"])
     finally:
         stop.set()
-    assert result.status == FAILED and "did not return within" in result.message
+    assert_fails(result, "did not return within")

@@ -8,8 +8,9 @@ import time
 import uuid
 
 import pytest
+from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse.checking import FAILED, NOT_DONE, PASSED, time_limit
+from infracourse.checking import time_limit
 from infracourse.checks import lab04 as checks
 from infracourse.lessons import shop_data
 
@@ -23,6 +24,27 @@ def shop(conn):
 @pytest.fixture
 def key(pg_ns):
     return lambda *parts: pg_ns.key(*parts)
+
+
+@pytest.fixture
+def rk(key):
+    """The lab's report_key(category), in the test's namespace (and likewise the keys below)."""
+    return lambda category: key("report", category)
+
+
+@pytest.fixture
+def rate_key(key):
+    return lambda *parts: key("rate", *parts)
+
+
+@pytest.fixture
+def lk(key):
+    return lambda name: key("lock", name)
+
+
+@pytest.fixture
+def vk(key):
+    return lambda: key("views", "pending")
 
 
 def stub(*args):
@@ -46,43 +68,36 @@ def cache_aside(report_key, ttl=True, decode=True):
     return get
 
 
-def test_cache_aside_reference_passes(r, key):
-    rk = lambda c: key("report", c)  # noqa: E731
-    assert checks.cache_aside(cache_aside(rk), r, rk, load, 60).status == PASSED
+def test_cache_aside_reference_passes(r, rk):
+    assert_passes(checks.cache_aside(cache_aside(rk), r, rk, load, 60))
 
 
-def test_cache_aside_without_ttl(r, key):
-    rk = lambda c: key("report", c)  # noqa: E731
-    result = checks.cache_aside(cache_aside(rk, ttl=False), r, rk, load, 60)
-    assert result.status == FAILED and "never expires" in result.message
+def test_cache_aside_without_ttl(r, rk):
+    assert_fails(checks.cache_aside(cache_aside(rk, ttl=False), r, rk, load, 60), "never expires")
 
 
-def test_cache_aside_hit_returns_raw_json(r, key):
-    rk = lambda c: key("report", c)  # noqa: E731
+def test_cache_aside_hit_returns_raw_json(r, rk):
     result = checks.cache_aside(cache_aside(rk, decode=False), r, rk, load, 60)
-    assert result.status == FAILED and "a hit returned a str" in result.message and "json.loads" in result.hint
+    assert_fails(result, "a hit returned a str")
+    assert "json.loads" in result.hint
 
 
-def test_cache_aside_that_never_reads_the_cache(r, key):
-    rk = lambda c: key("report", c)  # noqa: E731
+def test_cache_aside_that_never_reads_the_cache(r, rk):
 
     def always_load(r, category, loader):
         value = loader(category)
         r.set(rk(category), json.dumps(value), ex=60)
         return value
 
-    result = checks.cache_aside(always_load, r, rk, load, 60)
-    assert result.status == FAILED and "queried the database 5 times" in result.message
+    assert_fails(checks.cache_aside(always_load, r, rk, load, 60), "queried the database 5 times")
 
 
-def test_cache_aside_one_key_for_every_category(r, key):
-    rk = lambda c: key("report", c)  # noqa: E731
-    result = checks.cache_aside(cache_aside(lambda c: rk("books")), r, rk, load, 60)
-    assert result.status == FAILED and "another category" in result.message
+def test_cache_aside_one_key_for_every_category(r, rk):
+    assert_fails(checks.cache_aside(cache_aside(lambda c: rk("books")), r, rk, load, 60), "another category")
 
 
-def test_cache_aside_stub_is_not_done(r, key):
-    assert checks.cache_aside(stub, r, lambda c: key("report", c), load, 60).status == NOT_DONE
+def test_cache_aside_stub_is_not_done(r, rk):
+    assert_not_done(checks.cache_aside(stub, r, rk, load, 60))
 
 
 # 2 · invalidation --------------------------------------------------------------------------------------
@@ -92,31 +107,30 @@ def insert_order(conn, product_id, quantity):
                  (product_id, quantity))
 
 
-def test_invalidation_reference_passes(r, shop, key):
+def test_invalidation_reference_passes(r, shop, key, rk):
     def ok(r, product_id, quantity, category):
         insert_order(shop, product_id, quantity)
         r.delete(key("report", category))
 
-    assert checks.invalidation(ok, r, shop, lambda c: key("report", c)).status == PASSED
+    assert_passes(checks.invalidation(ok, r, shop, rk))
 
 
-def test_invalidation_forgotten(r, shop, key):
-    result = checks.invalidation(lambda r, p, q, c: insert_order(shop, p, q), r, shop, lambda c: key("report", c))
-    assert result.status == FAILED and "stale" in result.message
+def test_invalidation_forgotten(r, shop, rk):
+    result = checks.invalidation(lambda r, p, q, c: insert_order(shop, p, q), r, shop, rk)
+    assert_fails(result, "stale")
 
 
-def test_invalidation_of_every_report(r, shop, key):
+def test_invalidation_of_every_report(r, shop, key, rk):
     def wipe_all(r, product_id, quantity, category):
         insert_order(shop, product_id, quantity)
         r.delete(*r.scan_iter(match=key("report", "*")))
 
-    result = checks.invalidation(wipe_all, r, shop, lambda c: key("report", c))
-    assert result.status == FAILED and "toys report was deleted" in result.message
+    assert_fails(checks.invalidation(wipe_all, r, shop, rk), "toys report was deleted")
 
 
-def test_invalidation_without_the_write(r, shop, key):
-    result = checks.invalidation(lambda r, p, q, c: r.delete(key("report", c)), r, shop, lambda c: key("report", c))
-    assert result.status == FAILED and "0 orders were inserted" in result.message
+def test_invalidation_without_the_write(r, shop, key, rk):
+    result = checks.invalidation(lambda r, p, q, c: r.delete(key("report", c)), r, shop, rk)
+    assert_fails(result, "0 orders were inserted")
 
 
 # 3 · fixed window --------------------------------------------------------------------------------------
@@ -131,21 +145,16 @@ def fixed(rate_key, slack=0, expire=True):
     return allow
 
 
-def test_fixed_reference_passes(r, key):
-    rk = lambda *p: key("rate", *p)  # noqa: E731
-    assert checks.fixed_window(fixed(rk), r, rk).status == PASSED
+def test_fixed_reference_passes(r, rate_key):
+    assert_passes(checks.fixed_window(fixed(rate_key), r, rate_key))
 
 
-def test_fixed_off_by_one(r, key):
-    rk = lambda *p: key("rate", *p)  # noqa: E731
-    result = checks.fixed_window(fixed(rk, slack=1), r, rk)
-    assert result.status == FAILED and "let 11 requests through" in result.message
+def test_fixed_off_by_one(r, rate_key):
+    assert_fails(checks.fixed_window(fixed(rate_key, slack=1), r, rate_key), "let 11 requests through")
 
 
-def test_fixed_counter_without_expiry(r, key):
-    rk = lambda *p: key("rate", *p)  # noqa: E731
-    result = checks.fixed_window(fixed(rk, expire=False), r, rk)
-    assert result.status == FAILED and "no TTL" in result.message
+def test_fixed_counter_without_expiry(r, rate_key):
+    assert_fails(checks.fixed_window(fixed(rate_key, expire=False), r, rate_key), "no TTL")
 
 
 # 4 · sliding window ------------------------------------------------------------------------------------
@@ -177,18 +186,17 @@ def sliding(key, script):
 
 
 def test_sliding_reference_passes(r, key):
-    assert checks.sliding_window(sliding(key, LUA), r).status == PASSED
+    assert_passes(checks.sliding_window(sliding(key, LUA), r))
 
 
-def test_sliding_that_is_a_fixed_window(r, key):
-    rk = lambda *p: key("rate", *p)  # noqa: E731
-    result = checks.sliding_window(fixed(rk), r)
-    assert result.status == FAILED and "fixed window" in result.message
+def test_sliding_that_is_a_fixed_window(r, rate_key):
+    assert_fails(checks.sliding_window(fixed(rate_key), r), "fixed window")
 
 
 def test_sliding_that_records_rejected_requests(r, key):
     result = checks.sliding_window(sliding(key, RECORDS_REJECTED), r)
-    assert result.status == FAILED and "nothing was allowed" in result.message and "rejected" in result.hint
+    assert_fails(result, "nothing was allowed")
+    assert "rejected" in result.hint
 
 
 # 5 · lock ----------------------------------------------------------------------------------------------
@@ -207,60 +215,51 @@ def release_ok(lock_key):
     return lambda r, name, token: r.eval(RELEASE, 1, lock_key(name), token) == 1
 
 
-def test_lock_reference_passes(key):
-    lk = lambda n: key("lock", n)  # noqa: E731
-    assert checks.lock(acquire_ok(lk), release_ok(lk), lk).status == PASSED
+def test_lock_reference_passes(lk):
+    assert_passes(checks.lock(acquire_ok(lk), release_ok(lk), lk))
 
 
-def test_lock_without_expiry(key):
-    lk = lambda n: key("lock", n)  # noqa: E731
+def test_lock_without_expiry(lk):
 
     def acquire(r, name, ttl_ms):
         token = secrets.token_hex(8)
         return token if r.set(lk(name), token, nx=True) else None
 
-    result = checks.lock(acquire, release_ok(lk), lk)
-    assert result.status == FAILED and "never expires" in result.message
+    assert_fails(checks.lock(acquire, release_ok(lk), lk), "never expires")
 
 
-def test_lock_without_nx(key):
-    lk = lambda n: key("lock", n)  # noqa: E731
+def test_lock_without_nx(lk):
 
     def acquire(r, name, ttl_ms):
         token = secrets.token_hex(8)
         r.set(lk(name), token, px=ttl_ms)
         return token
 
-    result = checks.lock(acquire, release_ok(lk), lk)
-    assert result.status == FAILED and "second acquire succeeded" in result.message
+    assert_fails(checks.lock(acquire, release_ok(lk), lk), "second acquire succeeded")
 
 
-def test_lock_release_by_del(key):
-    lk = lambda n: key("lock", n)  # noqa: E731
+def test_lock_release_by_del(lk):
     result = checks.lock(acquire_ok(lk), lambda r, name, token: r.delete(lk(name)) == 1, lk)
-    assert result.status == FAILED and "wrong token removed the lock" in result.message
+    assert_fails(result, "wrong token removed the lock")
 
 
-def test_lock_with_a_constant_token(key):
-    lk = lambda n: key("lock", n)  # noqa: E731
+def test_lock_with_a_constant_token(lk):
 
     def acquire(r, name, ttl_ms):
         return "locked" if r.set(lk(name), "locked", nx=True, px=ttl_ms) else None
 
-    result = checks.lock(acquire, release_ok(lk), lk)
-    assert result.status == FAILED and "late release removed" in result.message
+    assert_fails(checks.lock(acquire, release_ok(lk), lk), "late release removed")
 
 
-def test_lock_release_get_then_del(key):
-    lk = lambda n: key("lock", n)  # noqa: E731
-
+def test_lock_release_get_then_del(lk):
     def release(r, name, token):
         if r.get(lk(name)) == token:
             return r.delete(lk(name)) == 1
         return False
 
     result = checks.lock(acquire_ok(lk), release, lk)
-    assert result.status == FAILED and "between your GET and your DEL" in result.message and "Lua" in result.hint
+    assert_fails(result, "between your GET and your DEL")
+    assert "Lua" in result.hint
 
 
 # 6 · stampede guard ------------------------------------------------------------------------------------
@@ -287,7 +286,7 @@ def guarded(r, key, load, ttl_s):
 
 
 def test_stampede_reference_passes(r, key):
-    assert checks.stampede_guard(guarded, r, lambda n: key("cache", n)).status == PASSED
+    assert_passes(checks.stampede_guard(guarded, r, lambda n: key("cache", n)))
 
 
 def test_stampede_plain_cache_aside(r, key):
@@ -300,7 +299,8 @@ def test_stampede_plain_cache_aside(r, key):
         return value
 
     result = checks.stampede_guard(plain, r, lambda n: key("cache", n))
-    assert result.status == FAILED and "ran the loader" in result.message and "SET NX PX" in result.hint
+    assert_fails(result, "ran the loader")
+    assert "SET NX PX" in result.hint
 
 
 def test_stampede_losers_give_up(r, key):
@@ -314,8 +314,7 @@ def test_stampede_losers_give_up(r, key):
             return value
         return None
 
-    result = checks.stampede_guard(gives_up, r, lambda n: key("cache", n))
-    assert result.status == FAILED and "got no report" in result.message
+    assert_fails(checks.stampede_guard(gives_up, r, lambda n: key("cache", n)), "got no report")
 
 
 # 7 · write-behind --------------------------------------------------------------------------------------
@@ -347,14 +346,13 @@ def flush(views_key, atomic=True, op="+", clear=True):
     return flush_views
 
 
-def test_write_behind_reference_passes(shop, key):
-    vk = lambda: key("views", "pending")  # noqa: E731
+def test_write_behind_reference_passes(shop, vk):
     result = checks.write_behind(record(vk), flush(vk), shop, vk)
-    assert result.status == PASSED and "1 SQL statement in" in result.message
+    assert_passes(result)
+    assert "1 SQL statement in" in result.message
 
 
-def test_write_behind_one_update_per_view(shop, key):
-    vk = lambda: key("views", "pending")  # noqa: E731
+def test_write_behind_one_update_per_view(shop, vk):
 
     def flush_each(r, conn):
         with r.pipeline(transaction=True) as pipe:
@@ -365,36 +363,31 @@ def test_write_behind_one_update_per_view(shop, key):
             for _ in range(int(n)):
                 conn.execute("UPDATE products SET views = views + 1 WHERE product_id = %s", (int(product_id),))
 
-    result = checks.write_behind(record(vk), flush_each, shop, vk)
-    assert result.status == FAILED and "statements for 5 products" in result.message
+    assert_fails(checks.write_behind(record(vk), flush_each, shop, vk), "statements for 5 products")
 
 
-def test_write_behind_read_then_delete_loses_a_view(shop, key):
-    vk = lambda: key("views", "pending")  # noqa: E731
+def test_write_behind_read_then_delete_loses_a_view(shop, vk):
     result = checks.write_behind(record(vk), flush(vk, atomic=False), shop, vk)
-    assert result.status == FAILED and "were lost" in result.message and "RENAME" in result.hint
+    assert_fails(result, "were lost")
+    assert "RENAME" in result.hint
 
 
-def test_write_behind_overwrites_the_column(shop, key):
-    vk = lambda: key("views", "pending")  # noqa: E731
+def test_write_behind_overwrites_the_column(shop, vk):
     result = checks.write_behind(record(vk), flush(vk, op="="), shop, vk)
-    assert result.status == FAILED and "views = views + n" in result.hint
+    assert_fails(result)
+    assert "views = views + n" in result.hint
 
 
-def test_write_behind_never_clears_redis(shop, key):
-    vk = lambda: key("views", "pending")  # noqa: E731
-    result = checks.write_behind(record(vk), flush(vk, clear=False), shop, vk)
-    assert result.status == FAILED and "count them again" in result.message
+def test_write_behind_never_clears_redis(shop, vk):
+    assert_fails(checks.write_behind(record(vk), flush(vk, clear=False), shop, vk), "count them again")
 
 
-def test_write_behind_stub_is_not_done(shop, key):
-    vk = lambda: key("views", "pending")  # noqa: E731
-    assert checks.write_behind(record(vk), stub, shop, vk).status == NOT_DONE
+def test_write_behind_stub_is_not_done(shop, vk):
+    assert_not_done(checks.write_behind(record(vk), stub, shop, vk))
 
 
-def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_under_it(shop, key, monkeypatch):
+def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_under_it(shop, monkeypatch, vk):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
-    vk = lambda: key("views", "pending")  # noqa: E731
     calls, ended_by = [], []
 
     def flush_stuck(r, conn):
@@ -408,8 +401,7 @@ def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_un
             ended_by.append(exc)
             raise
 
-    result = checks.write_behind(record(vk), flush_stuck, shop, vk)
-    assert result.status == FAILED and "did not return within" in result.message
+    assert_fails(checks.write_behind(record(vk), flush_stuck, shop, vk), "did not return within")
     deadline = time.monotonic() + 10
     while not ended_by and time.monotonic() < deadline:
         time.sleep(0.1)

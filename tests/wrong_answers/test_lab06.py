@@ -8,9 +8,9 @@ import uuid
 import pika
 import pytest
 from pika.exceptions import NackError, UnroutableError
+from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse import notebook
-from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab06 as checks
 from infracourse.namespace import Namespace
 
@@ -36,26 +36,24 @@ def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="t
 
 def test_images_with_hash_gets_too_much(ns):
     result = checks.routing(routing(images="task.image.#"), ns)
-    assert result.status == FAILED and "images queue should not" in result.message and "'*'" in result.hint
+    assert_fails(result, "images queue should not")
+    assert "'*'" in result.hint
 
 
 def test_emails_with_star_misses_deep_keys(ns):
-    result = checks.routing(routing(emails="task.email.*"), ns)
-    assert result.status == FAILED and "emails queue should receive" in result.message
+    assert_fails(checks.routing(routing(emails="task.email.*"), ns), "emails queue should receive")
 
 
 def test_audit_bound_to_everything_fails(ns):
-    result = checks.routing(routing(audit="#"), ns)
-    assert result.status == FAILED and "report.daily" in result.message
+    assert_fails(checks.routing(routing(audit="#"), ns), "report.daily")
 
 
 def test_direct_exchange_fails(ns):
-    result = checks.routing(routing(kind="direct"), ns)
-    assert result.status == FAILED and "type 'direct'" in result.message
+    assert_fails(checks.routing(routing(kind="direct"), ns), "type 'direct'")
 
 
 def test_routing_reference_passes(ns):
-    assert checks.routing(routing(), ns).status == PASSED
+    assert_passes(checks.routing(routing(), ns))
 
 
 # exercise 2 ----------------------------------------------------------------------------------------------
@@ -79,21 +77,20 @@ def worker(prefetch=1, ack=True, auto_ack=False):
 
 def test_worker_without_prefetch_is_round_robin(ns):
     result = checks.fair_worker(worker(prefetch=0), ns)
-    assert result.status == FAILED and "round-robin" in result.message and "prefetch_count=1" in result.hint
+    assert_fails(result, "round-robin")
+    assert "prefetch_count=1" in result.hint
 
 
 def test_worker_with_auto_ack_is_round_robin(ns):
-    result = checks.fair_worker(worker(auto_ack=True), ns)
-    assert result.status == FAILED and "round-robin" in result.message
+    assert_fails(checks.fair_worker(worker(auto_ack=True), ns), "round-robin")
 
 
 def test_worker_that_never_acks_fails(ns):
-    result = checks.fair_worker(worker(ack=False), ns)
-    assert result.status == FAILED and "never acked" in result.message
+    assert_fails(checks.fair_worker(worker(ack=False), ns), "never acked")
 
 
 def test_worker_reference_passes(ns):
-    assert checks.fair_worker(worker(), ns).status == PASSED
+    assert_passes(checks.fair_worker(worker(), ns))
 
 
 # exercise 3 ----------------------------------------------------------------------------------------------
@@ -123,29 +120,28 @@ def on_job(poison="reject"):
 
 
 def test_requeueing_poison_loops(ns):
-    result = checks.dead_letters(declare(), on_job("requeue"), ns)
-    assert result.status == FAILED and "keep coming back" in result.message
+    assert_fails(checks.dead_letters(declare(), on_job("requeue"), ns), "keep coming back")
 
 
 def test_acking_poison_drops_it(ns):
-    result = checks.dead_letters(declare(), on_job("ack"), ns)
-    assert result.status == FAILED and "nothing reached" in result.message
+    assert_fails(checks.dead_letters(declare(), on_job("ack"), ns), "nothing reached")
 
 
 def test_queue_without_dlx_drops_poison(ns):
     result = checks.dead_letters(declare(with_dlx=False), on_job(), ns)
-    assert result.status == FAILED and "x-dead-letter-exchange" in result.hint
+    assert_fails(result)
+    assert "x-dead-letter-exchange" in result.hint
 
 
 def test_unsolved_dead_letters_is_not_done(ns):
     def stub(*args):
         raise NotImplementedError
 
-    assert checks.dead_letters(stub, stub, ns).status == NOT_DONE
+    assert_not_done(checks.dead_letters(stub, stub, ns))
 
 
 def test_dead_letters_reference_passes(ns):
-    assert checks.dead_letters(declare(), on_job(), ns).status == PASSED
+    assert_passes(checks.dead_letters(declare(), on_job(), ns))
 
 
 # exercise 4 ----------------------------------------------------------------------------------------------
@@ -167,21 +163,20 @@ def publisher(confirms=True, mandatory=True, persistent=True):
 
 def test_publishing_without_confirms_misses_refusals(ns):
     result = checks.reliable_publish(publisher(confirms=False), ns)
-    assert result.status == FAILED and "confirm_delivery" in (result.message + result.hint)
+    assert_fails(result)
+    assert "confirm_delivery" in result.message + result.hint, result
 
 
 def test_publishing_without_mandatory_misses_unroutable(ns):
-    result = checks.reliable_publish(publisher(mandatory=False), ns)
-    assert result.status == FAILED and "unroutable" in result.message
+    assert_fails(checks.reliable_publish(publisher(mandatory=False), ns), "unroutable")
 
 
 def test_transient_messages_fail(ns):
-    result = checks.reliable_publish(publisher(persistent=False), ns)
-    assert result.status == FAILED and "persistent" in result.message
+    assert_fails(checks.reliable_publish(publisher(persistent=False), ns), "persistent")
 
 
 def test_publishing_reference_passes(ns):
-    assert checks.reliable_publish(publisher(), ns).status == PASSED
+    assert_passes(checks.reliable_publish(publisher(), ns))
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
@@ -202,14 +197,14 @@ def rpc(match=True, timeout=True):
 
 
 def test_rpc_taking_the_first_reply_fails(ns):
-    result = checks.rpc_client(rpc(match=False), ns)
-    assert result.status == FAILED and "another call" in result.message
+    assert_fails(checks.rpc_client(rpc(match=False), ns), "another call")
 
 
 def test_rpc_without_timeout_fails(ns):
     result = checks.rpc_client(rpc(timeout=False), ns)
-    assert result.status == FAILED and "did not return" in result.message and "TimeoutError" in result.hint
+    assert_fails(result, "did not return")
+    assert "TimeoutError" in result.hint
 
 
 def test_rpc_reference_passes(ns):
-    assert checks.rpc_client(rpc(), ns).status == PASSED
+    assert_passes(checks.rpc_client(rpc(), ns))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from infracourse.checking import exercise, expect
+from infracourse.checking import exercise, expect, postgres
 
 
 @exercise("0", "Warm-up: add two numbers", points=0)
@@ -22,22 +22,10 @@ EXPECTED_VISITS_SQL = """
 
 @exercise("1", "Visits per country (PostgreSQL)")
 def visits_per_country(query: str, conn: psycopg.Connection) -> str:
-    expect(isinstance(query, str) and query.strip(), "VISITS_PER_COUNTRY should be a SQL string")
-    try:
-        got = conn.execute(query).fetchall()
-    except psycopg.Error as exc:
-        conn.rollback()
-        expect(False, f"PostgreSQL rejected the query: {str(exc).splitlines()[0]}")
-    expected = conn.execute(EXPECTED_VISITS_SQL).fetchall()
-    expect(got, "the query returned no rows", hint="read from the visits table")
-    expect(len(got[0]) == 2, f"each row should have 2 columns (country, visits), got {len(got[0])}")
-    expect(
-        sorted(got) == sorted(expected),
-        "the counts are not right",
-        hint="GROUP BY country and count(*) the rows of each group",
-    )
-    expect(got == expected, "the counts are right but the order is not",
-           hint="most visits first; break ties by country name")
+    got = postgres.learner_rows(conn, query)
+    postgres.compare_rows(got, postgres.reference_rows(conn, EXPECTED_VISITS_SQL), columns=("country", "visits"),
+                          rows_hint="GROUP BY country and count(*) the rows of each group",
+                          order_hint="most visits first; break ties by country name")
     return f"{len(got)} countries"
 
 

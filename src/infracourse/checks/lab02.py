@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from infracourse import config
-from infracourse.checking import CheckFailed, exercise, expect, postgres, time_limit
+from infracourse.checking import exercise, expect, postgres, time_limit
+from infracourse.checking.explain import one_line
 from infracourse.lessons.faults import TcpProxy
 from infracourse.lessons.pg_roles import LoginRole
 
 CALL_DEADLINE_S = 20
+CAP_WAITS_HINT = "cap the waits (a maximum backoff, a pool timeout) so a call always returns"
 
 ORDERS_QUERY = ("SELECT id, amount, created_at FROM orders "
                 "WHERE customer_id = %s AND status = 'shipped' ORDER BY created_at DESC LIMIT 10")
@@ -64,21 +65,6 @@ def load_fixtures(conn: psycopg.Connection) -> list[str]:
     return sorted(FIXTURES)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _with_deadline(fn, *args):
-    """fn(*args) in a daemon thread (one left running does not keep the kernel from exiting); a check fails
-    instead of hanging when learner code never returns."""
-    try:
-        return time_limit.call(CALL_DEADLINE_S, fn, *args)
-    except CheckFailed:
-        expect(False, f"your code was still running after {CALL_DEADLINE_S:.0f} s",
-               hint="cap the waits (a maximum backoff, a pool timeout) so a call always returns")
-
-
 # 1 -------------------------------------------------------------------------------------------------------
 @exercise("1", "A pooled request handler that never leaks")
 def pooled_handler(fn, dsn: str) -> str:
@@ -88,9 +74,11 @@ def pooled_handler(fn, dsn: str) -> str:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     with ConnectionPool(dsn, min_size=2, max_size=2, timeout=1.0, open=True, name="lab02-check") as pool:
         pool.wait(timeout=10)
-        first = _with_deadline(fn, pool, 7)
+        first = time_limit.bounded(CALL_DEADLINE_S, fn, pool, 7, what="get_user_name(pool, 7)",
+                                   hint=CAP_WAITS_HINT)
         expect(first == "user-7", f"get_user_name(pool, 7) returned {first!r}, expected 'user-7'")
-        missing = _with_deadline(fn, pool, 10_000)
+        missing = time_limit.bounded(CALL_DEADLINE_S, fn, pool, 10_000, what="get_user_name(pool, 10000)",
+                                     hint=CAP_WAITS_HINT)
         expect(missing is None, f"for an unknown id your function returned {missing!r}, expected None",
                hint="fetchone() returns None when there is no row")
         stats = pool.get_stats()
@@ -99,16 +87,15 @@ def pooled_handler(fn, dsn: str) -> str:
         out = stats["pool_size"] - stats["pool_available"]
         expect(out == 0, f"after 2 calls, {out} of the pool's 2 connections are still borrowed: a leak",
                hint="`with pool.connection() as conn:` gives the connection back even when the code raises")
-        executor = ThreadPoolExecutor(8)
+        ids_per_thread = [(list(range(1 + k, 41, 8)),) for k in range(8)]
         try:
-            futures = [executor.submit(fn, pool, 1 + i % 100) for i in range(40)]
-            names = [f.result(timeout=CALL_DEADLINE_S) for f in futures]
+            names = time_limit.in_threads(CALL_DEADLINE_S, lambda ids: [fn(pool, i) for i in ids], ids_per_thread,
+                                          what="threads calling get_user_name", hint=CAP_WAITS_HINT)
         except PoolTimeout:
             expect(False, "with 8 threads sharing 2 connections, a request waited more than 1 s for one",
                    hint="return each connection as soon as the query is done")
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-        expect(names == [f"user-{1 + i % 100}" for i in range(40)], "under concurrency some names were wrong")
+        expect(names == [[f"user-{i}" for i in ids] for (ids,) in ids_per_thread],
+               "under concurrency some names were wrong")
         stats = pool.get_stats()
         expect(stats["pool_available"] == stats["pool_size"], "connections are still borrowed after the requests")
     return "40 requests from 8 threads on 2 connections"
@@ -245,6 +232,9 @@ def _server_error(conn: psycopg.Connection, sqlstate_name: str) -> None:
 
 @exercise("5", "Retry transient failures with backoff")
 def retry_wrapper(fn, dsn: str) -> str:
+    def wrapped(*args: object) -> object:
+        return time_limit.bounded(CALL_DEADLINE_S, fn, *args, what="your wrapper", hint=CAP_WAITS_HINT)
+
     admin = psycopg.connect(dsn, autocommit=True)
     try:
         calls: list[float] = []
@@ -257,7 +247,7 @@ def retry_wrapper(fn, dsn: str) -> str:
                 return "done"
             return work
 
-        got = _with_deadline(fn, fails_then_works(2))
+        got = wrapped(fails_then_works(2))
         expect(got == "done" and len(calls) == 3,
                f"work failed twice with SerializationFailure then would succeed; your wrapper returned {got!r} "
                f"after {len(calls)} call(s)", hint="retry the call when it raises a transient error")
@@ -274,9 +264,9 @@ def retry_wrapper(fn, dsn: str) -> str:
                 return fresh.execute("SELECT 1").fetchone()[0]
 
         try:
-            got = _with_deadline(fn, dropped_then_works)
+            got = wrapped(dropped_then_works)
         except psycopg.OperationalError as exc:
-            expect(False, f"a dropped connection was not retried ({_one_line(exc)})",
+            expect(False, f"a dropped connection was not retried ({one_line(exc)})",
                    hint="psycopg.OperationalError (AdminShutdown, lost connections) is transient too")
         finally:
             postgres.close_when_idle(victim)
@@ -284,7 +274,7 @@ def retry_wrapper(fn, dsn: str) -> str:
 
         calls.clear()
         try:
-            _with_deadline(fn, fails_then_works(5, "unique_violation"))
+            wrapped(fails_then_works(5, "unique_violation"))
             raised = None
         except psycopg.errors.UniqueViolation:
             raised = "UniqueViolation"
@@ -294,7 +284,7 @@ def retry_wrapper(fn, dsn: str) -> str:
 
         calls.clear()
         try:
-            _with_deadline(fn, fails_then_works(100), 3)
+            wrapped(fails_then_works(100), 3)
             raised = None
         except psycopg.errors.SerializationFailure:
             raised = "SerializationFailure"
@@ -306,7 +296,7 @@ def retry_wrapper(fn, dsn: str) -> str:
                hint="re-raise the last real error (tenacity: reraise=True), so callers can handle it")
 
         calls.clear()
-        _with_deadline(fn, fails_then_works(4))
+        wrapped(fails_then_works(4))
         gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
         expect(min(gaps) >= 0.005, f"the retries came {min(gaps) * 1000:.1f} ms apart",
                hint="wait between attempts, so a struggling server gets air")
@@ -323,13 +313,10 @@ def circuit_breaker(breaker_class, open_error) -> str:
     breaker = breaker_class(threshold=3, cooldown_s=0.3)
 
     def state() -> str:  # a lock taken twice or a loop in the learner's code fails the check instead of hanging
-        def read_state():
-            return breaker.state
-        read_state.__name__ = "state"
-        return time_limit.call(CALL_DEADLINE_S, read_state)
+        return time_limit.bounded(CALL_DEADLINE_S, lambda: breaker.state, what="reading breaker.state")
 
     def call(fn):
-        return time_limit.call(CALL_DEADLINE_S, breaker.call, fn)
+        return time_limit.bounded(CALL_DEADLINE_S, breaker.call, fn, what="breaker.call(fn)")
 
     expect(state() == "closed", f"a new breaker is {state()!r}, expected 'closed'")
     with TcpProxy.to("postgres") as proxy:
@@ -410,7 +397,7 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
         applied = run(migrations)
     except psycopg.Error as exc:
         postgres.ready(conn)
-        expect(False, f"the first run failed: {_one_line(exc)}", hint="apply migrations in version order")
+        expect(False, f"the first run failed: {one_line(exc)}", hint="apply migrations in version order")
     expect(applied == [1, 2, 3], f"the first run returned {applied!r}, expected [1, 2, 3]",
            hint="return the versions applied, in the order applied")
     postgres.ready(conn)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 import uuid
 from collections import Counter
@@ -134,28 +133,8 @@ def sliding_window(allow_sliding, r: redis.Redis) -> str:
            hint="remove entries older than the window; do not record rejected requests")
     expect(after == 1, f"1.15 s after the first request {after} of 5 were allowed, though 4 requests of the last "
            "second are still in the window: that is a fixed window", hint="a sorted set of request times")
-    burst_client = f"burst-{run}"
-    with_threads: list[bool] = []
-    errors: list[BaseException] = []
-
-    def one() -> None:
-        try:
-            with_threads.append(allow(burst_client))
-        except BaseException as exc:  # noqa: BLE001 - reported below, not printed by the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, daemon=True) for _ in range(20)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + LIMIT_S
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    stuck = [t for t in threads if t.is_alive()]
-    time_limit.stop(*stuck)
-    expect(not stuck, f"{len(stuck)} of 20 concurrent calls to allow() did not return within {LIMIT_S} s",
-           hint="look for a loop that never ends or a wait without a timeout")
-    if errors:
-        raise errors[0]
+    with_threads = time_limit.in_threads(LIMIT_S, allow_sliding, [(r, f"burst-{run}", limit, window_s)] * 20,
+                                         what="concurrent calls to allow()", together=False)
     expect(sum(with_threads) == limit, f"20 concurrent requests: {sum(with_threads)} allowed, limit {limit}",
            hint="count and add in one atomic step: a Lua script")
     return "sliding, atomic under 20 concurrent requests"
@@ -218,27 +197,9 @@ def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
     try:
         time_limit.call(LIMIT_S, get_guarded, r, probe, dict, 5)
         clients = 50
-        barrier, answers, errors = threading.Barrier(clients), [], []
-
-        def one() -> None:
-            try:
-                barrier.wait(LIMIT_S)
-                answers.append(get_guarded(r, key, slow_load, 5))
-            except BaseException as exc:  # noqa: BLE001 - reported below, not printed by the thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=one, daemon=True) for _ in range(clients)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 2 * LIMIT_S
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t for t in threads if t.is_alive()]
-        time_limit.stop(*stuck)
-        expect(not stuck, f"some requests did not return within {2 * LIMIT_S} s",
-               hint="waiters must give up after a while (and the lock must expire)")
-        if errors:
-            raise errors[0]
+        answers = time_limit.in_threads(2 * LIMIT_S, get_guarded, [(r, key, slow_load, 5)] * clients,
+                                        what="concurrent requests",
+                                        hint="waiters must give up after a while (and the lock must expire)")
         expect(len(calls) > 0, "the loader never ran")
         expect(len(calls) == 1, f"{clients} concurrent misses ran the loader {len(calls)} times",
                hint="only the request holding the lock (SET NX PX) loads; check the cache again once you hold it")

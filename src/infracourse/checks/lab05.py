@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infracourse.checking import CheckFailed, exercise, expect, time_limit
+from infracourse.checking import exercise, expect, kafka_readback, time_limit
 from infracourse.clients import kafka_config
 from infracourse.namespace import Namespace
 from infracourse.waiting import wait_until
@@ -30,6 +30,7 @@ from infracourse.waiting import wait_until
 STAGES = ("placed", "paid", "packed", "shipped")
 MAX_RETRIES = 3
 LIMIT_S = 10  # for one call of learner code
+READ_BACK_S = 20  # for reading back a topic the learner's code wrote
 
 
 # plumbing ------------------------------------------------------------------------------------------------
@@ -71,17 +72,6 @@ class _RevocableConsumer:
         self._revoked = True
         self._lock.release()
         return True
-
-
-def _bounded(seconds: float, hint: str, fn: Callable, *args: object):
-    """FN(*ARGS) on this thread (librdkafka clients stay on the thread that made them), failing the check with
-    HINT if it is still running after SECONDS."""
-    try:
-        with time_limit.alarm(seconds, repeat_s=time_limit.STOP_RETRY_S):
-            return fn(*args)
-    except time_limit.Abandoned:
-        raise CheckFailed(f"{getattr(fn, '__name__', 'your function')}() did not return within {seconds:g} s",
-                          hint=hint) from None
 
 
 @contextlib.contextmanager
@@ -127,17 +117,6 @@ def _reader(group: str, topics: list[str], partitions: int) -> Consumer:
     return consumer
 
 
-def _read_all(topic: str, partitions: int, group: str, idle_s: float = 1.5, timeout_s: float = 20) -> list[Message]:
-    consumer = _reader(group, [topic], partitions)
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and (msg := consumer.poll(idle_s)) is not None:
-        if not msg.error():
-            messages.append(msg)
-    consumer.close()
-    return messages
-
-
 def _send_one_per_request(topic: str, values: list[tuple[int, bytes]]) -> None:
     """(partition, value) pairs, one per request: Tansu's end offsets are exact only then (see lesson 05)."""
     producer = Producer(kafka_config.client())
@@ -158,9 +137,9 @@ def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
     events = _order_events()
     producer = Producer({**kafka_config.client(), "enable.idempotence": True, "linger.ms": 5})
     try:
-        returned = _bounded(LIMIT_S, "flush(timeout) waits for the delivery reports; then return", publish_events,
-                            producer, topic, events)
-        arrived = _read_all(topic, 4, ns.topic("check-reader"))
+        returned = time_limit.bounded_here(LIMIT_S, publish_events, producer, topic, events,
+                                           hint="flush(timeout) waits for the delivery reports; then return")
+        arrived = kafka_readback.read_back(topic, group=ns.topic("check-reader"), timeout_s=READ_BACK_S)
     finally:
         _drop(topic, groups=(ns.topic("check-reader"),))
     expect(arrived, "nothing arrived in the topic", hint="produce() only queues: flush() sends and waits")
@@ -232,7 +211,8 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
     group = ns.topic(f"check-billing-{uuid.uuid4().hex[:6]}")
     try:
         with _closed_after(_reader(group + "-dry", [topic], 2)) as empty:
-            dry = _bounded(LIMIT_S, IDLE_HINT, bill_orders, empty, lambda order: None, 0.5)  # a stub raises here
+            dry = time_limit.bounded_here(LIMIT_S, bill_orders, empty, lambda order: None, 0.5,  # a stub raises here
+                                          hint=IDLE_HINT)
         expect(dry == 0, f"on an empty topic bill_orders returned {dry!r}, expected 0",
                hint="return how many orders you charged")
         orders = 12
@@ -246,7 +226,7 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
             charges[order["order_id"]] += 1
 
         with _closed_after(_reader(group, [topic], 2)) as consumer:
-            second = _bounded(2 * LIMIT_S, IDLE_HINT, bill_orders, consumer, charge, IDLE_S)
+            second = time_limit.bounded_here(2 * LIMIT_S, bill_orders, consumer, charge, IDLE_S, hint=IDLE_HINT)
         with _closed_after(Consumer(kafka_config.consumer(group))) as reader:  # also if the learner closed theirs
             committed = reader.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
     finally:
@@ -321,13 +301,14 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
         with _closed_after(_reader(group, [source, retry], 2)) as consumer:
             while handled < 60 and time.monotonic() < deadline and (msg := consumer.poll(1.5)) is not None:
                 if not msg.error():
-                    _bounded(LIMIT_S, "handle one message and return; retries go through the retry topic, "
-                             "not a loop", handle_checkout, msg, producer, _checkout_charge(charged), retry, dlt)
+                    time_limit.bounded_here(LIMIT_S, handle_checkout, msg, producer, _checkout_charge(charged), retry,
+                                            dlt, hint="handle one message and return; retries go through the retry "
+                                                      "topic, not a loop")
                     consumer.commit(message=msg, asynchronous=False)
                     handled += 1
         producer.flush(10)
-        retried = _read_all(retry, 2, group + "-r")
-        dead = _read_all(dlt, 2, group + "-d")
+        retried = kafka_readback.read_back(retry, group=group + "-r", timeout_s=READ_BACK_S)
+        dead = kafka_readback.read_back(dlt, group=group + "-d", timeout_s=READ_BACK_S)
     finally:
         _drop(source, retry, dlt, groups=(group, group + "-r", group + "-d"))
     expect(handled < 60, "poison messages keep coming back from the retry topic",
@@ -342,7 +323,7 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
     expect(len(dead) == 2, f"{len(dead)} messages reached the DLT for 2 poison orders",
            hint="send each poison message to the DLT once, after its last retry")
     for msg in dead:
-        headers = {k: v for k, v in (msg.headers() or [])}
+        headers = kafka_readback.headers_of(msg)
         expect(headers.get("retries") == str(MAX_RETRIES).encode(),
                f"a DLT message has retries={headers.get('retries')!r}, expected {MAX_RETRIES}",
                hint="retry a failed message MAX_RETRIES times (retries 1, 2, 3) before the DLT")

@@ -17,6 +17,7 @@ import pika
 
 from infracourse import config
 from infracourse.checking import exercise, expect, time_limit
+from infracourse.checking.explain import one_line
 from infracourse.clients import pika_logging, rabbitmq_admin
 from infracourse.namespace import Namespace
 
@@ -298,13 +299,9 @@ def rpc_client(rpc_call: Callable, ns: Namespace) -> str:
     serving.start()
     try:
         for request, timeout_s in [("10 pages", 2.0), ("silent", 0.5)]:
-            caller = threading.Thread(target=call, args=(request, timeout_s), daemon=True)
             started = time.monotonic()
-            caller.start()
-            caller.join(timeout_s + 3)
-            time_limit.stop(caller)
-            expect(not caller.is_alive(), f"rpc_call({request!r}) did not return within {timeout_s + 3:.0f} s",
-                   hint="stop waiting after timeout_s and raise TimeoutError")
+            time_limit.bounded(timeout_s + 3, call, request, timeout_s, what=f"rpc_call({request!r})",
+                               hint="stop waiting after timeout_s and raise TimeoutError")
             results[request + " took"] = time.monotonic() - started
     finally:
         stop.set()
@@ -313,7 +310,7 @@ def rpc_client(rpc_call: Callable, ns: Namespace) -> str:
     answer = results["10 pages"]
     if isinstance(answer, NotImplementedError):
         raise answer
-    expect(not isinstance(answer, BaseException), f"rpc_call raised {type(answer).__name__}: {answer}",
+    expect(not isinstance(answer, BaseException), f"rpc_call raised {one_line(answer)}",
            hint="publish to the queue with reply_to and correlation_id, then wait for the matching reply")
     expect(served and served[0] == "10 pages", "the server did not receive the request",
            hint="basic_publish('', queue, request, properties with reply_to and correlation_id)")
