@@ -79,7 +79,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_labs(args: argparse.Namespace) -> int:
-    from infracourse.authoring import labgen
+    from infracourse.authoring import labgen, lesson_code
 
     problems = labgen.registry_problems()
     if problems:
@@ -88,16 +88,22 @@ def cmd_labs(args: argparse.Namespace) -> int:
             print(f"  {problem}")
         return 1
     if args.action == "build":
-        for path in labgen.build_all():
+        for path in [*lesson_code.write_all(), *labgen.build_all()]:
             print(f"wrote {path}")
         return 0
+    stale_code = lesson_code.stale()
+    if stale_code:
+        print("Modules out of sync with the lesson cells they are generated from (run `course labs build`):")
+        for generated in stale_code:
+            print(f"  {generated}")
     stale = labgen.stale_labs()
     if stale:
         print("Labs out of sync with their solutions (run `course labs build`):")
         for path in stale:
             print(f"  {path}")
+    if stale_code or stale:
         return 1
-    print("Labs are in sync with solutions and with the exercise registry.")
+    print("Labs are in sync with solutions and with the exercise registry; lesson modules with their lessons.")
     return 0
 
 

@@ -1,10 +1,4 @@
-"""Wrap or replace the behaviour of a grpcio method handler, whatever kind of call it serves.
-
-A server interceptor gets a `grpc.RpcMethodHandler` from `continuation(...)`. The function that runs the call
-sits in one of four attributes (unary_unary, unary_stream, stream_unary, stream_stream), chosen by whether the
-request and the response are streams. These helpers find the right one, so an interceptor can stay about
-what it does (time, log, refuse) rather than about the four kinds.
-"""
+"""Generated from notebooks/10_grpc_in_production.ipynb by `course labs build`; do not edit."""
 
 from __future__ import annotations
 
@@ -23,13 +17,11 @@ def kind(handler: grpc.RpcMethodHandler) -> str:
     return f"{request}_{response}"
 
 
-def wrap_behaviour(
-    handler: grpc.RpcMethodHandler, around: Callable[[Behaviour, bool], Behaviour]
-) -> grpc.RpcMethodHandler:
+def wrap_behaviour(handler: grpc.RpcMethodHandler,
+                   around: Callable[[Behaviour, bool], Behaviour]) -> grpc.RpcMethodHandler:
     """HANDLER with its behaviour replaced by around(behaviour, response_streams).
 
-    When response_streams is True the behaviour returns an iterator of responses (and so must the wrapper).
-    """
+    When response_streams is True the behaviour returns an iterator of responses, and so must the wrapper."""
     attribute = kind(handler)
     return handler._replace(**{attribute: around(getattr(handler, attribute), handler.response_streaming)})
 
