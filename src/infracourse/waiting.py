@@ -1,7 +1,9 @@
 """Waiting with a deadline: a notebook or a check must never hang on a rebalance, a redelivery, a reconnect or
 a coroutine that does not come back.
 
-wait_until polls a condition; run_coroutine runs a coroutine to completion from synchronous code, even inside
+poll re-runs a fetch until its result is what you wait for and returns that result; wait_until polls a condition
+and returns the seconds it took; both raise StillWaiting (a TimeoutError, shown in one line) when time runs out.
+run_coroutine runs a coroutine to completion from synchronous code, even inside
 Jupyter, whose event loop is already running (asyncio.run would refuse there)."""
 
 from __future__ import annotations
@@ -12,16 +14,35 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from infracourse.errors import CourseError
+
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05) -> float:
-    """Poll CONDITION until it is true; return the seconds waited, or raise TimeoutError after TIMEOUT_S."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise TimeoutError(f"still waiting after {timeout_s} s")
+class StillWaiting(CourseError, TimeoutError):
+    """What was waited for did not come in time."""
+
+
+def poll(fetch: Callable[[], T], until: Callable[[T], object] = bool, timeout_s: float = 20.0, what: str = "",
+         interval_s: float = 0.25) -> T:
+    """Call FETCH until UNTIL(result) holds; return that result. After TIMEOUT_S raise StillWaiting, showing
+    WHAT was waited for and the last result."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = fetch()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            shown = repr(result)[:300] if result else "nothing"
+            raise StillWaiting(f"after {timeout_s:g} s {what or 'the wait'} still returns {shown}")
         time.sleep(interval_s)
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.05,
+               what: str = "the condition") -> float:
+    """Poll CONDITION until it is true; return the seconds waited (StillWaiting after TIMEOUT_S)."""
+    started = time.monotonic()
+    poll(condition, bool, timeout_s, what, interval_s)
     return time.monotonic() - started
 
 

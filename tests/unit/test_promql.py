@@ -9,6 +9,7 @@ import pytest
 
 from infracourse import notebook
 from infracourse.clients import promql
+from infracourse.waiting import StillWaiting
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def test_query_range_gives_one_value_a_step():
 
 def test_wait_for_gives_up_with_the_last_result():
     started = time.monotonic()
-    with pytest.raises(promql.PromQLError, match="still returns nothing"):
+    with pytest.raises(StillWaiting, match="still returns nothing"):
         promql.wait_for('up{job="no-such-job"}', timeout_s=0.5)
     assert time.monotonic() - started < 3
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 from infracourse import config
 from infracourse.errors import CourseError
+from infracourse.waiting import poll
 
 TIMEOUT_S = 5.0
 
@@ -102,20 +102,6 @@ def value(expr: str, at: float | None = None, **variables: str) -> float:
     return samples[0]["value"] if samples else math.nan
 
 
-def wait_until(fetch: Callable[[], T], until: Callable[[T], bool], timeout_s: float = 20.0, what: str = "") -> T:
-    """Call FETCH until UNTIL(result) holds; return that result. Raise PromQLError after TIMEOUT_S (showing
-    the last result), so a notebook never hangs on a series or an alert that does not come."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = fetch()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            shown = repr(result)[:300] if result else "nothing"
-            raise PromQLError(f"after {timeout_s:.0f} s {what or 'the wait'} still returns {shown}")
-        time.sleep(0.25)
-
-
 def wait_for(
     expr: str, until: Callable[[list[Sample]], bool] = bool, timeout_s: float = 20.0, **variables: str
 ) -> list[Sample]:
@@ -125,7 +111,7 @@ def wait_for(
     def fetch() -> list[Sample]:
         return query(expr)
 
-    return wait_until(fetch, until, timeout_s, what=f"`{expr}`")
+    return poll(fetch, until, timeout_s, what=f"`{expr}`")
 
 
 def rules(group: str | None = None) -> list[dict[str, Any]]:
