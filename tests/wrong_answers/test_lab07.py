@@ -13,9 +13,9 @@ import pytest
 from nats.errors import NoRespondersError
 from nats.js.api import StreamConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse import config, notebook
-from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab07 as checks
 from infracourse.namespace import Namespace
 
@@ -44,72 +44,79 @@ def run(ns: Namespace, scenario):
     return asyncio.run(main())
 
 
+ARGS = {  # what each check cell passes after the learner's function
+    checks.notify: lambda ns, nc, js, kv: (nc, ns),
+    checks.presence: lambda ns, nc, js, kv: (nc, ns),
+    checks.catch_up: lambda ns, nc, js, kv: (js, ns),
+    checks.increment_unread: lambda ns, nc, js, kv: (kv, js),
+    checks.follow_settings: lambda ns, nc, js, kv: (kv,),
+}
+
+
+@pytest.fixture
+def check(ns):
+    """check(checks.X, fn): run the check on FN in a fresh connection, with what its check cell passes."""
+    return lambda check_fn, fn: run(ns, lambda nc, js, kv: check_fn(fn, *ARGS[check_fn](ns, nc, js, kv)))
+
+
 # Exercise 1 ---------------------------------------------------------------------------------------------
 
-def test_notify_on_a_shared_subject_fails(ns):
+def test_notify_on_a_shared_subject_fails(ns, check):
     async def broadcast(nc, user_id, text):
         await nc.publish(ns.subject("notify.all"), json.dumps({"user": user_id, "text": text}).encode())
 
-    result = run(ns, lambda nc, js, kv: checks.notify(broadcast, nc, ns))
-    assert result.status == FAILED and "received 0 messages" in result.message and "notify.all" in result.message
+    assert_fails(check(checks.notify, broadcast), "received 0 messages", "notify.all")
 
 
-def test_notify_with_plain_text_payload_fails(ns):
+def test_notify_with_plain_text_payload_fails(ns, check):
     async def plain(nc, user_id, text):
         await nc.publish(ns.subject(f"notify.user.{user_id}"), text.encode())
 
-    result = run(ns, lambda nc, js, kv: checks.notify(plain, nc, ns))
-    assert result.status == FAILED and "not JSON" in result.message
+    assert_fails(check(checks.notify, plain), "not JSON")
 
 
-def test_notify_outside_the_namespace_fails(ns):
+def test_notify_outside_the_namespace_fails(ns, check):
     async def no_namespace(nc, user_id, text):
         await nc.publish(f"notify.user.{user_id}.{ns.slug}", json.dumps({"user": user_id, "text": text}).encode())
 
-    result = run(ns, lambda nc, js, kv: checks.notify(no_namespace, nc, ns))
-    assert result.status == FAILED and "namespace" in result.message
+    assert_fails(check(checks.notify, no_namespace), "namespace")
 
 
-def test_notify_reference_passes_and_stub_is_not_done(ns):
+def test_notify_reference_passes_and_stub_is_not_done(ns, check):
     async def reference(nc, user_id, text):
         await nc.publish(ns.subject(f"notify.user.{user_id}"), json.dumps({"user": user_id, "text": text}).encode())
 
     async def stub(nc, user_id, text):
         raise NotImplementedError
 
-    assert run(ns, lambda nc, js, kv: checks.notify(reference, nc, ns)).status == PASSED
-    assert run(ns, lambda nc, js, kv: checks.notify(stub, nc, ns)).status == NOT_DONE
+    assert_passes(check(checks.notify, reference))
+    assert_not_done(check(checks.notify, stub))
 
 
 # Exercise 2 ---------------------------------------------------------------------------------------------
 
-def test_presence_without_error_handling_fails(ns):
-    async def unguarded(nc, user_id):
-        return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=0.25)).data.decode()
-
-    result = run(ns, lambda nc, js, kv: checks.presence(unguarded, nc, ns))
-    assert result.status == FAILED and "NoRespondersError" in result.message and result.hint
-
-
-def test_presence_with_a_long_timeout_fails(ns):
-    async def patient(nc, user_id):
+def make_presence(ns, *, timeout_s=0.25, guarded=True):
+    async def presence(nc, user_id):
         try:
-            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=5)).data.decode()
+            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=timeout_s)).data.decode()
         except (NoRespondersError, TimeoutError):
+            if not guarded:
+                raise
             return "unknown"
 
-    result = run(ns, lambda nc, js, kv: checks.presence(patient, nc, ns))
-    assert result.status == FAILED and "waited 1.0 s" in result.message
+    return presence
 
 
-def test_presence_reference_passes(ns):
-    async def reference(nc, user_id):
-        try:
-            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=0.25)).data.decode()
-        except (NoRespondersError, TimeoutError):
-            return "unknown"
+def test_presence_without_error_handling_fails(ns, check):
+    assert_fails(check(checks.presence, make_presence(ns, guarded=False)), "NoRespondersError")
 
-    assert run(ns, lambda nc, js, kv: checks.presence(reference, nc, ns)).status == PASSED
+
+def test_presence_with_a_long_timeout_fails(ns, check):
+    assert_fails(check(checks.presence, make_presence(ns, timeout_s=5)), "waited 1.0 s")
+
+
+def test_presence_reference_passes(ns, check):
+    assert_passes(check(checks.presence, make_presence(ns)))
 
 
 # Exercise 3 ---------------------------------------------------------------------------------------------
@@ -136,23 +143,22 @@ def make_catch_up(ns, *, ack=True, durable=True, keep_fetching=True):
     return catch_up
 
 
-def test_catch_up_without_acks_fails(ns):
-    result = run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns, ack=False), js, ns))
-    assert result.status == FAILED and "never acknowledged" in result.message
+def test_catch_up_without_acks_fails(ns, check):
+    assert_fails(check(checks.catch_up, make_catch_up(ns, ack=False)), "never acknowledged")
 
 
-def test_catch_up_with_one_fetch_fails(ns):
-    result = run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns, keep_fetching=False), js, ns))
-    assert result.status == FAILED and "10 of the 12" in result.message and "keep fetching" in result.hint
+def test_catch_up_with_one_fetch_fails(ns, check):
+    result = check(checks.catch_up, make_catch_up(ns, keep_fetching=False))
+    assert_fails(result, "10 of the 12")
+    assert "keep fetching" in result.hint
 
 
-def test_catch_up_with_an_ephemeral_consumer_fails(ns):
-    result = run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns, durable=False), js, ns))
-    assert result.status == FAILED and "durable consumer" in result.message
+def test_catch_up_with_an_ephemeral_consumer_fails(ns, check):
+    assert_fails(check(checks.catch_up, make_catch_up(ns, durable=False)), "durable consumer")
 
 
-def test_catch_up_reference_passes(ns):
-    assert run(ns, lambda nc, js, kv: checks.catch_up(make_catch_up(ns), js, ns)).status == PASSED
+def test_catch_up_reference_passes(ns, check):
+    assert_passes(check(checks.catch_up, make_catch_up(ns)))
 
 
 # Exercise 4 ---------------------------------------------------------------------------------------------
@@ -195,21 +201,24 @@ async def reference_increment(kv, user_id):
             continue
 
 
-def test_increment_with_get_and_put_loses_updates(ns):
-    result = run(ns, lambda nc, js, kv: checks.increment_unread(naive_increment, kv, js))
-    assert result.status == FAILED and "updates were lost" in result.message and "revision" in result.hint
+def test_increment_with_get_and_put_loses_updates(check):
+    result = check(checks.increment_unread, naive_increment)
+    assert_fails(result, "updates were lost")
+    assert "revision" in result.hint
 
 
-def test_increment_without_retry_fails(ns):
-    result = run(ns, lambda nc, js, kv: checks.increment_unread(increment_without_retry, kv, js))
-    assert result.status == FAILED and "KeyWrongLastSequenceError" in result.message and "retry" in result.hint
+def test_increment_without_retry_fails(check):
+    result = check(checks.increment_unread, increment_without_retry)
+    assert_fails(result, "KeyWrongLastSequenceError")
+    assert "retry" in result.hint
 
 
 def test_increment_reference_passes_twice(ns):
     async def twice(nc, js, kv):
         return [await checks.increment_unread(reference_increment, kv, js) for _ in range(2)]
 
-    assert [r.status for r in run(ns, twice)] == [PASSED, PASSED]
+    for result in run(ns, twice):
+        assert_passes(result)
 
 
 def test_increment_that_swallows_cancellation_fails_in_time(ns):
@@ -233,7 +242,8 @@ def test_increment_that_swallows_cancellation_fails_in_time(ns):
         return result, time.monotonic() - started
 
     result, took = run(ns, scenario)
-    assert result.status == FAILED and "gave up after 15 s" in result.message and took < 20
+    assert_fails(result, "gave up after 15 s")
+    assert took < 20
 
 
 # Exercise 5 ---------------------------------------------------------------------------------------------
@@ -274,23 +284,22 @@ async def reference_follow(kv, user_id, apply, stop):
         await watcher.stop()
 
 
-def test_follow_settings_reading_once_fails(ns):
-    result = run(ns, lambda nc, js, kv: checks.follow_settings(read_once, kv))
-    assert result.status == FAILED and "called 1 times for 3 values" in result.message
+def test_follow_settings_reading_once_fails(check):
+    assert_fails(check(checks.follow_settings, read_once), "called 1 times for 3 values")
 
 
-def test_follow_settings_polling_skips_a_change(ns):
-    result = run(ns, lambda nc, js, kv: checks.follow_settings(poll, kv))
-    assert result.status == FAILED and "skipped" in result.message and "watch" in result.hint
+def test_follow_settings_polling_skips_a_change(check):
+    result = check(checks.follow_settings, poll)
+    assert_fails(result, "skipped")
+    assert "watch" in result.hint
 
 
-def test_follow_settings_that_never_stops_fails(ns):
-    result = run(ns, lambda nc, js, kv: checks.follow_settings(never_stops, kv))
-    assert result.status == FAILED and "did not return" in result.message
+def test_follow_settings_that_never_stops_fails(check):
+    assert_fails(check(checks.follow_settings, never_stops), "did not return")
 
 
-def test_follow_settings_reference_passes(ns):
-    assert run(ns, lambda nc, js, kv: checks.follow_settings(reference_follow, kv)).status == PASSED
+def test_follow_settings_reference_passes(check):
+    assert_passes(check(checks.follow_settings, reference_follow))
 
 
 async def sleeps_until_stopped(kv, user_id, apply, stop):
@@ -299,10 +308,11 @@ async def sleeps_until_stopped(kv, user_id, apply, stop):
         time.sleep(0.1)  # blocks the event loop: stop is never set, no asyncio timeout can fire
 
 
-def test_follow_settings_blocking_the_event_loop_fails_in_time(ns):
+def test_follow_settings_blocking_the_event_loop_fails_in_time(check):
     # An await-free loop used to hang the check (and the notebook) for good.
-    result = run(ns, lambda nc, js, kv: checks.follow_settings(sleeps_until_stopped, kv))
-    assert result.status == FAILED and "blocked the event loop" in result.message and "time.sleep" in result.hint
+    result = check(checks.follow_settings, sleeps_until_stopped)
+    assert_fails(result, "blocked the event loop")
+    assert "time.sleep" in result.hint
 
 
 async def ignores_stop_and_cancel(kv, user_id, apply, stop):
@@ -316,6 +326,5 @@ async def ignores_stop_and_cancel(kv, user_id, apply, stop):
             apply(json.loads(entry.value))
 
 
-def test_follow_settings_that_swallows_cancellation_fails_in_time(ns):
-    result = run(ns, lambda nc, js, kv: checks.follow_settings(ignores_stop_and_cancel, kv))
-    assert result.status == FAILED and "did not return within 2 s after stop" in result.message
+def test_follow_settings_that_swallows_cancellation_fails_in_time(check):
+    assert_fails(check(checks.follow_settings, ignores_stop_and_cancel), "did not return within 2 s after stop")

@@ -8,11 +8,25 @@ import time
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse import config, notebook
-from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab08 as checks
 from infracourse.clients.kafka_logging import quiet_logger
+
+
+def noting_its_end(fn):
+    """FN, and an Event set once it has ended: a test waits for it to see that the check stopped FN."""
+    ended = threading.Event()
+
+    def run(*args):
+        try:
+            return fn(*args)
+        finally:
+            ended.set()
+
+    return run, ended
+
 
 # Exercise 1 ---------------------------------------------------------------------------------------------
 
@@ -44,7 +58,8 @@ def test_consume_acking_before_handling_loses_the_failed_order(r, pg_ns):
         return count
 
     result = checks.consume_batch(ack_first, r, pg_ns)
-    assert result.status == FAILED and "acknowledged and is lost" in result.message and "after" in result.hint
+    assert_fails(result, "acknowledged and is lost")
+    assert "after" in result.hint
 
 
 def test_consume_letting_the_error_escape_fails(r, pg_ns):
@@ -55,8 +70,7 @@ def test_consume_letting_the_error_escape_fails(r, pg_ns):
                 r.xack(stream, group, entry_id)
         return 0
 
-    result = checks.consume_batch(no_guard, r, pg_ns)
-    assert result.status == FAILED and "escape" in result.message
+    assert_fails(checks.consume_batch(no_guard, r, pg_ns), "escape")
 
 
 def test_consume_reading_the_pending_list_instead_of_new_entries_fails(r, pg_ns):
@@ -70,15 +84,16 @@ def test_consume_reading_the_pending_list_instead_of_new_entries_fails(r, pg_ns)
         return count
 
     result = checks.consume_batch(reads_pending, r, pg_ns)
-    assert result.status == FAILED and "none of the 6" in result.message and "'>'" in result.hint
+    assert_fails(result, "none of the 6")
+    assert "'>'" in result.hint
 
 
 def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
     def stub(*args):
         raise NotImplementedError
 
-    assert checks.consume_batch(reference_consume, r, pg_ns).status == PASSED
-    assert checks.consume_batch(stub, r, pg_ns).status == NOT_DONE
+    assert_passes(checks.consume_batch(reference_consume, r, pg_ns))
+    assert_not_done(checks.consume_batch(stub, r, pg_ns))
 
 
 def consume_forever(block):
@@ -93,21 +108,16 @@ def consume_forever(block):
 def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
     # block=0 waits forever for a 7th order; the fixture's client times out after 5 s
     result = checks.consume_batch(consume_forever(block=0), r, pg_ns)
-    assert result.status == FAILED and "still waiting for new entries" in result.message and "block" in result.hint
+    assert_fails(result, "still waiting for new entries")
+    assert "block" in result.hint
 
 
 def test_consume_polling_forever_is_cut_short_and_stopped(r, pg_ns, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
-    stopped = threading.Event()
-
-    def polls_forever(*args):
-        try:
-            consume_forever(block=None)(*args)
-        finally:
-            stopped.set()
-
+    polls_forever, stopped = noting_its_end(consume_forever(block=None))
     result = checks.consume_batch(polls_forever, r, pg_ns)
-    assert result.status == FAILED and "did not return within" in result.message and "block=0" in result.hint
+    assert_fails(result, "did not return within")
+    assert "block=0" in result.hint
     assert stopped.wait(5), "the check stops the endless loop (and deletes its stream)"
 
 
@@ -129,7 +139,8 @@ def test_reclaim_without_idle_threshold_steals_live_work(r, pg_ns):
         return reference_reclaim(r, stream, group, consumer, 0)
 
     result = checks.reclaim(greedy, r, pg_ns)
-    assert result.status == FAILED and "live consumer" in result.message and "min_idle" in result.hint
+    assert_fails(result, "live consumer")
+    assert "min_idle" in result.hint
 
 
 def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
@@ -137,31 +148,30 @@ def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
         return r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0")[1]
 
     result = checks.reclaim(one_call, r, pg_ns)
-    assert result.status == FAILED and "100 of the 130" in result.message and "cursor" in result.hint
+    assert_fails(result, "100 of the 130")
+    assert "cursor" in result.hint
 
 
 def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
-    stopped = threading.Event()
 
     def claims_forever(r, stream, group, consumer, min_idle_ms):
-        try:
-            claimed = []
-            while True:  # min_idle_time=0: the entries it just claimed qualify again, every time
-                _, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=0, start_id="0-0")
-                if not entries:
-                    return claimed
-                claimed = entries
-        finally:
-            stopped.set()
+        claimed = []
+        while True:  # min_idle_time=0: the entries it just claimed qualify again, every time
+            _, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=0, start_id="0-0")
+            if not entries:
+                return claimed
+            claimed = entries
 
+    claims_forever, stopped = noting_its_end(claims_forever)
     result = checks.reclaim(claims_forever, r, pg_ns)
-    assert result.status == FAILED and "did not return within" in result.message and "cursor" in result.hint
+    assert_fails(result, "did not return within")
+    assert "cursor" in result.hint
     assert stopped.wait(5)
 
 
 def test_reclaim_reference_passes(r, pg_ns):
-    assert checks.reclaim(reference_reclaim, r, pg_ns).status == PASSED
+    assert_passes(checks.reclaim(reference_reclaim, r, pg_ns))
 
 
 # Exercise 3 ---------------------------------------------------------------------------------------------
@@ -188,8 +198,7 @@ def test_apply_without_dedupe_applies_duplicates(payments):
         conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
                      (event["cents"], event["account"]))
 
-    result = checks.apply_payment(naive, payments)
-    assert result.status == FAILED and "applied twice" in result.message
+    assert_fails(checks.apply_payment(naive, payments), "applied twice")
 
 
 def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(payments):
@@ -200,7 +209,7 @@ def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(
                          (event["cents"], event["account"]))
 
     result = checks.apply_payment(recorded_first, payments)
-    assert result.status == FAILED and "redelivery was skipped" in result.message
+    assert_fails(result, "redelivery was skipped")
     assert "same transaction" in result.hint
 
 
@@ -212,33 +221,33 @@ def test_apply_raising_on_a_duplicate_fails(payments):
                          (event["cents"], event["account"]))
 
     result = checks.apply_payment(strict, payments)
-    assert result.status == FAILED and "UniqueViolation" in result.message and "ON CONFLICT" in result.hint
+    assert_fails(result, "UniqueViolation")
+    assert "ON CONFLICT" in result.hint
 
 
 def test_apply_retrying_a_failed_effect_forever_is_cut_short(payments, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
-    stop, stopped = threading.Event(), threading.Event()
+    stop = threading.Event()
 
     def retries(conn, event):
-        try:
-            while not stop.is_set():
-                try:
-                    return reference_apply(conn, event)
-                except psycopg.errors.CheckViolation:
-                    time.sleep(0.05)  # the overdraft never goes away by itself
-        finally:
-            stopped.set()
+        while not stop.is_set():
+            try:
+                return reference_apply(conn, event)
+            except psycopg.errors.CheckViolation:
+                time.sleep(0.05)  # the overdraft never goes away by itself
 
+    retries, stopped = noting_its_end(retries)
     try:
         result = checks.apply_payment(retries, payments)
     finally:
         stop.set()
-    assert result.status == FAILED and "did not return within" in result.message and "redelivered" in result.hint
+    assert_fails(result, "did not return within")
+    assert "redelivered" in result.hint
     assert stopped.wait(5)  # before the fixture closes the connection
 
 
 def test_apply_reference_passes(payments):
-    assert checks.apply_payment(reference_apply, payments).status == PASSED
+    assert_passes(checks.apply_payment(reference_apply, payments))
 
 
 # Exercise 4 ---------------------------------------------------------------------------------------------
@@ -282,46 +291,46 @@ def make_relay(*, check_delivery=True, flush=True, only_unpublished=True):
 
 def test_relay_marking_failed_deliveries_loses_events(conn, outbox):
     result = checks.relay(make_relay(check_delivery=False), conn, outbox)
-    assert result.status == FAILED and "never acknowledged" in result.message and "delivery report" in result.hint
+    assert_fails(result, "never acknowledged")
+    assert "delivery report" in result.hint
 
 
 def test_relay_without_flush_marks_nothing(conn, outbox):
     result = checks.relay(make_relay(flush=False), conn, outbox)
-    assert result.status == FAILED and "still unpublished" in result.message and "flush" in result.hint
+    assert_fails(result, "still unpublished")
+    assert "flush" in result.hint
 
 
 def test_relay_republishing_everything_fails(conn, outbox):
-    result = checks.relay(make_relay(only_unpublished=False), conn, outbox)
-    assert result.status == FAILED and "published the same rows again" in result.message
+    assert_fails(checks.relay(make_relay(only_unpublished=False), conn, outbox), "published the same rows again")
 
 
 def test_relay_waiting_for_successes_while_kafka_is_down_is_cut_short(conn, outbox, monkeypatch):
     monkeypatch.setattr(checks, "RELAY_LIMIT_S", 2)
-    stop, stopped = threading.Event(), threading.Event()
+    stop = threading.Event()
 
     def waits_for_successes(conn, producer, topic):
-        try:
-            rows = conn.execute("SELECT event_id, key, payload::text FROM outbox ORDER BY id").fetchall()
-            delivered = []
-            for event_id, key, payload in rows:
-                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
-                                 on_delivery=lambda err, msg: err is None and delivered.append(msg))
-            while len(delivered) < len(rows) and not stop.is_set():  # failed reports never count
-                producer.poll(0.1)
-            return len(delivered)
-        finally:
-            stopped.set()
+        rows = conn.execute("SELECT event_id, key, payload::text FROM outbox ORDER BY id").fetchall()
+        delivered = []
+        for event_id, key, payload in rows:
+            producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
+                             on_delivery=lambda err, msg: err is None and delivered.append(msg))
+        while len(delivered) < len(rows) and not stop.is_set():  # failed reports never count
+            producer.poll(0.1)
+        return len(delivered)
 
+    waits_for_successes, stopped = noting_its_end(waits_for_successes)
     try:
         result = checks.relay(waits_for_successes, conn, outbox)
     finally:
         stop.set()
-    assert result.status == FAILED and "did not return within 2 s" in result.message and "error" in result.hint
+    assert_fails(result, "did not return within 2 s")
+    assert "error" in result.hint
     assert stopped.wait(5)
 
 
 def test_relay_reference_passes(conn, outbox):
-    assert checks.relay(make_relay(), conn, outbox).status == PASSED
+    assert_passes(checks.relay(make_relay(), conn, outbox))
 
 
 # Exercise 5 ---------------------------------------------------------------------------------------------
@@ -359,28 +368,28 @@ def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wai
     return handle_with_retry
 
 
-def retry_check(r, pg_ns, fn):
-    return checks.handle_with_retry(fn, r, pg_ns, TransientError, PermanentError)
+@pytest.fixture
+def retry_check(r, pg_ns):
+    return lambda fn: checks.handle_with_retry(fn, r, pg_ns, TransientError, PermanentError)
 
 
-def test_retry_without_backoff_fails(r, pg_ns):
-    result = retry_check(r, pg_ns, make_retry(pg_ns, backoff=False))
-    assert result.status == FAILED and "twice as long" in result.message
+def test_retry_without_backoff_fails(retry_check, pg_ns):
+    assert_fails(retry_check(make_retry(pg_ns, backoff=False)), "twice as long")
 
 
-def test_retry_of_a_permanent_error_fails(r, pg_ns):
-    result = retry_check(r, pg_ns, make_retry(pg_ns, retry_permanent=True))
-    assert result.status == FAILED and "PermanentError was retried" in result.message
+def test_retry_of_a_permanent_error_fails(retry_check, pg_ns):
+    assert_fails(retry_check(make_retry(pg_ns, retry_permanent=True)), "PermanentError was retried")
 
 
-def test_retry_waiting_after_the_last_attempt_fails(r, pg_ns):
-    result = retry_check(r, pg_ns, make_retry(pg_ns, wait_after_last=True))
-    assert result.status == FAILED and "no point waiting after the last attempt" in result.message
+def test_retry_waiting_after_the_last_attempt_fails(retry_check, pg_ns):
+    assert_fails(retry_check(make_retry(pg_ns, wait_after_last=True)), "no point waiting after the last attempt",
+                 hint=False)
 
 
-def test_dead_letter_without_ack_fails(r, pg_ns):
-    result = retry_check(r, pg_ns, make_retry(pg_ns, ack_dead=False))
-    assert result.status == FAILED and "still pending" in result.message and "XACK" in result.hint
+def test_dead_letter_without_ack_fails(retry_check, pg_ns):
+    result = retry_check(make_retry(pg_ns, ack_dead=False))
+    assert_fails(result, "still pending")
+    assert "XACK" in result.hint
 
 
 def retrying_forever(catching):
@@ -398,16 +407,17 @@ def retrying_forever(catching):
     return handle
 
 
-def test_retry_without_a_last_attempt_is_stopped(r, pg_ns):
-    result = retry_check(r, pg_ns, retrying_forever(TransientError))
-    assert result.status == FAILED and "still did not give up" in result.message and "MAX_ATTEMPTS" in result.hint
+def test_retry_without_a_last_attempt_is_stopped(retry_check):
+    result = retry_check(retrying_forever(TransientError))
+    assert_fails(result, "still did not give up")
+    assert "MAX_ATTEMPTS" in result.hint
 
 
-def test_retry_swallowing_every_exception_is_cut_short(r, pg_ns, monkeypatch):
+def test_retry_swallowing_every_exception_is_cut_short(retry_check, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
-    result = retry_check(r, pg_ns, retrying_forever(BaseException))  # as a bare except: the check's stop too
-    assert result.status == FAILED and "still did not give up" in result.message
+    result = retry_check(retrying_forever(BaseException))  # as a bare except: the check's stop too
+    assert_fails(result, "still did not give up")
 
 
-def test_retry_reference_passes(r, pg_ns):
-    assert retry_check(r, pg_ns, make_retry(pg_ns)).status == PASSED
+def test_retry_reference_passes(retry_check, pg_ns):
+    assert_passes(retry_check(make_retry(pg_ns)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import threading
@@ -17,8 +18,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from psycopg_pool import ConnectionPool
+from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab09 as checks
 from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc
 
@@ -38,14 +39,14 @@ def reference_apply_update(current, patch, mask):
 
 
 def test_apply_update_reference_passes():
-    assert checks.apply_update(reference_apply_update).status == PASSED
+    assert_passes(checks.apply_update(reference_apply_update))
 
 
 def test_apply_update_stub_is_not_done():
     def stub(current, patch, mask):
         raise NotImplementedError
 
-    assert checks.apply_update(stub).status == NOT_DONE
+    assert_not_done(checks.apply_update(stub))
 
 
 def test_apply_update_merge_from_ignores_the_mask():
@@ -55,8 +56,7 @@ def test_apply_update_merge_from_ignores_the_mask():
         updated.MergeFrom(patch)
         return updated
 
-    result = checks.apply_update(merge_everything)
-    assert result.status == FAILED and "does not name were changed" in result.message and result.hint
+    assert_fails(checks.apply_update(merge_everything), "does not name were changed")
 
 
 def test_apply_update_in_place_is_reported():
@@ -65,7 +65,8 @@ def test_apply_update_in_place_is_reported():
         return current
 
     result = checks.apply_update(in_place)
-    assert result.status == FAILED and "in place" in result.message and "CopyFrom" in result.hint
+    assert_fails(result, "in place")
+    assert "CopyFrom" in result.hint
 
 
 def test_apply_update_that_skips_empty_values_fails():
@@ -79,8 +80,7 @@ def test_apply_update_that_skips_empty_values_fails():
                 setattr(updated, path, getattr(patch, path))
         return updated
 
-    result = checks.apply_update(skip_empty)
-    assert result.status == FAILED and "cleared" in result.message
+    assert_fails(checks.apply_update(skip_empty), "cleared")
 
 
 def test_apply_update_without_validation_fails():
@@ -91,7 +91,8 @@ def test_apply_update_without_validation_fails():
         return updated
 
     result = checks.apply_update(trusting)
-    assert result.status == FAILED and "['id'] was accepted" in result.message and "ValueError" in result.hint
+    assert_fails(result, "['id'] was accepted")
+    assert "ValueError" in result.hint
 
 
 # --- Exercise 2: CreateUser ---------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class ReferenceUsers(users_pb2_grpc.UserServiceServicer):
 
 
 def test_create_user_reference_passes(pool):
-    assert checks.create_user(ReferenceUsers(pool)).status == PASSED
+    assert_passes(checks.create_user(ReferenceUsers(pool)))
 
 
 def test_create_user_stub_is_not_done(pool):
@@ -162,7 +163,7 @@ def test_create_user_stub_is_not_done(pool):
         def CreateUser(self, request, context):
             raise NotImplementedError
 
-    assert checks.create_user(Stub()).status == NOT_DONE
+    assert_not_done(checks.create_user(Stub()))
 
 
 def test_create_user_without_details_fails(pool):
@@ -173,7 +174,8 @@ def test_create_user_without_details_fails(pool):
             return super().CreateUser(request, context)
 
     result = checks.create_user(PlainAbort(pool))
-    assert result.status == FAILED and "no rich status" in result.message and "abort_with_status" in result.hint
+    assert_fails(result, "no rich status")
+    assert "abort_with_status" in result.hint
 
 
 def test_create_user_reporting_only_the_first_problem_fails(pool):
@@ -183,8 +185,7 @@ def test_create_user_reporting_only_the_first_problem_fails(pool):
                 context.abort_with_status(_rich(found[:1]))
             return super().CreateUser(request, context)
 
-    result = checks.create_user(FirstOnly(pool))
-    assert result.status == FAILED and "field violations name ['user.email']" in result.message
+    assert_fails(checks.create_user(FirstOnly(pool)), "field violations name ['user.email']")
 
 
 def test_create_user_with_the_wrong_code_fails(pool):
@@ -194,8 +195,7 @@ def test_create_user_with_the_wrong_code_fails(pool):
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION, "invalid user")
             return super().CreateUser(request, context)
 
-    result = checks.create_user(Precondition(pool))
-    assert result.status == FAILED and "FAILED_PRECONDITION" in result.message and "INVALID_ARGUMENT" in result.message
+    assert_fails(checks.create_user(Precondition(pool)), "FAILED_PRECONDITION", "INVALID_ARGUMENT", hint=False)
 
 
 def test_create_user_raising_an_exception_is_reported(pool):
@@ -205,8 +205,7 @@ def test_create_user_raising_an_exception_is_reported(pool):
                 raise ValueError("bad user")
             return super().CreateUser(request, context)
 
-    result = checks.create_user(Raises(pool))
-    assert result.status == FAILED and "raised ValueError" in result.message
+    assert_fails(checks.create_user(Raises(pool)), "raised ValueError")
 
 
 def test_create_user_letting_unique_violation_escape_fails(pool):
@@ -216,8 +215,7 @@ def test_create_user_letting_unique_violation_escape_fails(pool):
                 context.abort_with_status(_rich(found))
             return _insert(self.pool, request.user)
 
-    result = checks.create_user(NoDuplicateHandling(pool))
-    assert result.status == FAILED and "UniqueViolation" in result.message
+    assert_fails(checks.create_user(NoDuplicateHandling(pool)), "UniqueViolation")
 
 
 def test_create_user_that_never_answers_is_cut_off():
@@ -231,7 +229,8 @@ def test_create_user_that_never_answers_is_cut_off():
         result = checks.create_user(Stuck())
     finally:
         released.set()
-    assert result.status == FAILED and "did not answer within" in result.message and "pool" in result.hint
+    assert_fails(result, "did not answer within")
+    assert "pool" in result.hint
 
 
 # --- Exercise 3: WatchPrices --------------------------------------------------------------------------
@@ -244,18 +243,26 @@ class ReferenceMarket(market_pb2_grpc.MarketServiceServicer):
     def WatchPrices(self, request, context):
         if not request.symbols:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+        yield from self.ticks(request, context)
+
+    def ticks(self, request, context):
+        """Every tick_s until the client cancels or max_ticks (0: no limit) ticks were sent."""
         ended = threading.Event()
         context.add_callback(ended.set)
         sequence = 0
         while not ended.wait(self.tick_s) and (request.max_ticks == 0 or sequence < request.max_ticks):
-            symbol = request.symbols[sequence % len(request.symbols)]
             sequence += 1
-            yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
-                                                 sequence=sequence)
+            yield self.tick(request, sequence)
+
+    def tick(self, request, sequence):
+        """The tick numbered SEQUENCE (from 1): the symbols take turns."""
+        symbol = request.symbols[(sequence - 1) % len(request.symbols)]
+        return market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                              sequence=sequence)
 
 
 def test_watch_prices_reference_passes():
-    assert checks.watch_prices(ReferenceMarket).status == PASSED
+    assert_passes(checks.watch_prices(ReferenceMarket))
 
 
 def test_watch_prices_stub_is_not_done():
@@ -263,40 +270,29 @@ def test_watch_prices_stub_is_not_done():
         def WatchPrices(self, request, context):
             raise NotImplementedError
 
-    assert checks.watch_prices(Stub).status == NOT_DONE
+    assert_not_done(checks.watch_prices(Stub))
 
 
 def test_watch_prices_that_sleeps_blindly_fails():
     class Sleeper(ReferenceMarket):
-        def WatchPrices(self, request, context):
-            if not request.symbols:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+        def ticks(self, request, context):
             sequence = 0
             while context.is_active() and (request.max_ticks == 0 or sequence < request.max_ticks):
                 time.sleep(self.tick_s)
-                symbol = request.symbols[sequence % len(request.symbols)]
                 sequence += 1
-                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
-                                                     sequence=sequence)
+                yield self.tick(request, sequence)
 
     result = checks.watch_prices(Sleeper)
-    assert result.status == FAILED and "after the client cancelled" in result.message and "Event" in result.hint
+    assert_fails(result, "after the client cancelled")
+    assert "Event" in result.hint
 
 
 def test_watch_prices_without_symbol_check_fails():
     class NoValidation(ReferenceMarket):
         def WatchPrices(self, request, context):
-            ended = threading.Event()
-            context.add_callback(ended.set)
-            sequence = 0
-            while not ended.wait(self.tick_s) and (request.max_ticks == 0 or sequence < request.max_ticks):
-                symbol = request.symbols[sequence % len(request.symbols)]
-                sequence += 1
-                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
-                                                     sequence=sequence)
+            yield from self.ticks(request, context)
 
-    result = checks.watch_prices(NoValidation)
-    assert result.status == FAILED and "without symbols" in result.message
+    assert_fails(checks.watch_prices(NoValidation), "without symbols")
 
 
 def test_watch_prices_counting_from_zero_fails():
@@ -306,39 +302,28 @@ def test_watch_prices_counting_from_zero_fails():
                 tick.sequence -= 1
                 yield tick
 
-    result = checks.watch_prices(FromZero)
-    assert result.status == FAILED and "from 1" in result.message
+    assert_fails(checks.watch_prices(FromZero), "from 1", hint=False)
 
 
 def test_watch_prices_ignoring_max_ticks_is_cut_off():
     class Endless(ReferenceMarket):
-        def WatchPrices(self, request, context):
-            if not request.symbols:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
-            sequence = 0
-            while True:
+        def ticks(self, request, context):
+            for sequence in itertools.count(1):
                 time.sleep(self.tick_s)
-                symbol = request.symbols[sequence % len(request.symbols)]
-                sequence += 1
-                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
-                                                     sequence=sequence)
+                yield self.tick(request, sequence)
 
     result = checks.watch_prices(Endless)
-    assert result.status == FAILED and "still streaming" in result.message and "max_ticks" in result.hint
+    assert_fails(result, "still streaming")
+    assert "max_ticks" in result.hint
 
 
 def test_watch_prices_with_no_ticks_for_max_ticks_zero_fails():
     class Counted(ReferenceMarket):
-        def WatchPrices(self, request, context):
-            if not request.symbols:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+        def ticks(self, request, context):
             for sequence in range(1, request.max_ticks + 1):
-                symbol = request.symbols[(sequence - 1) % len(request.symbols)]
-                yield market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
-                                                     sequence=sequence)
+                yield self.tick(request, sequence)
 
-    result = checks.watch_prices(Counted)
-    assert result.status == FAILED and "max_ticks=0" in result.message and "without a single tick" in result.message
+    assert_fails(checks.watch_prices(Counted), "max_ticks=0", "without a single tick")
 
 
 # --- Exercise 4: fetch_user ---------------------------------------------------------------------------
@@ -354,7 +339,7 @@ def reference_fetch_user(stub, user_id, timeout_s):
 
 
 def test_fetch_user_reference_passes():
-    assert checks.fetch_user(reference_fetch_user).status == PASSED
+    assert_passes(checks.fetch_user(reference_fetch_user))
 
 
 def test_fetch_user_without_timeout_fails():
@@ -362,7 +347,8 @@ def test_fetch_user_without_timeout_fails():
         return stub.GetUser(users_pb2.GetUserRequest(id=user_id)).user
 
     result = checks.fetch_user(no_deadline)
-    assert result.status == FAILED and "waited" in result.message and "timeout=" in result.hint
+    assert_fails(result, "waited")
+    assert "timeout=" in result.hint
 
 
 def test_fetch_user_that_swallows_every_error_fails():
@@ -372,8 +358,7 @@ def test_fetch_user_that_swallows_every_error_fails():
         except grpc.RpcError:
             return None
 
-    result = checks.fetch_user(swallow)
-    assert result.status == FAILED and "NOT_FOUND error was swallowed" in result.message
+    assert_fails(checks.fetch_user(swallow), "NOT_FOUND error was swallowed")
 
 
 def test_fetch_user_returning_the_response_fails():
@@ -381,7 +366,8 @@ def test_fetch_user_returning_the_response_fails():
         return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s)
 
     result = checks.fetch_user(whole_response)
-    assert result.status == FAILED and "GetUserResponse" in result.message and "response.user" in result.hint
+    assert_fails(result, "GetUserResponse")
+    assert "response.user" in result.hint
 
 
 def test_fetch_user_that_retries_forever_is_cut_off():
@@ -393,8 +379,7 @@ def test_fetch_user_that_retries_forever_is_cut_off():
                 if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise
 
-    result = checks.fetch_user(retry_until_found)
-    assert result.status == FAILED and "did not return within" in result.message
+    assert_fails(checks.fetch_user(retry_until_found), "did not return within")
 
 
 # --- Exercise 5: fetch_many ---------------------------------------------------------------------------
@@ -413,7 +398,7 @@ async def reference_fetch_many(stub, ids):
 
 
 def test_fetch_many_reference_passes():
-    assert checks.fetch_many(reference_fetch_many).status == PASSED
+    assert_passes(checks.fetch_many(reference_fetch_many))
 
 
 def test_fetch_many_one_after_another_fails():
@@ -427,7 +412,8 @@ def test_fetch_many_one_after_another_fails():
         return users
 
     result = checks.fetch_many(sequential)
-    assert result.status == FAILED and "one after another" in result.message and "gather" in result.hint
+    assert_fails(result, "one after another")
+    assert "gather" in result.hint
 
 
 def test_fetch_many_in_completion_order_fails():
@@ -438,15 +424,14 @@ def test_fetch_many_in_completion_order_fails():
 
         return [users[0] for users in [await c for c in asyncio.as_completed([one(i) for i in ids])]]
 
-    result = checks.fetch_many(as_they_come)
-    assert result.status == FAILED and "order of ids" in result.message
+    assert_fails(checks.fetch_many(as_they_come), "order of ids")
 
 
 def test_fetch_many_stub_is_not_done():
     async def stub(stub_, ids):
         raise NotImplementedError
 
-    assert checks.fetch_many(stub).status == NOT_DONE
+    assert_not_done(checks.fetch_many(stub))
 
 
 def test_fetch_many_without_not_found_handling_fails():
@@ -455,7 +440,8 @@ def test_fetch_many_without_not_found_handling_fails():
         return [response.user for response in await asyncio.gather(*calls)]
 
     result = checks.fetch_many(lets_errors_through)
-    assert result.status == FAILED and "raised NOT_FOUND" in result.message and "None" in result.hint
+    assert_fails(result, "raised NOT_FOUND")
+    assert "None" in result.hint
 
 
 def test_fetch_many_that_awaits_forever_is_cut_off():
@@ -466,6 +452,5 @@ def test_fetch_many_that_awaits_forever_is_cut_off():
         await queue.join()  # no worker ever calls task_done()
 
     started = time.monotonic()
-    result = checks.fetch_many(waits_for_nothing)
-    assert result.status == FAILED and "did not return within" in result.message
+    assert_fails(checks.fetch_many(waits_for_nothing), "did not return within")
     assert time.monotonic() - started < checks.AIO_LIMIT_S + 5

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
+from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse.checking import FAILED, NOT_DONE, PASSED
 from infracourse.checks import lab10 as checks
 from infracourse.lessons import grpc_handlers
 
@@ -32,7 +33,7 @@ class ReferenceAuth(grpc.ServerInterceptor):
 
 
 def test_auth_reference_passes():
-    assert checks.auth_interceptor(ReferenceAuth).status == PASSED
+    assert_passes(checks.auth_interceptor(ReferenceAuth))
 
 
 def test_auth_stub_is_not_done():
@@ -40,7 +41,7 @@ def test_auth_stub_is_not_done():
         def intercept_service(self, continuation, handler_call_details):
             raise NotImplementedError
 
-    assert checks.auth_interceptor(Stub).status == NOT_DONE
+    assert_not_done(checks.auth_interceptor(Stub))
 
 
 def test_auth_with_permission_denied_fails():
@@ -52,8 +53,7 @@ def test_auth_with_permission_denied_fails():
                 return grpc_handlers.refuse(handler, grpc.StatusCode.PERMISSION_DENIED, "no")
             return handler
 
-    result = checks.auth_interceptor(Denied)
-    assert result.status == FAILED and "PERMISSION_DENIED" in result.message and "UNAUTHENTICATED" in result.message
+    assert_fails(checks.auth_interceptor(Denied), "PERMISSION_DENIED", "UNAUTHENTICATED")
 
 
 def test_auth_reading_a_capitalised_key_refuses_everyone():
@@ -68,7 +68,8 @@ def test_auth_reading_a_capitalised_key_refuses_everyone():
             return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
 
     result = checks.auth_interceptor(Capitalised)
-    assert result.status == FAILED and "valid token was refused" in result.message and "lowercase" in result.hint
+    assert_fails(result, "valid token was refused")
+    assert "lowercase" in result.hint
 
 
 def test_auth_with_a_prefix_check_fails():
@@ -81,8 +82,7 @@ def test_auth_with_a_prefix_check_fails():
                 return handler
             return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
 
-    result = checks.auth_interceptor(Prefix)
-    assert result.status == FAILED and "only starts like a valid one got through" in result.message
+    assert_fails(checks.auth_interceptor(Prefix), "only starts like a valid one got through")
 
 
 def test_auth_that_blocks_health_checks_fails():
@@ -95,7 +95,8 @@ def test_auth_that_blocks_health_checks_fails():
             return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
 
     result = checks.auth_interceptor(NoHealthException)
-    assert result.status == FAILED and "health check" in result.message and "load balancers" in result.hint
+    assert_fails(result, "health check")
+    assert "load balancers" in result.hint
 
 
 def test_auth_refusal_that_raises_is_reported():
@@ -110,8 +111,7 @@ def test_auth_refusal_that_raises_is_reported():
 
             return grpc_handlers.wrap_behaviour(handler, lambda behaviour, streams: deny)
 
-    result = checks.auth_interceptor(RaisesToRefuse)
-    assert result.status == FAILED and "raised PermissionError: no token inside the server" in result.message
+    assert_fails(checks.auth_interceptor(RaisesToRefuse), "raised PermissionError: no token inside the server")
 
 
 # --- Exercise 2: client interceptor -------------------------------------------------------------------
@@ -134,11 +134,11 @@ class ReferenceToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInt
 
 
 def test_client_interceptor_reference_passes():
-    assert checks.client_interceptor(ReferenceToken("tok-123")).status == PASSED
+    assert_passes(checks.client_interceptor(ReferenceToken("tok-123")))
 
 
 def test_client_interceptor_placeholder_is_not_done():
-    assert checks.client_interceptor(...).status == NOT_DONE
+    assert_not_done(checks.client_interceptor(...))
 
 
 def test_client_interceptor_without_stream_support_fails():
@@ -147,7 +147,8 @@ def test_client_interceptor_without_stream_support_fails():
             return ReferenceToken("tok-123").intercept_unary_unary(continuation, client_call_details, request)
 
     result = checks.client_interceptor(UnaryOnly())
-    assert result.status == FAILED and "UploadReadings" in result.message and "intercept_stream_unary" in result.hint
+    assert_fails(result, "UploadReadings")
+    assert "intercept_stream_unary" in result.hint
 
 
 def test_client_interceptor_that_replaces_metadata_fails():
@@ -156,8 +157,7 @@ def test_client_interceptor_that_replaces_metadata_fails():
             return details._replace(metadata=[("authorization", f"Bearer {self.token}"),
                                               ("x-request-id", uuid.uuid4().hex)])
 
-    result = checks.client_interceptor(Replaces("tok-123"))
-    assert result.status == FAILED and "x-tenant" in result.message
+    assert_fails(checks.client_interceptor(Replaces("tok-123")), "x-tenant")
 
 
 def test_client_interceptor_with_one_request_id_fails():
@@ -169,8 +169,7 @@ def test_client_interceptor_with_one_request_id_fails():
                         ("x-request-id", self.request_id)]
             return details._replace(metadata=metadata)
 
-    result = checks.client_interceptor(SameId("tok-123"))
-    assert result.status == FAILED and "request ids repeat" in result.message
+    assert_fails(checks.client_interceptor(SameId("tok-123")), "request ids repeat")
 
 
 def test_client_interceptor_with_a_capitalised_key_fails():
@@ -180,7 +179,7 @@ def test_client_interceptor_with_a_capitalised_key_fails():
                                               ("x-request-id", uuid.uuid4().hex)])
 
     result = checks.client_interceptor(Capitalised("tok-123"))
-    assert result.status == FAILED and "failed with INTERNAL: Invalid metadata" in result.message
+    assert_fails(result, "failed with INTERNAL: Invalid metadata")
     assert "lowercase" in result.hint
 
 
@@ -194,33 +193,35 @@ def _config(service="course.v1.TelemetryService", attempts=4, codes=("UNAVAILABL
 
 
 def test_retry_reference_passes():
-    assert checks.retry_config(_config()).status == PASSED
+    assert_passes(checks.retry_config(_config()))
 
 
 def test_retry_placeholder_is_not_done():
-    assert checks.retry_config(...).status == NOT_DONE
+    assert_not_done(checks.retry_config(...))
 
 
 def test_retry_for_the_wrong_service_fails():
     result = checks.retry_config(_config(service="TelemetryService"))
-    assert result.status == FAILED and "not retried at all" in result.message and "course.v1" in result.hint
+    assert_fails(result, "not retried at all")
+    assert "course.v1" in result.hint
 
 
 def test_retry_with_a_backoff_longer_than_the_deadline_is_named():
     config = _config()
     config["methodConfig"][0]["retryPolicy"].update(initialBackoff="10s", maxBackoff="30s")
     result = checks.retry_config(config)
-    assert result.status == FAILED and "backoff" in result.message and "initialBackoff" in result.hint
+    assert_fails(result, "backoff")
+    assert "initialBackoff" in result.hint
 
 
 def test_retry_with_too_few_attempts_fails():
     result = checks.retry_config(_config(attempts=2))
-    assert result.status == FAILED and "still failed" in result.message and "at least 3" in result.hint
+    assert_fails(result, "still failed")
+    assert "at least 3" in result.hint
 
 
 def test_retry_of_invalid_argument_fails():
-    result = checks.retry_config(_config(codes=("UNAVAILABLE", "INVALID_ARGUMENT")))
-    assert result.status == FAILED and "INVALID_ARGUMENT was tried" in result.message
+    assert_fails(checks.retry_config(_config(codes=("UNAVAILABLE", "INVALID_ARGUMENT"))), "INVALID_ARGUMENT was tried")
 
 
 # --- Exercise 4: graceful shutdown --------------------------------------------------------------------
@@ -233,14 +234,14 @@ def reference_shutdown(server, health_servicer, drain_s, grace_s):
 
 
 def test_shutdown_reference_passes():
-    assert checks.graceful_shutdown(reference_shutdown).status == PASSED
+    assert_passes(checks.graceful_shutdown(reference_shutdown))
 
 
 def test_shutdown_stub_is_not_done():
     def stub(server, health_servicer, drain_s, grace_s):
         raise NotImplementedError
 
-    assert checks.graceful_shutdown(stub).status == NOT_DONE
+    assert_not_done(checks.graceful_shutdown(stub))
 
 
 def test_shutdown_without_grace_fails():
@@ -250,7 +251,8 @@ def test_shutdown_without_grace_fails():
         server.stop(grace=None).wait()
 
     result = checks.graceful_shutdown(abrupt)
-    assert result.status == FAILED and "cut off" in result.message and "stop(grace_s)" in result.hint
+    assert_fails(result, "cut off")
+    assert "stop(grace_s)" in result.hint
 
 
 def test_shutdown_without_health_flip_fails():
@@ -258,8 +260,7 @@ def test_shutdown_without_health_flip_fails():
         time.sleep(drain_s)
         server.stop(grace=grace_s).wait()
 
-    result = checks.graceful_shutdown(silent)
-    assert result.status == FAILED and "never reported NOT_SERVING" in result.message
+    assert_fails(checks.graceful_shutdown(silent), "never reported NOT_SERVING")
 
 
 def test_shutdown_without_drain_fails():
@@ -268,7 +269,8 @@ def test_shutdown_without_drain_fails():
         server.stop(grace=grace_s).wait()
 
     result = checks.graceful_shutdown(hasty)
-    assert result.status == FAILED and "after health said NOT_SERVING" in result.message and "drain_s" in result.hint
+    assert_fails(result, "after health said NOT_SERVING")
+    assert "drain_s" in result.hint
 
 
 def test_shutdown_that_does_not_wait_fails():
@@ -278,7 +280,22 @@ def test_shutdown_that_does_not_wait_fails():
         server.stop(grace=grace_s)
 
     result = checks.graceful_shutdown(impatient)
-    assert result.status == FAILED and "still running" in result.message and "wait()" in result.hint
+    assert_fails(result, "still running")
+    assert "wait()" in result.hint
+
+
+def test_shutdown_that_never_returns_is_cut_off():
+    released = threading.Event()
+
+    def stuck(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        released.wait(30)  # as a wait for something that never comes
+
+    try:
+        result = checks.graceful_shutdown(stuck)
+    finally:
+        released.set()
+    assert_fails(result, "1 of 2 threads", "did not return within 5.3 s")
 
 
 # --- Exercise 5: metrics interceptor ------------------------------------------------------------------
@@ -310,7 +327,7 @@ class ReferenceMetrics(grpc.ServerInterceptor):
 
 
 def test_metrics_reference_passes():
-    assert checks.metrics_interceptor(ReferenceMetrics).status == PASSED
+    assert_passes(checks.metrics_interceptor(ReferenceMetrics))
 
 
 def test_metrics_stub_is_not_done():
@@ -318,7 +335,7 @@ def test_metrics_stub_is_not_done():
         def intercept_service(self, continuation, handler_call_details):
             raise NotImplementedError
 
-    assert checks.metrics_interceptor(Stub).status == NOT_DONE
+    assert_not_done(checks.metrics_interceptor(Stub))
 
 
 def test_metrics_without_finally_misses_failures():
@@ -339,7 +356,8 @@ def test_metrics_without_finally_misses_failures():
             return grpc_handlers.wrap_behaviour(handler, around)
 
     result = checks.metrics_interceptor(SuccessOnly)
-    assert result.status == FAILED and "INVALID_ARGUMENT" in result.message and "finally" in result.hint
+    assert_fails(result, "INVALID_ARGUMENT")
+    assert "finally" in result.hint
 
 
 def test_metrics_with_short_method_names_fails():
@@ -362,7 +380,7 @@ def test_metrics_with_short_method_names_fails():
             return grpc_handlers.wrap_behaviour(handler, around)
 
     result = checks.metrics_interceptor(ShortNames)
-    assert result.status == FAILED and "RecordReading/OK was observed 0 times" in result.message
+    assert_fails(result, "RecordReading/OK was observed 0 times")
     assert "handler_call_details.method" in result.hint
 
 
@@ -374,8 +392,7 @@ def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():
                 return handler
             return super().intercept_service(lambda _: handler, handler_call_details)
 
-    result = checks.metrics_interceptor(UnaryOnly)
-    assert result.status == FAILED and "UploadReadings stream was not observed" in result.message
+    assert_fails(checks.metrics_interceptor(UnaryOnly), "UploadReadings stream was not observed")
 
 
 def test_metrics_with_wrong_label_names_is_reported():
@@ -394,5 +411,4 @@ def test_metrics_with_wrong_label_names_is_reported():
 
             return grpc_handlers.wrap_behaviour(handler, around)
 
-    result = checks.metrics_interceptor(NamedLabels)
-    assert result.status == FAILED and "raised ValueError: Incorrect label names" in result.message
+    assert_fails(checks.metrics_interceptor(NamedLabels), "raised ValueError: Incorrect label names")

@@ -8,21 +8,19 @@ it under a time limit, and inspects Redis, PostgreSQL or Kafka afterwards; waits
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import redis
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from infracourse.checking import CheckFailed, exercise, expect, time_limit
+from infracourse.checking.kafka_readback import headers_of, read_back
 from infracourse.clients import kafka_config
-from infracourse.clients.kafka_logging import quiet_logger
 from infracourse.namespace import Namespace
+from infracourse.services.probes import free_port
 
 LIMIT_S = 10
 RELAY_LIMIT_S = 20  # a relay's first produce waits for Kafka's metadata
@@ -36,17 +34,6 @@ class HandlerFailed(Exception):
 class RetriedForever(BaseException):
     """What the check's handler raises to stop a retry loop that never gives up (`except Exception` lets it
     through)."""
-
-
-def _bounded(seconds: float, hint: str, stop: Callable[[], object] | None, fn, *args: object, **kwargs: object):
-    """fn(*args, **kwargs) under time_limit. If it does not return, STOP (if given) takes away what the learner
-    thread loops on, so that its next command fails instead of going on forever; the CheckFailed gets HINT."""
-    try:
-        return time_limit.call(seconds, fn, *args, **kwargs)
-    except CheckFailed as exc:
-        if stop is not None:
-            stop()
-        raise CheckFailed(str(exc), hint=hint) from None
 
 
 def _fresh_stream(r: redis.Redis, key: str, group: str) -> None:
@@ -73,9 +60,9 @@ def consume_batch(fn, r: redis.Redis, ns: Namespace) -> str:
             raise HandlerFailed("the warehouse rejected order 4")
 
     try:
-        acked = _bounded(LIMIT_S, "after the 6 orders nothing new arrives: read once and return, without "
-                         "block=0 (it waits forever)", lambda: r.delete(stream),
-                         fn, r, stream, group, "worker-1", handle)
+        acked = time_limit.bounded(
+            LIMIT_S, fn, r, stream, group, "worker-1", handle, on_timeout=lambda: r.delete(stream),
+            hint="after the 6 orders nothing new arrives: read once and return, without block=0 (it waits forever)")
     except HandlerFailed:
         raise CheckFailed("consume_batch let the handler's error escape, so the rest of the batch was not "
                           "processed", hint="catch the error, skip the XACK for that entry, go on") from None
@@ -111,9 +98,9 @@ def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
     # XCLAIM ... IDLE makes these entries look untouched for a minute, as if their consumer died back then
     r.xclaim(stream, group, "crashed", min_idle_time=0, message_ids=[i for i, _ in crashed], idle=60_000)
     r.xreadgroup(group, "busy", {stream: ">"}, count=busy)
-    got = _bounded(LIMIT_S, "XAUTOCLAIM returns a cursor: follow it and stop when it is '0-0' (claimed entries "
-                   "are idle again, so min_idle_time=0 claims them forever)", lambda: r.delete(stream),
-                   fn, r, stream, group, "rescuer", 30_000)
+    got = time_limit.bounded(LIMIT_S, fn, r, stream, group, "rescuer", 30_000, on_timeout=lambda: r.delete(stream),
+                             hint="XAUTOCLAIM returns a cursor: follow it and stop when it is '0-0' (claimed entries "
+                                  "are idle again, so min_idle_time=0 claims them forever)")
     owners = _owners(r, stream, group)
     expect(owners.get("busy", 0) == busy,
            f"reclaim took {busy - owners.get('busy', 0)} orders that a live consumer received a moment ago",
@@ -142,8 +129,8 @@ def apply_payment(fn, conn: psycopg.Connection) -> str:
         return conn.execute("SELECT balance_cents FROM accounts WHERE account = %s", (account,)).fetchone()[0]
 
     def pay(ev: dict[str, Any]) -> None:
-        _bounded(LIMIT_S, "an event that cannot be applied yet fails now and is redelivered later: do not "
-                 "retry it in a loop", None, fn, conn, ev)
+        time_limit.bounded(LIMIT_S, fn, conn, ev, hint="an event that cannot be applied yet fails now and is "
+                                                        "redelivered later: do not retry it in a loop")
 
     pay(event(1, 500))
     expect(balance() == 500, f"after a 500-cent payment the balance is {balance()}",
@@ -170,38 +157,16 @@ def apply_payment(fn, conn: psycopg.Connection) -> str:
     return "duplicate skipped, failed event applied on redelivery"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _read_topic(topic: str, event_ids: set[str], timeout_s: float = 10) -> list:
-    """This check's messages in TOPIC, oldest first per partition (the topic may hold earlier runs' too)."""
-    consumer = Consumer({**kafka_config.consumer(f"{topic}.check"), "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        found, positions = [], dict.fromkeys(partitions, 0)
-        deadline = time.monotonic() + timeout_s
-        while any(positions[p] < ends[p] for p in partitions) and time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error() is not None:
-                    continue
-                positions[msg.partition()] = msg.offset() + 1
-                headers = dict(msg.headers() or [])
-                event_id = headers.get("event_id", b"").decode()
-                if event_id in event_ids:
-                    found.append((msg.key(), event_id, msg.value()))
-        return found
-    finally:
-        consumer.close()
+def _events_of_this_run(topic: str, event_ids: set[str]) -> list[tuple[bytes, str, bytes]]:
+    """(key, event_id, value) of this check's messages in TOPIC, oldest first per partition (the topic may hold
+    earlier runs' too)."""
+    found = [(m.key(), headers_of(m).get("event_id", b"").decode(), m.value()) for m in read_back(topic)]
+    return [message for message in found if message[1] in event_ids]
 
 
 def _relay(fn, conn: psycopg.Connection, producer: Producer, topic: str):
-    return _bounded(RELAY_LIMIT_S, "wait for the delivery reports with a bounded flush(10); a report with an "
-                    "error counts as a report too", None, fn, conn, producer, topic)
+    return time_limit.bounded(RELAY_LIMIT_S, fn, conn, producer, topic, hint="wait for the delivery reports with a "
+                              "bounded flush(10); a report with an error counts as a report too")
 
 
 @exercise("4", "Relay the outbox to Kafka")
@@ -214,13 +179,11 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
         cur.executemany("INSERT INTO outbox (key, event_id, payload) VALUES (%s, %s, %s)", rows)
     event_ids = {event_id for _, event_id, _ in rows}
 
-    broken = Producer({"bootstrap.servers": f"127.0.0.1:{_closed_port()}", "logger": quiet_logger(),
+    broken = Producer({**kafka_config.client(), "bootstrap.servers": f"127.0.0.1:{free_port()}",
                        "message.timeout.ms": 1500, "socket.connection.setup.timeout.ms": 1000})
     try:
         _relay(fn, conn, broken, topic)
-    except NotImplementedError:
-        raise
-    except CheckFailed:
+    except (NotImplementedError, CheckFailed):
         raise
     except Exception:  # noqa: BLE001 - raising on a broker that is down is a fine answer
         pass
@@ -235,7 +198,7 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
     expect(left == 0, f"with Kafka up, {left} of 5 rows are still unpublished after the relay ran",
            hint="producer.flush() waits for the delivery reports; mark the acknowledged rows")
     expect(published == 5, f"relay returned {published!r}; it published 5 rows", hint="return how many were published")
-    messages = _read_topic(topic, event_ids)
+    messages = _events_of_this_run(topic, event_ids)
     expect(len(messages) >= 5, f"only {len(messages)} of the 5 events are in the topic",
            hint="produce each row with the header event_id, to the topic passed in")
     expect(len(messages) == 5, f"the topic holds {len(messages)} messages for 5 events")
@@ -245,7 +208,7 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
                f"the events of {key} are not in outbox order in Kafka (or not keyed by the row's key)",
                hint="produce in ORDER BY id, with key=row key, so one aggregate's events share a partition")
     again = _relay(fn, conn, producer, topic)
-    expect(again == 0 and len(_read_topic(topic, event_ids)) == 5,
+    expect(again == 0 and len(_events_of_this_run(topic, event_ids)) == 5,
            "a second run published the same rows again", hint="select only rows WHERE published_at IS NULL")
     producer.flush(5)
     return "nothing marked while Kafka was down; 5 events published in order, once"

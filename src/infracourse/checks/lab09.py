@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from infracourse.checking import done, exercise, expect, time_limit
-from infracourse.checking.grpc_harness import Trap, serving
+from infracourse.checking.grpc_harness import Trap, serving, status_code
 from infracourse.clients import protos
 from infracourse.waiting import run_coroutine
 
@@ -23,15 +23,6 @@ protos.generate()
 from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc  # noqa: E402
 
 CALL_TIMEOUT_S = 5
-
-
-def _error(method, request, **kwargs) -> grpc.RpcError | None:
-    """The RpcError a call ends with, or None when it succeeds."""
-    try:
-        method(request, timeout=CALL_TIMEOUT_S, **kwargs)
-    except grpc.RpcError as err:
-        return err
-    return None
 
 
 # --- Exercise 1 ----------------------------------------------------------------------------------------
@@ -91,8 +82,8 @@ def _violations(err: grpc.RpcError) -> dict[str, str] | None:
     return found
 
 
-def _answered(err: grpc.RpcError | None) -> None:
-    expect(err is None or err.code() != grpc.StatusCode.DEADLINE_EXCEEDED,
+def _answered(code: grpc.StatusCode) -> None:
+    expect(code != grpc.StatusCode.DEADLINE_EXCEEDED,
            f"CreateUser did not answer within {CALL_TIMEOUT_S} s",
            hint="look for a wait without a timeout: a pool connection never given back, or a transaction left open")
 
@@ -108,9 +99,13 @@ def create_user(servicer) -> str:
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = users_pb2_grpc.UserServiceStub(channel)
         invalid = users_pb2.CreateUserRequest(user=users_pb2.User(email="not-an-email", display_name="  "))
-        err = _error(stub.CreateUser, invalid)
+        err = None
+        try:
+            stub.CreateUser(invalid, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            err = exc  # kept whole: its rich status details are read below
         trap.raise_first()
-        _answered(err)
+        _answered(err.code() if err else grpc.StatusCode.OK)
         expect(err is not None, "CreateUser accepted a user with a bad email, a blank name and no role",
                hint="validate request.user before inserting")
         expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT,
@@ -134,20 +129,19 @@ def create_user(servicer) -> str:
             created = stub.CreateUser(valid, timeout=CALL_TIMEOUT_S).user
         except grpc.RpcError as exc:
             trap.raise_first()
-            _answered(exc)
+            _answered(exc.code())
             expect(False, f"a valid user was refused with {exc.code().name}: {exc.details()}")
         expect(created.id > 0 and created.email == email, "the response should hold the stored user, with its id")
         expect(created.HasField("create_time"), "the returned user has no create_time",
                hint="return the row that INSERT ... RETURNING gave back, converted with to_user")
         expect(created.phone == "+1 555 0199", "the phone number was not stored")
 
-        err = _error(stub.CreateUser, valid)
+        code = status_code(stub.CreateUser, valid, timeout=CALL_TIMEOUT_S)
         trap.raise_first()
-        _answered(err)
-        expect(err is not None, "a second user with the same email was accepted",
+        _answered(code)
+        expect(code != grpc.StatusCode.OK, "a second user with the same email was accepted",
                hint="the email column is UNIQUE; did the insert really run?")
-        expect(err.code() == grpc.StatusCode.ALREADY_EXISTS,
-               f"a duplicate email got {err.code().name}; expected ALREADY_EXISTS",
+        expect(code == grpc.StatusCode.ALREADY_EXISTS, f"a duplicate email got {code.name}; expected ALREADY_EXISTS",
                hint="catch psycopg.errors.UniqueViolation and abort with ALREADY_EXISTS")
     return "3 field violations, then created, then ALREADY_EXISTS"
 
@@ -206,8 +200,9 @@ def watch_prices(servicer_class) -> str:
                f"the symbols were {[t.symbol for t in ticks]}; take turns through request.symbols")
         expect([(t.symbol, t.price_cents) for t in ticks] == feed.handed_out[:4],
                "the prices are not the ones self.feed.next_price(symbol) returned")
-        err = _error(lambda r, **kw: list(stub.WatchPrices(r, **kw)), market_pb2.WatchPricesRequest())
-        expect(err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT,
+        code = status_code(lambda r, **kw: list(stub.WatchPrices(r, **kw)), market_pb2.WatchPricesRequest(),
+                           timeout=CALL_TIMEOUT_S)
+        expect(code == grpc.StatusCode.INVALID_ARGUMENT,
                "a request without symbols should end with INVALID_ARGUMENT",
                hint="check request.symbols before the loop and context.abort(...)")
 

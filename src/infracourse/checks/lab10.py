@@ -4,6 +4,7 @@ learner's code against a real server on a free loopback port, stopped before the
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -13,8 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, Histogram
 
-from infracourse.checking import NotDone, done, exercise, expect
-from infracourse.checking.grpc_harness import Trap, serving
+from infracourse.checking import done, exercise, expect, time_limit
+from infracourse.checking.grpc_harness import Trap, serving, status_code
 from infracourse.clients import protos
 from infracourse.lessons import grpc_handlers
 
@@ -64,12 +65,7 @@ def _uploads(n: int, pause_s: float = 0.0):
         yield telemetry_pb2.UploadReadingsRequest(reading=telemetry_pb2.Reading(sensor_id="s1", value=float(i)))
 
 
-def _code(call, *args, **kwargs) -> grpc.StatusCode:
-    try:
-        call(*args, timeout=CALL_TIMEOUT_S, **kwargs)
-    except grpc.RpcError as err:
-        return err.code()
-    return grpc.StatusCode.OK
+_code = functools.partial(status_code, timeout=CALL_TIMEOUT_S)  # every call of a check has the same deadline
 
 
 class _Guard(Trap, grpc.ServerInterceptor):
@@ -235,19 +231,27 @@ def graceful_shutdown(fn) -> str:
     _register(servicer, health_servicer)(server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    errors: list[BaseException] = []
-    returned = threading.Event()
-    upload_finished_at_return: list[bool] = []
-    watch = None
 
-    def shut_down() -> None:
+    def shut_down() -> bool:
+        """The learner's shutdown; whether the upload in flight had finished when it returned."""
         try:
             fn(server, health_servicer, DRAIN_S, GRACE_S)
-            upload_finished_at_return.append(servicer.upload_finished.is_set())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        except BaseException:
             watch.cancel()  # no NOT_SERVING will come: stop waiting for it
-        returned.set()
+            raise
+        return servicer.upload_finished.is_set()
+
+    def load_balancer() -> grpc.StatusCode | None:
+        """Meanwhile: the code of a call made during the drain (None if health never said NOT_SERVING)."""
+        try:
+            flipped = next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        except (grpc.RpcError, StopIteration):
+            flipped = False
+        watch.cancel()  # an open Watch stream would hold the server for its whole grace period
+        if not flipped:
+            return None
+        time.sleep(DRAIN_S / 3)  # one that polls health sends a few more calls before it notices
+        return _code(stub.RecordReading, _reading())
 
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -257,28 +261,15 @@ def graceful_shutdown(fn) -> str:
             next(watch)  # SERVING
             upload = stub.UploadReadings.future(_uploads(UPLOAD_READINGS, UPLOAD_PAUSE_S), timeout=CALL_TIMEOUT_S)
             time.sleep(0.1)
-            worker = threading.Thread(target=shut_down, daemon=True)
-            worker.start()
-            try:
-                flipped = next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-            except (grpc.RpcError, StopIteration):
-                flipped = False
-            watch.cancel()  # an open Watch stream would hold the server for its whole grace period
-            during_drain = None
-            if flipped:  # a load balancer that polls health sends a few more calls before it notices
-                time.sleep(DRAIN_S / 3)
-                during_drain = _code(stub.RecordReading, _reading())
-            returned.wait(DRAIN_S + GRACE_S + 3)
+            upload_finished_first, during_drain = time_limit.in_threads(
+                DRAIN_S + GRACE_S + 3, lambda step: step(), [(shut_down,), (load_balancer,)], together=False,
+                what="threads (graceful_shutdown and a client watching its health)",
+                hint="look for a wait without a timeout: after server.stop(grace_s) the server is gone in grace_s")
             upload_code = upload.exception().code() if upload.exception() else grpc.StatusCode.OK
             after = _code(stub.RecordReading, _reading())
     finally:
         server.stop(grace=None)
-    if errors:
-        if isinstance(errors[0], NotImplementedError):
-            raise NotDone
-        raise errors[0]
-    expect(returned.is_set(), "graceful_shutdown did not return within drain_s + grace_s + 3 s")
-    expect(flipped, f"health never reported NOT_SERVING for {TELEMETRY}",
+    expect(during_drain is not None, f"health never reported NOT_SERVING for {TELEMETRY}",
            hint="health_servicer.enter_graceful_shutdown() sets every service to NOT_SERVING")
     expect(during_drain == grpc.StatusCode.OK,
            f"a call made {DRAIN_S / 3:.1f} s after health said NOT_SERVING got {during_drain.name}",
@@ -287,7 +278,7 @@ def graceful_shutdown(fn) -> str:
            hint="server.stop(grace_s) lets calls in flight finish; stop(0) or stop(None) cancels them")
     expect(after == grpc.StatusCode.UNAVAILABLE,
            f"after graceful_shutdown a new call got {after.name}, not UNAVAILABLE", hint="call server.stop(grace_s)")
-    expect(upload_finished_at_return == [True], "graceful_shutdown returned while a call was still running",
+    expect(upload_finished_first, "graceful_shutdown returned while a call was still running",
            hint="server.stop(...) returns an Event: wait() on it")
     return "NOT_SERVING, served during the drain, upload finished, then stopped"
 

@@ -9,29 +9,20 @@ import uuid
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from infracourse import config
 from infracourse.checking import CheckFailed, exercise, expect, time_limit
-from infracourse.clients.kafka_logging import quiet_logger
+from infracourse.checking.explain import one_line
+from infracourse.checking.kafka_readback import headers_of, read_back
+from infracourse.clients import kafka_config
 from infracourse.lessons.http_service import Request, Response
 
 ANSWER_WITHIN_S = 5.0
-
-
-def _call(fn, *args: Any, what: str) -> Any:
-    """Run learner code with a deadline, so a check never hangs on a dependency that does not answer (in a
-    daemon thread: a pool's worker that never returns would hold up the interpreter's exit)."""
-    try:
-        return time_limit.call(ANSWER_WITHIN_S, fn, *args)
-    except CheckFailed:
-        expect(False, f"{what} did not answer within {ANSWER_WITHIN_S:.0f} s",
-               hint="give every dependency check a short timeout (socket_timeout, connect_timeout)")
 
 
 def _request(path: str, headers: dict[str, str] | None = None) -> Request:
@@ -41,6 +32,19 @@ def _request(path: str, headers: dict[str, str] | None = None) -> Request:
 def _response(value: object, what: str) -> Response:
     expect(isinstance(value, Response), f"{what} returned {type(value).__name__}; return a Response(status, body)")
     return value
+
+
+def _probe(handler, what: str, path: str, scenario: str, hint: str) -> Response:
+    """HANDLER's answer to GET PATH, with a deadline so a check never hangs on a dependency that does not answer;
+    an exception it raises fails the check with HINT."""
+    try:
+        value = time_limit.bounded(ANSWER_WITHIN_S, handler, _request(path), what=what,
+                                   hint="give every dependency check a short timeout (socket_timeout, connect_timeout)")
+    except (CheckFailed, NotImplementedError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the learner's code touched a dependency that is down
+        expect(False, f"{what} raised {type(exc).__name__} {scenario}", hint=hint)
+    return _response(value, what)
 
 
 def _tracer() -> tuple[Any, InMemorySpanExporter, TracerProvider]:
@@ -56,13 +60,9 @@ def liveness(health_live, redis_proxy) -> str:
     before = redis_proxy.connections_accepted
     redis_proxy.cut()
     try:
-        try:
-            response = _response(_call(health_live, _request("/health/live"), what="health_live"), "health_live")
-        except (CheckFailed, NotImplementedError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the learner's code touched a dependency that is down
-            expect(False, f"health_live raised {type(exc).__name__} while Redis was down",
-                   hint="liveness asks 'is this process able to answer?'; restarting it would not bring Redis back")
+        response = _probe(
+            health_live, "health_live", "/health/live", "while Redis was down",
+            hint="liveness asks 'is this process able to answer?'; restarting it would not bring Redis back")
     finally:
         redis_proxy.restore()
     expect(response.status == 200, f"health_live answered {response.status} while Redis was down",
@@ -75,14 +75,8 @@ def liveness(health_live, redis_proxy) -> str:
 
 # exercise 2 ----------------------------------------------------------------------------------------------
 def _ready(health_ready, scenario: str) -> Response:
-    try:
-        value = _call(health_ready, _request("/health/ready"), what="health_ready")
-    except (CheckFailed, NotImplementedError):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        expect(False, f"health_ready raised {type(exc).__name__} {scenario}",
-               hint="catch each dependency's failure and report it in the JSON instead of crashing")
-    response = _response(value, "health_ready")
+    response = _probe(health_ready, "health_ready", "/health/ready", scenario,
+                      hint="catch each dependency's failure and report it in the JSON instead of crashing")
     body = response.body
     expect(isinstance(body, dict) and isinstance(body.get("checks"), dict) and "status" in body,
            f"the body {scenario} is {body!r}: expected {{'status': ..., 'checks': {{'postgres': ..., 'redis': ...}}}}")
@@ -226,50 +220,36 @@ def traced_lookup(get_product_traced, r, product_key) -> str:
 
 
 # exercises 6 and 7: Kafka ----------------------------------------------------------------------------------
-def _kafka(kind: str, **extra: Any):
-    settings = {"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger(), **extra}
-    return Producer(settings) if kind == "producer" else Consumer(settings)
-
-
-def _next_message(topic: str, offset: int):
-    consumer = _kafka("consumer", **{"group.id": f"{topic}.check", "enable.auto.commit": False})
-    try:
-        consumer.assign([TopicPartition(topic, 0, offset)])
-        message = consumer.poll(10)
-    finally:
-        consumer.close()
-    expect(message is not None and not message.error(), "no message arrived on the topic within 10 s",
-           hint="produce to the topic you are given, then flush")
-    return message
-
-
 def _end_offset(topic: str) -> int:
-    consumer = _kafka("consumer", **{"group.id": f"{topic}.check"})
+    """Where the check's own message will land in TOPIC (one partition, which may hold earlier runs' messages)."""
+    consumer = Consumer(kafka_config.consumer(f"{topic}.check"))
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
     finally:
         consumer.close()
-    return high
 
 
-def _headers(message) -> dict[str, str]:
-    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (message.headers() or [])}
+def _message_at(topic: str, offset: int) -> Message:
+    messages = read_back(topic, start={0: offset}, timeout_s=10)
+    expect(messages, "no message arrived on the topic within 10 s",
+           hint="produce to the topic you are given, then flush")
+    return messages[0]
 
 
 @exercise("6", "Trace context into a Kafka message")
 def kafka_publish(publish, topic: str) -> str:
     tracer, exporter, provider = _tracer()
-    producer = _kafka("producer")
+    producer = Producer(kafka_config.client())
     offset = _end_offset(topic)
     try:
         with tracer.start_as_current_span("place order") as span:
             publish(producer, topic, b"order-1")
             expected_trace = span.get_span_context().trace_id
         producer.flush(10)
-        message = _next_message(topic, offset)
+        message = _message_at(topic, offset)
     finally:
         provider.shutdown()
-    headers = _headers(message)
+    headers = {name: value.decode() for name, value in headers_of(message).items()}
     expect(message.value() == b"order-1", "the message's value is not the one passed to publish()")
     expect("traceparent" in headers, f"the message has no traceparent header (headers: {sorted(headers)})",
            hint="propagate.inject(carrier) fills a dict; pass its items as the message headers")
@@ -284,14 +264,14 @@ def kafka_publish(publish, topic: str) -> str:
 @exercise("7", "Continue the trace in the consumer", stretch=True)
 def kafka_consume(handle, topic: str) -> str:
     tracer, exporter, provider = _tracer()
-    producer = _kafka("producer")
+    producer = Producer(kafka_config.client())
     offset = _end_offset(topic)
     carrier: dict[str, str] = {}
     with tracer.start_as_current_span("place order") as sender:
         propagate.inject(carrier)
     producer.produce(topic, value=f"order-{uuid.uuid4().hex[:6]}".encode(), headers=list(carrier.items()))
     producer.flush(10)
-    message = _next_message(topic, offset)
+    message = _message_at(topic, offset)
     exporter.clear()
     try:
         handle(message, tracer)
@@ -299,7 +279,7 @@ def kafka_consume(handle, topic: str) -> str:
     except (CheckFailed, NotImplementedError):
         raise
     except Exception as exc:  # noqa: BLE001 - bytes header values make the propagator raise
-        expect(False, f"handle() raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        expect(False, f"handle() raised {one_line(exc)}",
                hint="message.headers() is a list of (str, bytes) pairs: decode the values before extract()")
     finally:
         provider.shutdown()

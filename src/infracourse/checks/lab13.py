@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from infracourse.checking import exercise, expect, time_limit
+from infracourse.checking import exercise, expect, postgres, time_limit
 
 LIMIT_S = 10
 SUMMARY_KEYS = ("requests", "req_per_s", "error_ratio", "p50_ms", "p95_ms", "p99_ms")
@@ -54,10 +54,7 @@ class WatchingRedis:
         self.prices_at_delete: list[float] = []
 
     def delete(self, *keys: str) -> int:
-        with psycopg.connect(self._dsn, autocommit=True) as conn:
-            price = conn.execute("SELECT price::float FROM products WHERE product_id = %s",
-                                 [self._product_id]).fetchone()[0]
-        self.prices_at_delete.append(price)
+        self.prices_at_delete.append(_price(self._dsn, self._product_id))
         return self._r.delete(*keys)
 
     def __getattr__(self, name: str):
@@ -80,8 +77,12 @@ def cache_aside(get_product: Callable, set_price: Callable, r, pool, product_key
     key = product_key(product_id)
     r.delete(key)
     counting = CountingPool(pool)
+
+    def read(pid: int) -> dict:
+        return _as_dict(time_limit.call(LIMIT_S, get_product, r, counting, pid))
+
     try:
-        first = _as_dict(time_limit.call(LIMIT_S, get_product, r, counting, product_id))
+        first = read(product_id)
         expect(isinstance(first, dict) and first.get("product_id") == product_id,
                f"get_product(r, pool, {product_id}) should return a dict with product_id {product_id}, got {first!r}")
         expect(first.get("price") == _price(dsn, product_id), "the price returned differs from the one in PostgreSQL")
@@ -91,7 +92,7 @@ def cache_aside(get_product: Callable, set_price: Callable, r, pool, product_key
         expect(ttl != -1, "the cached product never expires", hint="SET ... ex=CACHE_TTL_S")
         expect(0 < ttl <= ttl_s, f"the cached product lives {ttl} s; CACHE_TTL_S is {ttl_s}")
         for _ in range(3):
-            again = _as_dict(time_limit.call(LIMIT_S, get_product, r, counting, product_id))
+            again = read(product_id)
         expect(counting.borrowed == 1, f"4 reads of one product borrowed a database connection {counting.borrowed} "
                "times, expected 1", hint="return the cached value on a hit, before touching the pool")
         expect(again == first, "a cache hit returned something else than the first read",
@@ -110,7 +111,7 @@ def cache_aside(get_product: Callable, set_price: Callable, r, pool, product_key
                "the cache was invalidated before the new price was committed: a read in between caches the old "
                "price again", hint="delete the key after the `with pool.connection()` block has committed")
         counting.borrowed = 0
-        after = _as_dict(time_limit.call(LIMIT_S, get_product, r, counting, product_id))
+        after = read(product_id)
         expect(after["price"] == new_price and counting.borrowed == 1,
                "the read after a price change did not load the new price from PostgreSQL")
         return "1 database visit for 4 reads, TTL set, invalidated after the commit"
@@ -198,10 +199,10 @@ def idempotent_consumer(apply_event: Callable, conn: psycopg.Connection, dsn: st
 
     def apply(e: dict) -> None:
         time_limit.call(LIMIT_S, apply_event, conn, e)
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.rollback()  # an open transaction would hold its locks (and block the check's trigger) for good
-            expect(False, "apply_event returned with its transaction still open: nothing it wrote is committed",
-                   hint="`with conn.transaction():` commits when the block ends (a BEGIN needs its COMMIT)")
+        left_open = conn.info.transaction_status != TransactionStatus.IDLE
+        postgres.ready(conn)  # an open transaction would hold its locks (and block the check's trigger) for good
+        expect(not left_open, "apply_event returned with its transaction still open: nothing it wrote is committed",
+               hint="`with conn.transaction():` commits when the block ends (a BEGIN needs its COMMIT)")
 
     conn.execute("DELETE FROM product_sales WHERE product_id = ANY(%s)", [list(products)])
     for e in (event(1, 1901, 2), event(2, 1901, 3), event(3, 1902, 1)):
@@ -220,8 +221,7 @@ def idempotent_consumer(apply_event: Callable, conn: psycopg.Connection, dsn: st
             apply(crashing)
         except psycopg.Error:
             pass
-    with contextlib.suppress(psycopg.Error):
-        conn.rollback()  # a learner's non-autocommit connection may be left in a failed transaction
+    postgres.ready(conn)  # a learner's non-autocommit connection may be left in a failed transaction
     remembered = conn.execute("SELECT count(*) FROM processed_events WHERE event_id = %s",
                               [crashing["event_id"]]).fetchone()[0]
     expect(remembered == 0, "the counter update failed (injected by the check), yet the event was marked "
