@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import subprocess
 import symtable
 import sys
 from dataclasses import dataclass
@@ -27,11 +28,14 @@ import nbformat
 from infracourse.paths import repo_root
 
 MARKER = re.compile(r"^# saved to (?P<module>infracourse\.lessons\.[a-z_][a-z0-9_]*)\s*$")
-LINE_LENGTH = 120  # the project's ruff line length: a longer from-import is wrapped as ruff would
 
 
 class LessonCodeError(ValueError):
     pass
+
+
+def module_path(root: Path, module: str) -> Path:
+    return root / "src" / Path(*module.split(".")).with_suffix(".py")
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class GeneratedModule:
 
     @property
     def path(self) -> Path:
-        return self.root / "src" / Path(*self.module.split(".")).with_suffix(".py")
+        return module_path(self.root, self.module)
 
     def render(self) -> str:
         return render(self.notebook, self.module, self.root)
@@ -88,40 +92,12 @@ def _globals_used(body: str) -> set[str]:
     return used - defined - set(dir(builtins))
 
 
-def _section(module: str) -> int:
-    top = module.split(".")[0]
-    if top == "__future__":
-        return 0
-    if top in sys.stdlib_module_names:
-        return 1
-    return 3 if top == "infracourse" else 2
-
-
-def _member_key(member: str) -> tuple[int, str]:
-    """ruff's isort order (order-by-type): CONSTANTS, then Classes, then functions, each case-insensitively."""
-    name = member.split(" as ")[0]
-    kind = 0 if len(name) > 1 and name.isupper() else 1 if name[0].isupper() else 2
-    return kind, name.lower()
-
-
-def _import_block(used: dict[str, tuple[str, str | None]]) -> str:
-    plain: set[tuple[int, str]] = set()
-    members: dict[str, set[str]] = {}
-    for bound_as, (module, name) in used.items():
-        if name is None:
-            plain.add((_section(module), module if bound_as == module else f"{module} as {bound_as}"))
-        else:
-            members.setdefault(module, set()).add(name if bound_as == name else f"{name} as {bound_as}")
-    sections: dict[int, list[str]] = {}
-    for section, module in sorted(plain, key=lambda item: (item[0], item[1].lower())):
-        sections.setdefault(section, []).append(f"import {module}")
-    for module in sorted(members, key=lambda m: (_section(m), m.lower())):
-        names = sorted(members[module], key=_member_key)
-        line = f"from {module} import {', '.join(names)}"
-        if len(line) > LINE_LENGTH:
-            line = f"from {module} import (\n" + "".join(f"    {name},\n" for name in names) + ")"
-        sections.setdefault(_section(module), []).append(line)
-    return "\n\n".join("\n".join(lines) for _, lines in sorted(sections.items()))
+def _sorted_by_ruff(text: str, path: Path) -> str:
+    """TEXT with its imports sorted and wrapped as the project's ruff does (its own config, found from PATH)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run([str(ruff), "check", "--select", "I", "--fix", "--quiet", "--exit-zero",
+                           "--stdin-filename", str(path), "-"], input=text, capture_output=True, text=True, check=True)
+    return done.stdout
 
 
 def render(notebook: Path, module: str, root: Path | None = None) -> str:
@@ -142,12 +118,12 @@ def render(notebook: Path, module: str, root: Path | None = None) -> str:
     if missing:
         raise LessonCodeError(f"{notebook.name}: the cells marked for {module} use {', '.join(missing)}, "
                               "which no marked cell defines and no import provides")
-    imports = _import_block({"annotations": ("__future__", "annotations"),
-                             **{name: available[name] for name in needed}})
+    imports = ["from __future__ import annotations"] + [
+        (f"import {module}" if member is None else f"from {module} import {member}")
+        + (f" as {name}" if name != (member or module) else "")
+        for name, (module, member) in sorted(available.items()) if name in needed]
     banner = f'"""Generated from {notebook.relative_to(root).as_posix()} by `course labs build`; do not edit."""'
-    starts_with_definition = isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-    gap = "\n\n\n" if starts_with_definition else "\n\n"  # ruff's isort: two blank lines before a def or class
-    return f"{banner}\n\n{imports}{gap}{body}\n"
+    return _sorted_by_ruff(f"{banner}\n\n" + "\n".join(imports) + f"\n\n\n{body}\n", module_path(root, module))
 
 
 def generated_modules(root: Path | None = None) -> list[GeneratedModule]:
