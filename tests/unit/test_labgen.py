@@ -1,6 +1,11 @@
+from pathlib import Path
+
 import nbformat
+import tiny_course
 
 from infracourse.authoring import labgen
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_block_inside_a_function_becomes_not_implemented():
@@ -62,3 +67,25 @@ def test_stale_labs_finds_drifted_missing_and_orphaned(tmp_path):
 
 def test_repository_labs_are_in_sync():
     assert labgen.stale_labs() == []
+
+
+def test_a_lab_built_under_another_python_patch_version_is_not_stale(tmp_path):
+    root = tiny_course.make(tmp_path)
+    lab = root / "labs" / "00_tiny.ipynb"
+    assert labgen.stale_labs(root) == []
+    nb = nbformat.read(lab, as_version=4)
+    nb.metadata.language_info["version"] = "3.11.2"
+    lab.write_text(nbformat.writes(nb) + "\n")
+    assert labgen.stale_labs(root) == []
+    nb.cells[0].source += " (edited)"
+    lab.write_text(nbformat.writes(nb) + "\n")
+    assert labgen.stale_labs(root) == [lab]
+
+
+def test_stored_notebooks_carry_all_the_language_info_the_kernel_reports():
+    from ipykernel.ipkernel import IPythonKernel
+
+    for folder in ("notebooks", "solutions", "labs"):
+        for path in sorted((REPO / folder).glob("*.ipynb")):
+            info = nbformat.read(path, as_version=4).metadata.language_info
+            assert set(info) == set(IPythonKernel.language_info), path.name

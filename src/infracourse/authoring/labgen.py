@@ -147,6 +147,7 @@ def stale_labs(root: Path | None = None) -> list[Path]:
     """Labs whose file differs from what build_all() would write (or that are missing / orphaned)."""
     root = root or repo_root()
     expected = {lab_path_for(p): render(p) for p in solution_paths(root)}
-    stale = [p for p, text in expected.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    stale = [p for p, text in expected.items()
+             if not p.exists() or not notebook_format.same_apart_from_python_patch(p.read_text(encoding="utf-8"), text)]
     orphans = [p for p in sorted((root / "labs").glob("*.ipynb")) if p not in expected]
     return stale + orphans

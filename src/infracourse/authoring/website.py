@@ -83,8 +83,6 @@ def _staged_notebook(notebook: Notebook, chapter: Chapter) -> nbformat.NotebookN
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [_static_output(output) for output in cell.get("outputs", [])]
-    # every course notebook runs the python3 kernel; IPython's lexer also colours magics and !commands
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
     return nb
 
 
