@@ -41,8 +41,7 @@ def test_leaderboard_zadd_replaces_instead_of_adding(r, keys):
         return r.zscore(board, player)
 
     result = checks.leaderboard(replace, top, r, keys["board"])
-    assert_fails(result, "5 then 4")
-    assert "ZINCRBY" in result.hint
+    assert_fails(result, "5 then 4", in_hint=("ZINCRBY",))
 
 
 def test_leaderboard_lowest_first(r, keys):
@@ -52,8 +51,7 @@ def test_leaderboard_lowest_first(r, keys):
 
 def test_leaderboard_off_by_one(r, keys):
     result = checks.leaderboard(add_score, lambda r, b, n: r.zrevrange(b, 0, n, withscores=True), r, keys["board"])
-    assert_fails(result, "returned 4 players")
-    assert "both ends" in result.hint
+    assert_fails(result, "returned 4 players", in_hint=("both ends",))
 
 
 def test_leaderboard_stub_is_not_done(r, keys):
@@ -83,8 +81,7 @@ def test_rank_ascending(r, keys):
         return None if rank is None else rank + 1
 
     result = checks.rank(rank_of, r, keys["board"])
-    assert_fails(result)
-    assert "ZREVRANK" in result.hint
+    assert_fails(result, in_hint=("ZREVRANK",))
 
 
 def test_rank_unknown_player_crashes(r, keys):
@@ -112,8 +109,7 @@ def test_feed_reference_passes(keys):
 def test_feed_without_trim(keys):
     feed_key = keys["feed"]
     result = checks.feed(lambda r, u, t: r.lpush(feed_key(u), t), _latest(feed_key), feed_key, CAP)
-    assert_fails(result, "the cap is 10")
-    assert "LTRIM" in result.hint
+    assert_fails(result, "the cap is 10", in_hint=("LTRIM",))
 
 
 def test_feed_trim_in_a_second_round_trip(keys):
@@ -124,8 +120,7 @@ def test_feed_trim_in_a_second_round_trip(keys):
         r.ltrim(feed_key(user), 0, CAP - 1)
 
     result = checks.feed(push, _latest(feed_key), feed_key, CAP)
-    assert_fails(result, "30 round trips")
-    assert "MULTI/EXEC" in result.hint
+    assert_fails(result, "30 round trips", in_hint=("MULTI/EXEC",))
 
 
 def test_feed_rpush_reads_oldest(keys):
@@ -153,16 +148,14 @@ def test_unique_with_sets_uses_too_much_memory(r, keys):
     vk = keys["visitors"]
     result = checks.unique_visitors(lambda r, d, v: r.sadd(vk(d), v),
                                     lambda r, days: len(r.sunion([vk(d) for d in days])), r, vk)
-    assert_fails(result, "KB")
-    assert "PFADD" in result.hint
+    assert_fails(result, "KB", in_hint=("PFADD",))
 
 
 def test_unique_summing_days_double_counts(r, keys):
     vk = keys["visitors"]
     result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
                                     lambda r, days: sum(r.pfcount(vk(d)) for d in days), r, vk)
-    assert_fails(result, "4,000 distinct")
-    assert "several times" in result.hint
+    assert_fails(result, "4,000 distinct", in_hint=("several times",))
 
 
 # 5 · bulk load -----------------------------------------------------------------------------------------
@@ -194,8 +187,7 @@ def test_bulk_one_set_per_price(keys):
             r.set(pk(sku), price)
 
     result = checks.bulk_load(load, pk)
-    assert_fails(result, "500 round trips")
-    assert "pipeline" in result.hint
+    assert_fails(result, "500 round trips", in_hint=("pipeline",))
 
 
 def test_bulk_wrong_key(keys):
@@ -252,8 +244,7 @@ def test_withdraw_read_then_set_loses_an_update(keys):
         return True
 
     result = checks.withdraw(naive, keys["wallet"])
-    assert_fails(result, "was lost")
-    assert "WATCH" in result.hint
+    assert_fails(result, "was lost", in_hint=("WATCH",))
 
 
 def test_withdraw_read_then_decrby_goes_negative(keys):

@@ -78,8 +78,7 @@ def test_cache_aside_without_ttl(r, rk):
 
 def test_cache_aside_hit_returns_raw_json(r, rk):
     result = checks.cache_aside(cache_aside(rk, decode=False), r, rk, load, 60)
-    assert_fails(result, "a hit returned a str")
-    assert "json.loads" in result.hint
+    assert_fails(result, "a hit returned a str", in_hint=("json.loads",))
 
 
 def test_cache_aside_that_never_reads_the_cache(r, rk):
@@ -195,8 +194,7 @@ def test_sliding_that_is_a_fixed_window(r, rate_key):
 
 def test_sliding_that_records_rejected_requests(r, key):
     result = checks.sliding_window(sliding(key, RECORDS_REJECTED), r)
-    assert_fails(result, "nothing was allowed")
-    assert "rejected" in result.hint
+    assert_fails(result, "nothing was allowed", in_hint=("rejected",))
 
 
 # 5 · lock ----------------------------------------------------------------------------------------------
@@ -258,8 +256,7 @@ def test_lock_release_get_then_del(lk):
         return False
 
     result = checks.lock(acquire_ok(lk), release, lk)
-    assert_fails(result, "between your GET and your DEL")
-    assert "Lua" in result.hint
+    assert_fails(result, "between your GET and your DEL", in_hint=("Lua",))
 
 
 # 6 · stampede guard ------------------------------------------------------------------------------------
@@ -299,8 +296,7 @@ def test_stampede_plain_cache_aside(r, key):
         return value
 
     result = checks.stampede_guard(plain, r, lambda n: key("cache", n))
-    assert_fails(result, "ran the loader")
-    assert "SET NX PX" in result.hint
+    assert_fails(result, "ran the loader", in_hint=("SET NX PX",))
 
 
 def test_stampede_losers_give_up(r, key):
@@ -368,14 +364,12 @@ def test_write_behind_one_update_per_view(shop, vk):
 
 def test_write_behind_read_then_delete_loses_a_view(shop, vk):
     result = checks.write_behind(record(vk), flush(vk, atomic=False), shop, vk)
-    assert_fails(result, "were lost")
-    assert "RENAME" in result.hint
+    assert_fails(result, "were lost", in_hint=("RENAME",))
 
 
 def test_write_behind_overwrites_the_column(shop, vk):
     result = checks.write_behind(record(vk), flush(vk, op="="), shop, vk)
-    assert_fails(result)
-    assert "views = views + n" in result.hint
+    assert_fails(result, in_hint=("views = views + n",))
 
 
 def test_write_behind_never_clears_redis(shop, vk):

@@ -85,8 +85,7 @@ def bill(commit_first=False, commit=True):
 
 def test_commit_before_charge_loses_an_order(ns):
     result = checks.at_least_once(bill(commit_first=True), ns)
-    assert_fails(result, "never charged")
-    assert "after charge" in result.hint
+    assert_fails(result, "never charged", in_hint=("after charge",))
 
 
 def test_never_committing_charges_twice(ns):
@@ -120,8 +119,7 @@ def test_billing_that_polls_forever_is_cut_off(ns, monkeypatch):
 
     started = time.monotonic()
     result = checks.at_least_once(waits_for_more, ns)
-    assert_fails(result, "did not return within 2 s")
-    assert "None" in result.hint
+    assert_fails(result, "did not return within 2 s", in_hint=("None",))
     assert time.monotonic() - started < 15
 
 
@@ -144,8 +142,7 @@ def lag(skip_uncommitted=False, committed_is_lag=False):
 
 def test_lag_skipping_uncommitted_partitions_fails(ns, admin):
     result = checks.group_lag(lag(skip_uncommitted=True), admin, ns)
-    assert_fails(result)
-    assert "never committed" in result.hint
+    assert_fails(result, in_hint=("never committed",))
 
 
 def test_lag_reporting_committed_offsets_fails(ns, admin):
@@ -185,8 +182,7 @@ def test_straight_to_dlt_fails(ns):
 
 def test_dropping_the_key_fails(ns):
     result = checks.dead_letters(handler(keep_key=False), ns)
-    assert_fails(result)
-    assert "key" in result.hint
+    assert_fails(result, in_hint=("key",))
 
 
 def test_handler_retrying_in_place_is_cut_off(ns, monkeypatch):
@@ -200,8 +196,7 @@ def test_handler_retrying_in_place_is_cut_off(ns, monkeypatch):
                 time.sleep(0.05)
 
     result = checks.dead_letters(retries_in_place, ns)
-    assert_fails(result, "did not return within 1 s")
-    assert "retry topic" in result.hint
+    assert_fails(result, "did not return within 1 s", in_hint=("retry topic",))
 
 
 def test_dead_letters_reference_passes(ns):

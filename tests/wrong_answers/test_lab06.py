@@ -36,8 +36,7 @@ def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="t
 
 def test_images_with_hash_gets_too_much(ns):
     result = checks.routing(routing(images="task.image.#"), ns)
-    assert_fails(result, "images queue should not")
-    assert "'*'" in result.hint
+    assert_fails(result, "images queue should not", in_hint=("'*'",))
 
 
 def test_emails_with_star_misses_deep_keys(ns):
@@ -77,8 +76,7 @@ def worker(prefetch=1, ack=True, auto_ack=False):
 
 def test_worker_without_prefetch_is_round_robin(ns):
     result = checks.fair_worker(worker(prefetch=0), ns)
-    assert_fails(result, "round-robin")
-    assert "prefetch_count=1" in result.hint
+    assert_fails(result, "round-robin", in_hint=("prefetch_count=1",))
 
 
 def test_worker_with_auto_ack_is_round_robin(ns):
@@ -129,8 +127,7 @@ def test_acking_poison_drops_it(ns):
 
 def test_queue_without_dlx_drops_poison(ns):
     result = checks.dead_letters(declare(with_dlx=False), on_job(), ns)
-    assert_fails(result)
-    assert "x-dead-letter-exchange" in result.hint
+    assert_fails(result, in_hint=("x-dead-letter-exchange",))
 
 
 def test_unsolved_dead_letters_is_not_done(ns):
@@ -202,8 +199,7 @@ def test_rpc_taking_the_first_reply_fails(ns):
 
 def test_rpc_without_timeout_fails(ns):
     result = checks.rpc_client(rpc(timeout=False), ns)
-    assert_fails(result, "did not return")
-    assert "TimeoutError" in result.hint
+    assert_fails(result, "did not return", in_hint=("TimeoutError",))
 
 
 def test_rpc_reference_passes(ns):

@@ -149,8 +149,7 @@ def test_catch_up_without_acks_fails(ns, check):
 
 def test_catch_up_with_one_fetch_fails(ns, check):
     result = check(checks.catch_up, make_catch_up(ns, keep_fetching=False))
-    assert_fails(result, "10 of the 12")
-    assert "keep fetching" in result.hint
+    assert_fails(result, "10 of the 12", in_hint=("keep fetching",))
 
 
 def test_catch_up_with_an_ephemeral_consumer_fails(ns, check):
@@ -203,14 +202,12 @@ async def reference_increment(kv, user_id):
 
 def test_increment_with_get_and_put_loses_updates(check):
     result = check(checks.increment_unread, naive_increment)
-    assert_fails(result, "updates were lost")
-    assert "revision" in result.hint
+    assert_fails(result, "updates were lost", in_hint=("revision",))
 
 
 def test_increment_without_retry_fails(check):
     result = check(checks.increment_unread, increment_without_retry)
-    assert_fails(result, "KeyWrongLastSequenceError")
-    assert "retry" in result.hint
+    assert_fails(result, "KeyWrongLastSequenceError", in_hint=("retry",))
 
 
 def test_increment_reference_passes_twice(ns):
@@ -290,8 +287,7 @@ def test_follow_settings_reading_once_fails(check):
 
 def test_follow_settings_polling_skips_a_change(check):
     result = check(checks.follow_settings, poll)
-    assert_fails(result, "skipped")
-    assert "watch" in result.hint
+    assert_fails(result, "skipped", in_hint=("watch",))
 
 
 def test_follow_settings_that_never_stops_fails(check):
@@ -311,8 +307,7 @@ async def sleeps_until_stopped(kv, user_id, apply, stop):
 def test_follow_settings_blocking_the_event_loop_fails_in_time(check):
     # An await-free loop used to hang the check (and the notebook) for good.
     result = check(checks.follow_settings, sleeps_until_stopped)
-    assert_fails(result, "blocked the event loop")
-    assert "time.sleep" in result.hint
+    assert_fails(result, "blocked the event loop", in_hint=("time.sleep",))
 
 
 async def ignores_stop_and_cancel(kv, user_id, apply, stop):

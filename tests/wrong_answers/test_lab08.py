@@ -58,8 +58,7 @@ def test_consume_acking_before_handling_loses_the_failed_order(r, pg_ns):
         return count
 
     result = checks.consume_batch(ack_first, r, pg_ns)
-    assert_fails(result, "acknowledged and is lost")
-    assert "after" in result.hint
+    assert_fails(result, "acknowledged and is lost", in_hint=("after",))
 
 
 def test_consume_letting_the_error_escape_fails(r, pg_ns):
@@ -84,8 +83,7 @@ def test_consume_reading_the_pending_list_instead_of_new_entries_fails(r, pg_ns)
         return count
 
     result = checks.consume_batch(reads_pending, r, pg_ns)
-    assert_fails(result, "none of the 6")
-    assert "'>'" in result.hint
+    assert_fails(result, "none of the 6", in_hint=("'>'",))
 
 
 def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
@@ -108,16 +106,14 @@ def consume_forever(block):
 def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
     # block=0 waits forever for a 7th order; the fixture's client times out after 5 s
     result = checks.consume_batch(consume_forever(block=0), r, pg_ns)
-    assert_fails(result, "still waiting for new entries")
-    assert "block" in result.hint
+    assert_fails(result, "still waiting for new entries", in_hint=("block",))
 
 
 def test_consume_polling_forever_is_cut_short_and_stopped(r, pg_ns, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
     polls_forever, stopped = noting_its_end(consume_forever(block=None))
     result = checks.consume_batch(polls_forever, r, pg_ns)
-    assert_fails(result, "did not return within")
-    assert "block=0" in result.hint
+    assert_fails(result, "did not return within", in_hint=("block=0",))
     assert stopped.wait(5), "the check stops the endless loop (and deletes its stream)"
 
 
@@ -139,8 +135,7 @@ def test_reclaim_without_idle_threshold_steals_live_work(r, pg_ns):
         return reference_reclaim(r, stream, group, consumer, 0)
 
     result = checks.reclaim(greedy, r, pg_ns)
-    assert_fails(result, "live consumer")
-    assert "min_idle" in result.hint
+    assert_fails(result, "live consumer", in_hint=("min_idle",))
 
 
 def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
@@ -148,8 +143,7 @@ def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
         return r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0")[1]
 
     result = checks.reclaim(one_call, r, pg_ns)
-    assert_fails(result, "100 of the 130")
-    assert "cursor" in result.hint
+    assert_fails(result, "100 of the 130", in_hint=("cursor",))
 
 
 def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypatch):
@@ -165,8 +159,7 @@ def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypat
 
     claims_forever, stopped = noting_its_end(claims_forever)
     result = checks.reclaim(claims_forever, r, pg_ns)
-    assert_fails(result, "did not return within")
-    assert "cursor" in result.hint
+    assert_fails(result, "did not return within", in_hint=("cursor",))
     assert stopped.wait(5)
 
 
@@ -209,8 +202,7 @@ def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(
                          (event["cents"], event["account"]))
 
     result = checks.apply_payment(recorded_first, payments)
-    assert_fails(result, "redelivery was skipped")
-    assert "same transaction" in result.hint
+    assert_fails(result, "redelivery was skipped", in_hint=("same transaction",))
 
 
 def test_apply_raising_on_a_duplicate_fails(payments):
@@ -221,8 +213,7 @@ def test_apply_raising_on_a_duplicate_fails(payments):
                          (event["cents"], event["account"]))
 
     result = checks.apply_payment(strict, payments)
-    assert_fails(result, "UniqueViolation")
-    assert "ON CONFLICT" in result.hint
+    assert_fails(result, "UniqueViolation", in_hint=("ON CONFLICT",))
 
 
 def test_apply_retrying_a_failed_effect_forever_is_cut_short(payments, monkeypatch):
@@ -241,8 +232,7 @@ def test_apply_retrying_a_failed_effect_forever_is_cut_short(payments, monkeypat
         result = checks.apply_payment(retries, payments)
     finally:
         stop.set()
-    assert_fails(result, "did not return within")
-    assert "redelivered" in result.hint
+    assert_fails(result, "did not return within", in_hint=("redelivered",))
     assert stopped.wait(5)  # before the fixture closes the connection
 
 
@@ -291,14 +281,12 @@ def make_relay(*, check_delivery=True, flush=True, only_unpublished=True):
 
 def test_relay_marking_failed_deliveries_loses_events(conn, outbox):
     result = checks.relay(make_relay(check_delivery=False), conn, outbox)
-    assert_fails(result, "never acknowledged")
-    assert "delivery report" in result.hint
+    assert_fails(result, "never acknowledged", in_hint=("delivery report",))
 
 
 def test_relay_without_flush_marks_nothing(conn, outbox):
     result = checks.relay(make_relay(flush=False), conn, outbox)
-    assert_fails(result, "still unpublished")
-    assert "flush" in result.hint
+    assert_fails(result, "still unpublished", in_hint=("flush",))
 
 
 def test_relay_republishing_everything_fails(conn, outbox):
@@ -324,8 +312,7 @@ def test_relay_waiting_for_successes_while_kafka_is_down_is_cut_short(conn, outb
         result = checks.relay(waits_for_successes, conn, outbox)
     finally:
         stop.set()
-    assert_fails(result, "did not return within 2 s")
-    assert "error" in result.hint
+    assert_fails(result, "did not return within 2 s", in_hint=("error",))
     assert stopped.wait(5)
 
 
@@ -388,8 +375,7 @@ def test_retry_waiting_after_the_last_attempt_fails(retry_check, pg_ns):
 
 def test_dead_letter_without_ack_fails(retry_check, pg_ns):
     result = retry_check(make_retry(pg_ns, ack_dead=False))
-    assert_fails(result, "still pending")
-    assert "XACK" in result.hint
+    assert_fails(result, "still pending", in_hint=("XACK",))
 
 
 def retrying_forever(catching):
@@ -409,8 +395,7 @@ def retrying_forever(catching):
 
 def test_retry_without_a_last_attempt_is_stopped(retry_check):
     result = retry_check(retrying_forever(TransientError))
-    assert_fails(result, "still did not give up")
-    assert "MAX_ATTEMPTS" in result.hint
+    assert_fails(result, "still did not give up", in_hint=("MAX_ATTEMPTS",))
 
 
 def test_retry_swallowing_every_exception_is_cut_short(retry_check, monkeypatch):

@@ -65,8 +65,7 @@ def test_apply_update_in_place_is_reported():
         return current
 
     result = checks.apply_update(in_place)
-    assert_fails(result, "in place")
-    assert "CopyFrom" in result.hint
+    assert_fails(result, "in place", in_hint=("CopyFrom",))
 
 
 def test_apply_update_that_skips_empty_values_fails():
@@ -91,8 +90,7 @@ def test_apply_update_without_validation_fails():
         return updated
 
     result = checks.apply_update(trusting)
-    assert_fails(result, "['id'] was accepted")
-    assert "ValueError" in result.hint
+    assert_fails(result, "['id'] was accepted", in_hint=("ValueError",))
 
 
 # --- Exercise 2: CreateUser ---------------------------------------------------------------------------
@@ -174,8 +172,7 @@ def test_create_user_without_details_fails(pool):
             return super().CreateUser(request, context)
 
     result = checks.create_user(PlainAbort(pool))
-    assert_fails(result, "no rich status")
-    assert "abort_with_status" in result.hint
+    assert_fails(result, "no rich status", in_hint=("abort_with_status",))
 
 
 def test_create_user_reporting_only_the_first_problem_fails(pool):
@@ -229,8 +226,7 @@ def test_create_user_that_never_answers_is_cut_off():
         result = checks.create_user(Stuck())
     finally:
         released.set()
-    assert_fails(result, "did not answer within")
-    assert "pool" in result.hint
+    assert_fails(result, "did not answer within", in_hint=("pool",))
 
 
 # --- Exercise 3: WatchPrices --------------------------------------------------------------------------
@@ -283,8 +279,7 @@ def test_watch_prices_that_sleeps_blindly_fails():
                 yield self.tick(request, sequence)
 
     result = checks.watch_prices(Sleeper)
-    assert_fails(result, "after the client cancelled")
-    assert "Event" in result.hint
+    assert_fails(result, "after the client cancelled", in_hint=("Event",))
 
 
 def test_watch_prices_without_symbol_check_fails():
@@ -313,8 +308,7 @@ def test_watch_prices_ignoring_max_ticks_is_cut_off():
                 yield self.tick(request, sequence)
 
     result = checks.watch_prices(Endless)
-    assert_fails(result, "still streaming")
-    assert "max_ticks" in result.hint
+    assert_fails(result, "still streaming", in_hint=("max_ticks",))
 
 
 def test_watch_prices_with_no_ticks_for_max_ticks_zero_fails():
@@ -347,8 +341,7 @@ def test_fetch_user_without_timeout_fails():
         return stub.GetUser(users_pb2.GetUserRequest(id=user_id)).user
 
     result = checks.fetch_user(no_deadline)
-    assert_fails(result, "waited")
-    assert "timeout=" in result.hint
+    assert_fails(result, "waited", in_hint=("timeout=",))
 
 
 def test_fetch_user_that_swallows_every_error_fails():
@@ -366,8 +359,7 @@ def test_fetch_user_returning_the_response_fails():
         return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s)
 
     result = checks.fetch_user(whole_response)
-    assert_fails(result, "GetUserResponse")
-    assert "response.user" in result.hint
+    assert_fails(result, "GetUserResponse", in_hint=("response.user",))
 
 
 def test_fetch_user_that_retries_forever_is_cut_off():
@@ -412,8 +404,7 @@ def test_fetch_many_one_after_another_fails():
         return users
 
     result = checks.fetch_many(sequential)
-    assert_fails(result, "one after another")
-    assert "gather" in result.hint
+    assert_fails(result, "one after another", in_hint=("gather",))
 
 
 def test_fetch_many_in_completion_order_fails():
@@ -440,8 +431,7 @@ def test_fetch_many_without_not_found_handling_fails():
         return [response.user for response in await asyncio.gather(*calls)]
 
     result = checks.fetch_many(lets_errors_through)
-    assert_fails(result, "raised NOT_FOUND")
-    assert "None" in result.hint
+    assert_fails(result, "raised NOT_FOUND", in_hint=("None",))
 
 
 def test_fetch_many_that_awaits_forever_is_cut_off():

@@ -68,8 +68,7 @@ def test_auth_reading_a_capitalised_key_refuses_everyone():
             return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
 
     result = checks.auth_interceptor(Capitalised)
-    assert_fails(result, "valid token was refused")
-    assert "lowercase" in result.hint
+    assert_fails(result, "valid token was refused", in_hint=("lowercase",))
 
 
 def test_auth_with_a_prefix_check_fails():
@@ -95,8 +94,7 @@ def test_auth_that_blocks_health_checks_fails():
             return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
 
     result = checks.auth_interceptor(NoHealthException)
-    assert_fails(result, "health check")
-    assert "load balancers" in result.hint
+    assert_fails(result, "health check", in_hint=("load balancers",))
 
 
 def test_auth_refusal_that_raises_is_reported():
@@ -147,8 +145,7 @@ def test_client_interceptor_without_stream_support_fails():
             return ReferenceToken("tok-123").intercept_unary_unary(continuation, client_call_details, request)
 
     result = checks.client_interceptor(UnaryOnly())
-    assert_fails(result, "UploadReadings")
-    assert "intercept_stream_unary" in result.hint
+    assert_fails(result, "UploadReadings", in_hint=("intercept_stream_unary",))
 
 
 def test_client_interceptor_that_replaces_metadata_fails():
@@ -179,8 +176,7 @@ def test_client_interceptor_with_a_capitalised_key_fails():
                                               ("x-request-id", uuid.uuid4().hex)])
 
     result = checks.client_interceptor(Capitalised("tok-123"))
-    assert_fails(result, "failed with INTERNAL: Invalid metadata")
-    assert "lowercase" in result.hint
+    assert_fails(result, "failed with INTERNAL: Invalid metadata", in_hint=("lowercase",))
 
 
 # --- Exercise 3: retry policy -------------------------------------------------------------------------
@@ -202,22 +198,19 @@ def test_retry_placeholder_is_not_done():
 
 def test_retry_for_the_wrong_service_fails():
     result = checks.retry_config(_config(service="TelemetryService"))
-    assert_fails(result, "not retried at all")
-    assert "course.v1" in result.hint
+    assert_fails(result, "not retried at all", in_hint=("course.v1",))
 
 
 def test_retry_with_a_backoff_longer_than_the_deadline_is_named():
     config = _config()
     config["methodConfig"][0]["retryPolicy"].update(initialBackoff="10s", maxBackoff="30s")
     result = checks.retry_config(config)
-    assert_fails(result, "backoff")
-    assert "initialBackoff" in result.hint
+    assert_fails(result, "backoff", in_hint=("initialBackoff",))
 
 
 def test_retry_with_too_few_attempts_fails():
     result = checks.retry_config(_config(attempts=2))
-    assert_fails(result, "still failed")
-    assert "at least 3" in result.hint
+    assert_fails(result, "still failed", in_hint=("at least 3",))
 
 
 def test_retry_of_invalid_argument_fails():
@@ -251,8 +244,7 @@ def test_shutdown_without_grace_fails():
         server.stop(grace=None).wait()
 
     result = checks.graceful_shutdown(abrupt)
-    assert_fails(result, "cut off")
-    assert "stop(grace_s)" in result.hint
+    assert_fails(result, "cut off", in_hint=("stop(grace_s)",))
 
 
 def test_shutdown_without_health_flip_fails():
@@ -269,8 +261,7 @@ def test_shutdown_without_drain_fails():
         server.stop(grace=grace_s).wait()
 
     result = checks.graceful_shutdown(hasty)
-    assert_fails(result, "after health said NOT_SERVING")
-    assert "drain_s" in result.hint
+    assert_fails(result, "after health said NOT_SERVING", in_hint=("drain_s",))
 
 
 def test_shutdown_that_does_not_wait_fails():
@@ -280,8 +271,7 @@ def test_shutdown_that_does_not_wait_fails():
         server.stop(grace=grace_s)
 
     result = checks.graceful_shutdown(impatient)
-    assert_fails(result, "still running")
-    assert "wait()" in result.hint
+    assert_fails(result, "still running", in_hint=("wait()",))
 
 
 def test_shutdown_that_never_returns_is_cut_off():
@@ -356,8 +346,7 @@ def test_metrics_without_finally_misses_failures():
             return grpc_handlers.wrap_behaviour(handler, around)
 
     result = checks.metrics_interceptor(SuccessOnly)
-    assert_fails(result, "INVALID_ARGUMENT")
-    assert "finally" in result.hint
+    assert_fails(result, "INVALID_ARGUMENT", in_hint=("finally",))
 
 
 def test_metrics_with_short_method_names_fails():
@@ -380,8 +369,7 @@ def test_metrics_with_short_method_names_fails():
             return grpc_handlers.wrap_behaviour(handler, around)
 
     result = checks.metrics_interceptor(ShortNames)
-    assert_fails(result, "RecordReading/OK was observed 0 times")
-    assert "handler_call_details.method" in result.hint
+    assert_fails(result, "RecordReading/OK was observed 0 times", in_hint=("handler_call_details.method",))
 
 
 def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():

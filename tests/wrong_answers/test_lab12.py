@@ -92,8 +92,7 @@ def test_readiness_reference_passes(redis_proxy, r_app, conn):
 
 def test_readiness_always_200_fails(redis_proxy, r_app, conn):
     result = checks.readiness(make_ready(r_app, conn, down_status=200), redis_proxy)
-    assert_fails(result, "answered 200 while Redis was down")
-    assert "503" in result.hint
+    assert_fails(result, "answered 200 while Redis was down", in_hint=("503",))
 
 
 def test_readiness_500_fails(redis_proxy, r_app, conn):
@@ -156,8 +155,7 @@ def test_redaction_case_sensitive_fails():
         return event_dict
 
     result = checks.redaction(wrong)
-    assert_fails(result, "'Authorization' was logged")
-    assert "case" in result.hint
+    assert_fails(result, "'Authorization' was logged", in_hint=("case",))
 
 
 def test_redaction_dropping_keys_fails():
@@ -205,8 +203,7 @@ def test_request_id_never_cleared_fails():
 
     result = checks.request_id_middleware(wrong)
     structlog.contextvars.clear_contextvars()
-    assert_fails(result, "still bound")
-    assert "finally" in result.hint
+    assert_fails(result, "still bound", in_hint=("finally",))
 
 
 def test_request_id_fixed_default_fails():
@@ -308,8 +305,7 @@ def test_publish_reference_passes(topic):
 
 def test_publish_without_headers_fails(topic):
     result = checks.kafka_publish(lambda producer, topic_name, value: producer.produce(topic_name, value=value), topic)
-    assert_fails(result, "no traceparent")
-    assert "inject" in result.hint
+    assert_fails(result, "no traceparent", in_hint=("inject",))
 
 
 def test_publish_with_a_new_trace_fails(topic):
@@ -340,8 +336,7 @@ def test_consume_bytes_headers_start_a_new_trace(topic):
             pass
 
     result = checks.kafka_consume(handle, topic)
-    assert_fails(result, "raised")
-    assert "decode" in result.hint
+    assert_fails(result, "raised", in_hint=("decode",))
 
 
 def test_consume_internal_span_fails(topic):

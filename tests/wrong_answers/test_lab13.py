@@ -136,8 +136,7 @@ def test_outbox_reference_passes(check_outbox):
 
 def test_order_committed_before_outbox_fails(check_outbox):
     result = check_outbox(_place_order(one_transaction=False))
-    assert_fails(result, "without its event")
-    assert "transaction" in result.hint
+    assert_fails(result, "without its event", in_hint=("transaction",))
 
 
 def test_error_swallowed_fails(check_outbox):
@@ -195,8 +194,7 @@ def test_consumer_marking_outside_the_transaction_fails(shop, conn, pg_ns):
             conn.execute(UPSERT, [event["product_id"], event["quantity"]])
 
     result = checks.idempotent_consumer(marks_first, conn, pg_ns.postgres_dsn())
-    assert_fails(result, "marked processed")
-    assert "one transaction" in result.hint
+    assert_fails(result, "marked processed", in_hint=("one transaction",))
 
 
 def test_consumer_leaving_its_transaction_open_fails(shop, conn, pg_ns):
@@ -210,8 +208,7 @@ def test_consumer_leaving_its_transaction_open_fails(shop, conn, pg_ns):
     # the lock timeout makes the old check fail here instead of hanging
     dsn = pg_ns.postgres_dsn().replace("options='", "options='-c lock_timeout=10s ")
     result = checks.idempotent_consumer(never_commits, conn, dsn)
-    assert_fails(result, "transaction still open")
-    assert "COMMIT" in result.hint
+    assert_fails(result, "transaction still open", in_hint=("COMMIT",))
     assert_passes(checks.idempotent_consumer(reference_apply, conn, pg_ns.postgres_dsn()))
 
 
