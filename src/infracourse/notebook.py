@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from infracourse import config
+from infracourse import config, errors
 from infracourse.errors import ServiceUnavailable, install_short_errors
 from infracourse.namespace import Namespace
 from infracourse.services.probes import probe
@@ -28,8 +28,15 @@ def require(*services: str) -> None:
         raise ServiceUnavailable(
             f"unknown service {', '.join(unknown)}; the course knows {', '.join(config.SERVICE_NAMES)}"
         )
+    errors.REQUIRED.update(services)
+    install_short_errors()  # again: the notebook has imported its client libraries by now
     with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
         reasons = dict(zip(services, pool.map(probe, services), strict=True))
+    refused = {s: r for s, r in reasons.items() if r and "authentication" in r}
+    if refused:
+        lines = [f"{s} at {config.endpoint(s).address} refused the login ({r})" for s, r in refused.items()]
+        raise ServiceUnavailable("; ".join(lines) + ". The service runs but not with the course's credentials: "
+                                 "check the COURSE_<SERVICE>_USER / _PASSWORD variables (README, Services).")
     down = {s: r for s, r in reasons.items() if r}
     if down:
         lines = [f"{s} at {config.endpoint(s).address}: {r}" for s, r in down.items()]

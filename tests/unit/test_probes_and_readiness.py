@@ -60,3 +60,24 @@ def test_require_rejects_unknown_service():
 def test_status_table_lists_every_service():
     table = notebook.status()
     assert list(table.index) == list(SERVICE_NAMES) and set(table["healthy"]) == {"yes"}
+
+
+def test_a_wrong_password_is_reported_as_a_refused_login_not_as_a_stopped_service(monkeypatch):
+    monkeypatch.setenv("COURSE_POSTGRES_PASSWORD", "not-the-password")
+    with pytest.raises(ServiceUnavailable, match="refused the login") as refused:
+        notebook.require("postgres")
+    assert "COURSE_<SERVICE>_USER / _PASSWORD" in str(refused.value) and "make lab" not in str(refused.value)
+
+
+def test_client_errors_that_mean_a_lost_service_become_one_line():
+    import psycopg
+    import redis
+
+    from infracourse.errors import service_failure
+
+    lost = service_failure(redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Refused."))
+    assert lost.startswith("redis connection lost (ConnectionError: Error 111") and "course logs redis" in lost
+    login = service_failure(redis.exceptions.AuthenticationError("invalid username-password pair"))
+    assert login.startswith("redis refused the login") and "COURSE_REDIS_" in login
+    assert service_failure(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")) is None
+    assert service_failure(ValueError("connection")) is None
