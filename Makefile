@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 XDIST  := -n 2 -p infracourse.authoring.timing_report
+UV_PIN := uv==$(shell sed -n 's/^uv-version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: lab test bootstrap services down status site labs clean-state
 
@@ -13,8 +14,15 @@ $(STAMP): pyproject.toml
 	  { echo "The course needs Python 3.11 (found: $$($(PYTHON) --version 2>&1)). Set PYTHON=/path/to/python3.11."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 	  { echo "Could not create .venv: on Debian/Ubuntu install python3.11-venv first."; exit 1; }
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@# uv installs the same pins from pyproject.toml in seconds; pip does it in minutes. -qq: only errors, not
+	@# warnings about this machine's package-index settings, which a learner cannot act on.
+	@echo "Installing the course's pinned packages into $(VENV) ..."
+	@if $(BIN)/python -m pip install -qq --disable-pip-version-check $(UV_PIN) 2>/dev/null && \
+	    $(BIN)/uv pip install -q --python $(BIN)/python -e .; then :; \
+	else \
+	  echo "uv is not available here: installing with pip (a few minutes)"; \
+	  $(BIN)/python -m pip install -qq --disable-pip-version-check -e .; \
+	fi
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 bootstrap: $(STAMP)
