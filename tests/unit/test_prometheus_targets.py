@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from infracourse import notebook
+from infracourse.clients import promql
+from infracourse.lessons.http_service import HttpService
 from infracourse.services import prometheus_targets
+from infracourse.services.probes import free_port
 
 
 @pytest.fixture
 def state(tmp_path, monkeypatch):
+    """A checkout of its own and no Prometheus answering: the targets go to this checkout's state folder."""
     monkeypatch.setenv("INFRACOURSE_HOME", str(tmp_path))
+    monkeypatch.setenv("COURSE_PROMETHEUS_PORT", str(free_port()))
     (tmp_path / "services").mkdir()
     return tmp_path
 
@@ -61,3 +69,19 @@ def test_prometheus_config_reads_the_same_folder():
     job = next(j for j in conf["scrape_configs"] if j["job_name"] == prometheus_targets.JOB)
     (pattern,) = job["file_sd_configs"][0]["files"]
     assert (config_dir / pattern).parent.resolve() == prometheus_targets.targets_dir().resolve()
+
+
+def test_a_second_checkout_writes_where_the_running_prometheus_looks(tmp_path, monkeypatch):
+    notebook.require("prometheus")
+    first = prometheus_targets.targets_dir()
+    monkeypatch.setenv("INFRACOURSE_HOME", str(tmp_path))  # another clone, with its own state folder
+    (tmp_path / "services").mkdir()
+    assert prometheus_targets.targets_dir() == first != tmp_path / ".services" / "prometheus-targets"
+    with HttpService({}, registry=CollectorRegistry()) as app:
+        namespace = f"pytest_second_{uuid.uuid4().hex[:6]}"
+        prometheus_targets.register(namespace, app.address)
+        try:
+            up = promql.wait_for('up{namespace="$ns"} == 1', ns=namespace, timeout_s=20)
+        finally:
+            prometheus_targets.unregister(namespace)
+    assert up and up[0]["value"] == 1

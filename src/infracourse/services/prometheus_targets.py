@@ -6,6 +6,11 @@ label namespace="<slug>" so a query selects one notebook's series: `http_request
 
     path = prometheus_targets.register(ns.slug, app.address)   # Prometheus scrapes it within seconds
     prometheus_targets.unregister(ns.slug)                      # at clean-up: the target disappears
+
+Any number of checkouts share one Prometheus: the folder is the one the *running* Prometheus watches, found
+through its API (the config file it was started with, and that file's `course-apps` job), so a second clone's
+notebooks are scraped too. When that folder is not on this machine (Prometheus in a container) or Prometheus
+does not answer, it is this checkout's own state folder.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.request
 from pathlib import Path
 
+import yaml
+
+from infracourse import config
 from infracourse.paths import state_dir
 
 JOB = "course-apps"  # the scrape job in prometheus.yml that reads these files
@@ -23,9 +32,22 @@ _ADDRESS_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+def _watched_by_running_prometheus() -> Path | None:
+    """The file_sd folder of the `course-apps` job of the Prometheus at the course's endpoint, if it is here."""
+    try:
+        with urllib.request.urlopen(f"{config.prometheus_url()}/api/v1/status/flags", timeout=1) as reply:
+            config_file = Path(json.load(reply)["data"]["config.file"])
+        scrape = yaml.safe_load(config_file.read_text(encoding="utf-8"))["scrape_configs"]
+        pattern = next(job for job in scrape if job["job_name"] == JOB)["file_sd_configs"][0]["files"][0]
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, yaml.YAMLError):
+        return None
+    folder = (config_file.parent / pattern).parent.resolve()
+    return folder if folder.is_dir() and os.access(folder, os.W_OK) else None
+
+
 def targets_dir() -> Path:
-    """The folder Prometheus watches, created on first use (it lives in the git-ignored state folder)."""
-    folder = state_dir() / "prometheus-targets"
+    """The folder Prometheus watches (see above), created on first use in this checkout's state folder."""
+    folder = _watched_by_running_prometheus() or state_dir() / "prometheus-targets"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
