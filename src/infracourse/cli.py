@@ -1,4 +1,5 @@
-"""The `course` command: services (up, down, status, logs, setup), labs (build, check), run, site, grade."""
+"""The `course` command: services (up, down, status, logs, setup), labs (build, check), a learner's progress and
+reset, run, site, grade."""
 
 from __future__ import annotations
 
@@ -107,6 +108,46 @@ def cmd_labs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_progress(args: argparse.Namespace) -> int:
+    from infracourse.authoring import lab_spec
+    from infracourse.checking import progress
+    from infracourse.checking.status import NOT_DONE, SYMBOL
+
+    recorded = progress.read()
+    print("Your last check results, per lab (from the checks you ran in labs/):")
+    for spec in lab_spec.all_specs().values():
+        results = recorded.get(spec.number, {})
+        marks = "".join(SYMBOL[results[e.number]["status"]] if e.number in results else "·" for e in spec.exercises)
+        counts = {s: sum(1 for e in spec.exercises if results.get(e.number, {}).get("status") == s)
+                  for s in ("passed", "failed", NOT_DONE)}
+        untried = len(spec.exercises) - sum(counts.values())
+        title = spec.title if len(spec.title) <= 50 else spec.title[:49] + "…"
+        print(f"  {title:<50} {marks:<8} {counts['passed']} passed, {counts['failed']} failed, "
+              f"{counts[NOT_DONE]} not done, {untried} not tried")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from infracourse.authoring import catalog
+    from infracourse.namespace import Namespace, NamespaceBusy
+
+    labs = {c.number: c.labs[0] for c in catalog.chapters() if c.labs}
+    lab = labs.get(args.lab.zfill(2))
+    if lab is None or not lab.slug:
+        print(f"course reset: no lab {args.lab}; the labs are {', '.join(sorted(labs))}")
+        return 2
+    ns = Namespace(lab.slug + "_lab")
+    try:
+        ns.claim()  # never empty a namespace under a kernel that is using it
+    except NamespaceBusy as exc:
+        print(f"course reset: {exc}")
+        return 1
+    removed = ns.reset(*lab.services)
+    print(f"Emptied lab {lab.number}'s namespace {ns.slug}: "
+          + "; ".join(f"{service}: {what}" for service, what in removed.items() if what))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from infracourse.authoring import runner
 
@@ -166,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     labs.add_argument("action", choices=["build", "check"])
     labs.set_defaults(func=cmd_labs)
 
+    sub.add_parser("progress", help="your last check result of every exercise, per lab").set_defaults(
+        func=cmd_progress)
+    reset = sub.add_parser("reset", help="empty one lab's namespace in every service it uses")
+    reset.add_argument("lab", metavar="NN", help="the lab's number, e.g. 05")
+    reset.set_defaults(func=cmd_reset)
     run = sub.add_parser("run", help="execute notebooks top to bottom in a fresh kernel and save them")
     run.add_argument("notebooks", nargs="+")
     run.add_argument("--timeout", type=int, default=300, help="seconds per cell")

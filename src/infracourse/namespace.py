@@ -108,28 +108,31 @@ class Namespace:
         return config.postgres_dsn(options=f"-c search_path={self.schema},public", **options)
 
     # reset -----------------------------------------------------------------------------------------
-    def reset(self, *services: str) -> None:
-        """Remove everything this namespace owns in SERVICES, leaving them empty and ready."""
-        for service in services:
-            getattr(self, f"_reset_{service}", lambda: None)()
+    def reset(self, *services: str) -> dict[str, str]:
+        """Remove everything this namespace owns in SERVICES, leaving them empty and ready; return, per
+        service, what was removed ("3 tables", "12 keys", ...)."""
+        return {service: getattr(self, f"_reset_{service}", lambda: "")() for service in services}
 
-    def _reset_postgres(self) -> None:
+    def _reset_postgres(self) -> str:
         import psycopg
 
         with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
             conn.execute("SET client_min_messages = warning")
+            (tables,) = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", [self.schema]).fetchone()
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
             conn.execute(f'CREATE SCHEMA "{self.schema}"')
+        return _removed(tables, "table")
 
-    def _reset_redis(self) -> None:
+    def _reset_redis(self) -> str:
         import redis
 
         with redis.Redis.from_url(config.redis_url(), socket_timeout=5) as r:
             keys = list(r.scan_iter(match=f"{self.slug}:*", count=1000))
             for start in range(0, len(keys), 500):
                 r.delete(*keys[start : start + 500])
+        return _removed(len(keys), "key")
 
-    def _reset_kafka(self) -> None:
+    def _reset_kafka(self) -> str:
         from confluent_kafka.admin import AdminClient
 
         from infracourse.clients.kafka_logging import quiet_logger
@@ -151,29 +154,43 @@ class Namespace:
         # deletion is asynchronous on Apache Kafka: recreating a topic too early fails
         wait_until(lambda: not any(t.startswith(prefix) for t in admin.list_topics(timeout=10).topics),
                    timeout_s=15, interval_s=0.2)
+        return f"{_removed(len(topics), 'topic')}, {_removed(len(groups), 'consumer group')}"
 
-    def _reset_rabbitmq(self) -> None:
+    def _reset_rabbitmq(self) -> str:
         """AMQP cannot list queues, so the management HTTP API (on in both modes) finds ours."""
         from infracourse.clients import rabbitmq_admin
 
         prefix = f"{self.slug}."
+        removed = {}
         for kind in ("queues", "exchanges"):
-            for name in rabbitmq_admin.names(kind):
-                if name.startswith(prefix):
-                    rabbitmq_admin.delete(kind, name)
+            names = [name for name in rabbitmq_admin.names(kind) if name.startswith(prefix)]
+            for name in names:
+                rabbitmq_admin.delete(kind, name)
+            removed[kind] = len(names)
+        return f"{_removed(removed['queues'], 'queue')}, {_removed(removed['exchanges'], 'exchange')}"
 
-    def _reset_nats(self) -> None:
+    def _reset_nats(self) -> str:
         import nats
 
-        async def wipe() -> None:
+        async def wipe() -> int:
             nc = await nats.connect(config.nats_url(), connect_timeout=3, max_reconnect_attempts=0)
             try:
                 js = nc.jetstream()
-                for info in await js.streams_info():
-                    name = info.config.name
-                    if name.startswith(self.stream("")) or name.startswith(f"KV_{self.stream('')}"):
-                        await js.delete_stream(name)
+                ours = [info.config.name for info in await js.streams_info()
+                        if info.config.name.startswith((self.stream(""), f"KV_{self.stream('')}"))]
+                for name in ours:
+                    await js.delete_stream(name)
+                return len(ours)
             finally:
                 await nc.close()
 
-        run_coroutine(wipe, timeout_s=30)
+        return _removed(run_coroutine(wipe, timeout_s=30), "stream")
+
+    def _reset_prometheus(self) -> str:
+        from infracourse.services import prometheus_targets
+
+        return _removed(int(prometheus_targets.unregister(self.slug)), "scrape target file")
+
+
+def _removed(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"

@@ -30,6 +30,7 @@ class Notebook:
     title: str  # the H1, e.g. "00 · Start here"
     hook: str  # the first paragraph under the H1
     services: tuple[str, ...]
+    slug: str = ""  # the namespace base its Setup cell passes to notebook.setup ("" if none)
 
     @property
     def name(self) -> str:
@@ -84,9 +85,11 @@ def _title_and_hook(nb: nbformat.NotebookNode, fallback: str) -> tuple[str, str]
     return fallback, ""
 
 
-def _services(nb: nbformat.NotebookNode) -> tuple[str, ...]:
-    """Services named in notebook.setup(slug, ...) / notebook.require(...) calls of the code cells."""
+def _setup_calls(nb: nbformat.NotebookNode) -> tuple[tuple[str, ...], str]:
+    """Services named in notebook.setup(slug, ...) / notebook.require(...) calls of the code cells, and the
+    slug of the setup call."""
     used: set[str] = set()
+    slug = ""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -99,15 +102,20 @@ def _services(nb: nbformat.NotebookNode) -> tuple[str, ...]:
                 continue
             if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "notebook"):
                 continue
-            args = node.args[1:] if node.func.attr == "setup" else node.args if node.func.attr == "require" else []
-            used |= {a.value for a in args if isinstance(a, ast.Constant) and a.value in SERVICE_NAMES}
-    return tuple(s for s in SERVICE_NAMES if s in used)
+            names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if node.func.attr == "setup" and names:
+                slug = slug or names[0]
+                names = names[1:]
+            if node.func.attr in ("setup", "require"):
+                used |= {n for n in names if n in SERVICE_NAMES}
+    return tuple(s for s in SERVICE_NAMES if s in used), slug
 
 
 def read_notebook(path: Path, kind: str) -> Notebook:
     nb = notebook_format.read(path)
     title, hook = _title_and_hook(nb, path.stem)
-    return Notebook(path=path, kind=kind, title=title, hook=hook, services=_services(nb))
+    services, slug = _setup_calls(nb)
+    return Notebook(path=path, kind=kind, title=title, hook=hook, services=services, slug=slug)
 
 
 def chapters(root: Path | None = None) -> list[Chapter]:

@@ -37,7 +37,7 @@ def async_exercise(
     CheckFailed/NotDone: it becomes an awaitable check."""
 
     def decorate(fn: Callable[..., Awaitable[str | None]]) -> Callable[..., Awaitable[CheckResult]]:
-        spec = Exercise(number, title, stretch, points, hidden, fn.__name__)
+        spec = Exercise(number, title, stretch, points, hidden, fn.__name__, fn.__module__)
 
         @functools.wraps(fn)
         async def run(*args: object, **kwargs: object) -> CheckResult:
