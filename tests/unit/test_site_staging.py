@@ -6,7 +6,7 @@ import nbformat
 import pytest
 import tiny_course
 
-from infracourse.authoring import website
+from infracourse.authoring import notebook_format, website
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
 
@@ -16,7 +16,7 @@ def test_stage_adds_a_box_under_each_title(tmp_path: Path) -> None:
     lesson = nbformat.read(staged / "notebooks" / "00_tiny.ipynb", as_version=4)
     assert lesson.cells[0].source.startswith("# 00 · Tiny start")
     assert "Run this lesson yourself" in lesson.cells[1].source and "Redis" in lesson.cells[1].source
-    assert lesson.cells[3].outputs[0].data["text/plain"] == website.WIDGET_NOTE  # no empty widget box
+    assert lesson.cells[3].outputs[0].data["text/plain"] == notebook_format.WIDGET_NOTE  # no empty widget box
     lab = nbformat.read(staged / "labs" / "00_tiny.ipynb", as_version=4)
     assert "Do this lab yourself" in lab.cells[1].source and "</solutions/00_tiny>" in lab.cells[1].source
     solution = nbformat.read(staged / "solutions" / "00_tiny.ipynb", as_version=4)

@@ -12,6 +12,10 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 # all of what the kernel reports on start: with less, JupyterLab fills it in and marks the notebook modified on open
 LANGUAGE_INFO = dict(IPythonKernel.language_info)
 _CELL_METADATA_KEPT = ("tags", "jupyter", "editable", "deletable")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# what a reader sees where a widget will be: stored notebooks keep no widget state (it changes on every run),
+# and without it JupyterLab and the site would show the widget's repr ("VBox(children=(IntSlider(...")
+WIDGET_NOTE = "An interactive widget sits here: run this cell (Shift+Enter) to use it."
 
 
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -26,6 +30,8 @@ def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             for output in cell.get("outputs", []):
                 output.get("metadata", {}).pop("execution", None)
+                if WIDGET_MIME in output.get("data", {}):
+                    output["data"]["text/plain"] = WIDGET_NOTE
     return nb
 
 

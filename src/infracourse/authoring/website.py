@@ -91,16 +91,15 @@ def _first_sentence(text: str) -> str:
     return match.group(1) if match else text
 
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = "An interactive widget sits here: run the notebook in JupyterLab to use it."
 
 
 def _static_output(output: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A widget needs a live kernel (stored notebooks keep no widget state): say so instead of an empty box."""
-    if WIDGET_MIME not in output.get("data", {}):
+    if notebook_format.WIDGET_MIME not in output.get("data", {}):
         return output
     return nbformat.v4.new_output(
-        "display_data", data={"text/html": f'<p class="widget-note">{WIDGET_NOTE}</p>', "text/plain": WIDGET_NOTE}
+        "display_data", data={"text/html": f'<p class="widget-note">{notebook_format.WIDGET_NOTE}</p>',
+                                 "text/plain": notebook_format.WIDGET_NOTE}
     )
 
 
