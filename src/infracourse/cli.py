@@ -142,7 +142,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
     except NamespaceBusy as exc:
         print(f"course reset: {exc}")
         return 1
-    removed = ns.reset(*lab.services)
+    removed = ns.empty(*lab.services)
     print(f"Emptied lab {lab.number}'s namespace {ns.slug}: "
           + "; ".join(f"{service}: {what}" for service, what in removed.items() if what))
     return 0

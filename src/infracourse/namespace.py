@@ -108,9 +108,12 @@ class Namespace:
         return config.postgres_dsn(options=f"-c search_path={self.schema},public", **options)
 
     # reset -----------------------------------------------------------------------------------------
-    def reset(self, *services: str) -> dict[str, str]:
-        """Remove everything this namespace owns in SERVICES, leaving them empty and ready; return, per
-        service, what was removed ("3 tables", "12 keys", ...)."""
+    def reset(self, *services: str) -> None:
+        """Remove everything this namespace owns in SERVICES, leaving them empty and ready."""
+        self.empty(*services)
+
+    def empty(self, *services: str) -> dict[str, str]:
+        """reset(SERVICES), saying per service what was removed ("3 tables", "12 keys", ...)."""
         return {service: getattr(self, f"_reset_{service}", lambda: "")() for service in services}
 
     def _reset_postgres(self) -> str:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
 import psycopg
 import pytest
 from psycopg import sql
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter, wait_fixed
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_exponential_jitter,
+    wait_fixed,
+)
 from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse.checks import lab02 as checks
@@ -114,6 +122,18 @@ def test_least_privilege_reference_passes(conn, roles):
     assert_passes(checks.least_privilege(grants(*REFERENCE_GRANTS), conn, roles["reporter"]))
 
 
+def test_least_privilege_with_f_string_sql_fails(conn, roles):
+    def pasted(conn, role_name):
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role_name}")
+        with conn.cursor() as cur:
+            cur.execute(f"GRANT SELECT ON invoices TO {role_name}")
+        conn.execute(f"GRANT INSERT ON reports TO {role_name}")
+
+    result = checks.least_privilege(pasted, conn, roles["reporter"])
+    assert_fails(result, "pasted into its text", in_hint=("sql.Identifier(role_name)",))
+
+
 def test_least_privilege_grant_all_fails(conn, roles):
     too_much = grants("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT ALL ON invoices, reports TO {role}")
     assert_fails(checks.least_privilege(too_much, conn, roles["reporter"]), "could change an invoice")
@@ -187,7 +207,7 @@ def test_retry_reference_passes(dsn):
     assert_passes(checks.retry_wrapper(tenacity_wrapper(), dsn))
 
 
-def test_retry_hand_written_loop_passes(dsn):
+def hand_written(jitter=0.01, cap_s=0.5):
     def with_retries(work, attempts=5):
         for attempt in range(1, attempts + 1):
             try:
@@ -195,9 +215,28 @@ def test_retry_hand_written_loop_passes(dsn):
             except TRANSIENT:
                 if attempt == attempts:
                     raise
-                time.sleep(0.01 * 2**attempt)
+                time.sleep(min(cap_s, 0.01 * 2**attempt) + random.uniform(0, jitter))
+    return with_retries
 
-    assert_passes(checks.retry_wrapper(with_retries, dsn))
+
+def test_retry_hand_written_loop_passes(dsn):
+    assert_passes(checks.retry_wrapper(hand_written(), dsn))
+
+
+def test_retry_without_jitter_fails(dsn):
+    result = checks.retry_wrapper(hand_written(jitter=0), dsn)
+    assert_fails(result, "no random jitter", in_hint=("jitter",))
+
+
+def test_retry_with_tenacity_and_no_jitter_fails(dsn):
+    result = checks.retry_wrapper(tenacity_wrapper(wait=wait_exponential(multiplier=0.02, max=0.5)), dsn)
+    assert_fails(result, "no random jitter")
+
+
+def test_retry_with_waits_far_over_a_second_fails(dsn):
+    result = checks.retry_wrapper(hand_written(cap_s=5), dsn)  # 0.02 s doubling 7 times: 1.28 s
+    assert_fails(result, "waits should stay under 1 s", in_hint=("cap",))
+
 
 
 def test_retry_calling_once_fails(dsn):
@@ -385,6 +424,23 @@ def test_migrations_out_of_order_fails(conn):
 
 def test_migrations_without_transaction_leave_debris(conn):
     assert_fails(checks.migration_runner(runner(in_transaction=False), conn), "mig_right stayed")
+
+
+def test_migrations_in_one_transaction_around_all_fails(conn):
+    def all_at_once(conn, migrations):
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL)")
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        with conn.transaction():  # one failure undoes the migrations that worked before it
+            for version, name, statements in sorted(migrations):
+                if version not in done:
+                    conn.execute(statements)
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+                    applied.append(version)
+        return applied
+
+    result = checks.migration_runner(all_at_once, conn)
+    assert_fails(result, "mig_left", "rolled back", in_hint=("one transaction per migration",))
 
 
 def test_migrations_without_tracking_apply_twice(conn):

@@ -123,6 +123,29 @@ def test_feed_trim_in_a_second_round_trip(keys):
     assert_fails(result, "30 round trips", in_hint=("MULTI/EXEC",))
 
 
+def test_feed_pipeline_without_multi_exec_fails(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        with r.pipeline(transaction=False) as pipe:  # one round trip, but not one unit
+            pipe.lpush(feed_key(user), text)
+            pipe.ltrim(feed_key(user), 0, CAP - 1)
+            pipe.execute()
+
+    result = checks.feed(push, _latest(feed_key), feed_key, CAP)
+    assert_fails(result, f"{CAP + 5} of {CAP + 5} pushes", "not in MULTI/EXEC", in_hint=("transaction=True",))
+
+
+def test_feed_as_a_lua_script_passes(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        r.eval("redis.call('LPUSH', KEYS[1], ARGV[1]); redis.call('LTRIM', KEYS[1], 0, ARGV[2] - 1)", 1,
+               feed_key(user), text, CAP)
+
+    assert_passes(checks.feed(push, _latest(feed_key), feed_key, CAP))
+
+
 def test_feed_rpush_reads_oldest(keys):
     feed_key = keys["feed"]
 

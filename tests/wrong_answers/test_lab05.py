@@ -33,7 +33,7 @@ def admin():
 
 
 # exercise 1 ----------------------------------------------------------------------------------------------
-def publish(key_of, flush=True):
+def publish(key_of, flush=True, count_all=False):
     def publish_events(producer, topic, events):
         delivered = []
         for event in events:
@@ -41,7 +41,7 @@ def publish(key_of, flush=True):
                              on_delivery=lambda err, msg: delivered.append(err))
         if flush:
             producer.flush(10)
-        return sum(err is None for err in delivered)
+        return len(delivered) if count_all else sum(err is None for err in delivered)
 
     return publish_events
 
@@ -59,6 +59,11 @@ def test_producer_without_flush_fails(ns):
     assert_fails(result)
     assert "arrived" in result.message or "returned 0" in result.message, result
     assert "flush" in result.hint or "delivery reports" in result.hint
+
+
+def test_producer_counting_failed_deliveries_fails(ns):
+    result = checks.keyed_producer(publish(lambda e: str(e["order_id"]), count_all=True), ns)
+    assert_fails(result, "returned 33", "delivery", "failed", in_hint=("err is None",))
 
 
 def test_producer_reference_passes(ns):
@@ -90,6 +95,21 @@ def test_commit_before_charge_loses_an_order(ns):
 
 def test_never_committing_charges_twice(ns):
     assert_fails(checks.at_least_once(bill(commit=False), ns), "charged twice")
+
+
+def test_charging_the_raw_bytes_fails(ns):
+    def bill_orders(consumer, charge, idle_s):
+        charged = 0
+        while (msg := consumer.poll(idle_s)) is not None:
+            if not msg.error():
+                charge(msg.value())  # the JSON was never decoded
+                consumer.commit(message=msg, asynchronous=False)
+                charged += 1
+        return charged
+
+    result = checks.at_least_once(bill_orders, ns)
+    assert_fails(result, "dict decoded from the JSON", in_hint=("json.loads",))
+    assert "once for every message" not in result.hint
 
 
 def test_unsolved_billing_is_not_done(ns):
@@ -154,7 +174,7 @@ def test_lag_reference_passes(ns, admin):
 
 
 # exercise 4 ----------------------------------------------------------------------------------------------
-def handler(increment=True, keep_key=True, straight_to_dlt=False):
+def handler(increment=True, keep_key=True, straight_to_dlt=False, flush=True):
     def handle_checkout(msg, producer, charge, retry_topic, dlt_topic):
         headers = dict(msg.headers() or [])
         retries = int(headers.get("retries", b"0"))
@@ -167,7 +187,8 @@ def handler(increment=True, keep_key=True, straight_to_dlt=False):
                 target = dlt_topic
             headers.update({"retries": str(retries), "error": str(exc)})
             producer.produce(target, key=msg.key() if keep_key else None, value=msg.value(), headers=headers)
-            producer.flush(10)
+            if flush:
+                producer.flush(10)
 
     return handle_checkout
 
@@ -183,6 +204,11 @@ def test_straight_to_dlt_fails(ns):
 def test_dropping_the_key_fails(ns):
     result = checks.dead_letters(handler(keep_key=False), ns)
     assert_fails(result, in_hint=("key",))
+
+
+def test_handler_without_flush_fails(ns):
+    result = checks.dead_letters(handler(flush=False), ns)
+    assert_fails(result, "before its copy was delivered", "commits", in_hint=("flush()",))
 
 
 def test_handler_retrying_in_place_is_cut_off(ns, monkeypatch):
@@ -204,17 +230,29 @@ def test_dead_letters_reference_passes(ns):
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
-def runner(close=True, commit=True, heeds_stop=True):
-    def run_until_stopped(consumer, process, stop):
+def runner(close=True, commit=True, heeds_stop=True, in_finally=True, commit_first=False):
+    def loop(consumer, process, stop):
         while not stop.is_set() or not heeds_stop:
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            process(msg)
-            if commit:
+            if commit and commit_first:
                 consumer.commit(message=msg, asynchronous=False)
-        if close:
-            consumer.close()
+            process(msg)
+            if commit and not commit_first:
+                consumer.commit(message=msg, asynchronous=False)
+
+    def run_until_stopped(consumer, process, stop):
+        if not in_finally:
+            loop(consumer, process, stop)
+            if close:
+                consumer.close()
+            return
+        try:
+            loop(consumer, process, stop)
+        finally:
+            if close:
+                consumer.close()
 
     return run_until_stopped
 
@@ -225,6 +263,16 @@ def test_shutdown_without_close_fails(ns, admin):
 
 def test_shutdown_without_commit_fails(ns, admin):
     assert_fails(checks.graceful_shutdown(runner(commit=False), admin, ns), "committed offsets cover 0")
+
+
+def test_shutdown_closing_outside_finally_fails(ns, admin):
+    result = checks.graceful_shutdown(runner(in_finally=False), admin, ns)
+    assert_fails(result, "process() raised", "left open", in_hint=("finally",))
+
+
+def test_shutdown_committing_before_process_fails(ns, admin):
+    result = checks.graceful_shutdown(runner(commit_first=True), admin, ns)
+    assert_fails(result, "committed although process() raised", in_hint=("after process(msg)",))
 
 
 def test_shutdown_loop_ignoring_stop_fails_and_the_process_survives_the_cleanup(ns, admin):

@@ -24,11 +24,11 @@ def ns():
 
 
 # exercise 1 ----------------------------------------------------------------------------------------------
-def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="task.#"):
+def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="task.#", durable_queues=True):
     def declare_routing(channel, exchange, queues):
         channel.exchange_declare(exchange, exchange_type=kind, durable=True)
         for role, pattern in [("images", images), ("emails", emails), ("audit", audit)]:
-            channel.queue_declare(queues[role], durable=True)
+            channel.queue_declare(queues[role], durable=durable_queues)
             channel.queue_bind(queues[role], exchange, routing_key=pattern)
 
     return declare_routing
@@ -49,6 +49,11 @@ def test_audit_bound_to_everything_fails(ns):
 
 def test_direct_exchange_fails(ns):
     assert_fails(checks.routing(routing(kind="direct"), ns), "type 'direct'")
+
+
+def test_non_durable_queues_fail(ns):
+    result = checks.routing(routing(durable_queues=False), ns)
+    assert_fails(result, "are not durable", "images", in_hint=("durable=True",))
 
 
 def test_routing_reference_passes(ns):

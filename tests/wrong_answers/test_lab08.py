@@ -146,6 +146,20 @@ def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
     assert_fails(result, "100 of the 130", in_hint=("cursor",))
 
 
+def test_reclaim_stopping_at_the_first_empty_batch_fails(r, pg_ns):
+    def until_empty(r, stream, group, consumer, min_idle_ms):
+        claimed, cursor = [], "0-0"
+        while True:
+            cursor, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id=cursor,
+                                              count=100)
+            if not entries:  # an empty batch is not the end while the cursor is not "0-0"
+                return claimed
+            claimed += entries
+
+    result = checks.reclaim(until_empty, r, pg_ns)
+    assert_fails(result, "100 of the 130", in_hint=("'0-0'", "empty"))
+
+
 def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
 
@@ -205,6 +219,18 @@ def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(
     assert_fails(result, "redelivery was skipped", in_hint=("same transaction",))
 
 
+def test_apply_committing_the_effect_before_the_event_id_fails(payments):
+    def effect_first(conn, event):
+        if conn.execute("SELECT 1 FROM processed_events WHERE event_id = %s", (event["event_id"],)).fetchone():
+            return
+        conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                     (event["cents"], event["account"]))  # autocommit: committed on its own
+        conn.execute("INSERT INTO processed_events (event_id) VALUES (%s)", (event["event_id"],))
+
+    result = checks.apply_payment(effect_first, payments)
+    assert_fails(result, "already committed", "second time", in_hint=("one transaction",))
+
+
 def test_apply_raising_on_a_duplicate_fails(payments):
     def strict(conn, event):
         with conn.transaction():
@@ -255,7 +281,7 @@ def outbox(conn, pg_ns):
     admin.delete_topics([topic])[topic].exception(10)
 
 
-def make_relay(*, check_delivery=True, flush=True, only_unpublished=True):
+def make_relay(*, check_delivery=True, flush=True, only_unpublished=True, with_header=True):
     def relay(conn, producer, topic):
         delivered = []
 
@@ -269,7 +295,7 @@ def make_relay(*, check_delivery=True, flush=True, only_unpublished=True):
             where = "WHERE published_at IS NULL" if only_unpublished else ""
             rows = conn.execute(f"SELECT event_id, key, payload::text FROM outbox {where} ORDER BY id").fetchall()
             for event_id, key, payload in rows:
-                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
+                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id} if with_header else None,
                                  on_delivery=when_delivered(event_id))
             if flush:
                 producer.flush(10)
@@ -287,6 +313,12 @@ def test_relay_marking_failed_deliveries_loses_events(conn, outbox):
 def test_relay_without_flush_marks_nothing(conn, outbox):
     result = checks.relay(make_relay(flush=False), conn, outbox)
     assert_fails(result, "still unpublished", in_hint=("flush",))
+
+
+def test_relay_without_the_event_id_header_fails(conn, outbox):
+    result = checks.relay(make_relay(with_header=False), conn, outbox)
+    assert_fails(result, "event_id headers are [None", in_hint=("headers={'event_id'",))
+    assert "of the 5 events are in the topic" not in result.message
 
 
 def test_relay_republishing_everything_fails(conn, outbox):
@@ -362,6 +394,16 @@ def retry_check(r, pg_ns):
 
 def test_retry_without_backoff_fails(retry_check, pg_ns):
     assert_fails(retry_check(make_retry(pg_ns, backoff=False)), "twice as long")
+
+
+def test_retry_with_time_sleep_instead_of_the_given_sleep_fails(retry_check, pg_ns):
+    reference = make_retry(pg_ns)
+
+    def with_time_sleep(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+        return reference(r, stream, group, entry_id, fields, handler)  # the check's sleep is dropped
+
+    result = retry_check(with_time_sleep)
+    assert_fails(result, "sleep you were given was never called", "time.sleep", in_hint=("sleep parameter",))
 
 
 def test_retry_of_a_permanent_error_fails(retry_check, pg_ns):

@@ -10,6 +10,7 @@ import uuid
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
+import pytest
 from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse.checks import lab10 as checks
@@ -182,9 +183,10 @@ def test_client_interceptor_with_a_capitalised_key_fails():
 # --- Exercise 3: retry policy -------------------------------------------------------------------------
 
 
-def _config(service="course.v1.TelemetryService", attempts=4, codes=("UNAVAILABLE",)):
+def _config(service="course.v1.TelemetryService", attempts=4, codes=("UNAVAILABLE",), initial="0.1s", cap="1s",
+            multiplier=2):
     return {"methodConfig": [{"name": [{"service": service}], "retryPolicy": {
-        "maxAttempts": attempts, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2,
+        "maxAttempts": attempts, "initialBackoff": initial, "maxBackoff": cap, "backoffMultiplier": multiplier,
         "retryableStatusCodes": list(codes)}}]}
 
 
@@ -211,6 +213,17 @@ def test_retry_with_a_backoff_longer_than_the_deadline_is_named():
 def test_retry_with_too_few_attempts_fails():
     result = checks.retry_config(_config(attempts=2))
     assert_fails(result, "still failed", in_hint=("at least 3",))
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"attempts": 5}, "maxAttempts is 5"),
+    ({"initial": "0.05s"}, "initialBackoff is '0.05s'"),
+    ({"cap": "0.5s"}, "maxBackoff is '0.5s'"),
+    ({"multiplier": 1.5}, "backoffMultiplier is 1.5"),
+    ({"codes": ("UNAVAILABLE", "RESOURCE_EXHAUSTED")}, "no other code than UNAVAILABLE"),
+])
+def test_retry_policy_fields_other_than_asked_fail(fields, says):
+    assert_fails(checks.retry_config(_config(**fields)), says)
 
 
 def test_retry_of_invalid_argument_fails():
@@ -301,6 +314,10 @@ class ReferenceMetrics(grpc.ServerInterceptor):
             return None
         method = handler_call_details.method
 
+        def observe(context, started, failed):
+            code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
+            self.histogram.labels(method, code.name).observe(time.perf_counter() - started)
+
         def around(behaviour, response_streams):
             def timed(request, context):
                 started, failed = time.perf_counter(), True
@@ -308,12 +325,21 @@ class ReferenceMetrics(grpc.ServerInterceptor):
                     response, failed = behaviour(request, context), False
                     return response
                 finally:
-                    code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
-                    self.histogram.labels(method, code.name).observe(time.perf_counter() - started)
+                    observe(context, started, failed)
 
-            return timed
+            def timed_stream(request, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    yield from behaviour(request, context)
+                    failed = False
+                finally:
+                    observe(context, started, failed)
+
+            return timed_stream if response_streams and self.streams_timed else timed
 
         return grpc_handlers.wrap_behaviour(handler, around)
+
+    streams_timed = True
 
 
 def test_metrics_reference_passes():
@@ -381,6 +407,14 @@ def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():
             return super().intercept_service(lambda _: handler, handler_call_details)
 
     assert_fails(checks.metrics_interceptor(UnaryOnly), "UploadReadings stream was not observed")
+
+
+def test_metrics_timing_a_response_stream_until_its_generator_is_returned_fails():
+    class StreamsUntimed(ReferenceMetrics):
+        streams_timed = False  # observes when the handler returns its generator, before a message is sent
+
+    result = checks.metrics_interceptor(StreamsUntimed)
+    assert_fails(result, "server-streaming call", "clock stopped", in_hint=("yield from",))
 
 
 def test_metrics_with_wrong_label_names_is_reported():

@@ -14,6 +14,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from opentelemetry import context, propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse import config, notebook
@@ -32,7 +34,9 @@ def redis_proxy():
 
 @pytest.fixture
 def r_app(redis_proxy):
-    client = redis.Redis(host="127.0.0.1", port=redis_proxy.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+    # retries off: redis-py's default of 10 turns a 0.5 s timeout into ~10 s against a hanging Redis
+    client = redis.Redis(host="127.0.0.1", port=redis_proxy.port, socket_timeout=0.5, socket_connect_timeout=0.5,
+                         retry=Retry(NoBackoff(), 0))
     yield client
     client.close()
 
@@ -48,6 +52,17 @@ def test_liveness_pinging_redis_fails(redis_proxy, r_app):
         return Response(200, {"status": "ok"})
 
     assert_fails(checks.liveness(live, redis_proxy), "while Redis was down")
+
+
+def test_liveness_pinging_redis_and_ignoring_the_failure_fails(redis_proxy, r_app):
+    def live(request):
+        try:
+            r_app.ping()
+        except redis.RedisError:
+            pass  # "just a sanity check": still a dependency of the liveness probe
+        return Response(200, {"status": "ok"})
+
+    assert_fails(checks.liveness(live, redis_proxy), "opened a connection to Redis", in_hint=("no dependency",))
 
 
 def test_liveness_reporting_redis_as_503_fails(redis_proxy, r_app):
@@ -86,8 +101,21 @@ def make_ready(r_app, conn, down_status=503, swallow=True, status_words=("ok", "
     return ready
 
 
-def test_readiness_reference_passes(redis_proxy, r_app, conn):
+def test_readiness_reference_passes_well_within_the_budget(redis_proxy, r_app, conn):
+    started = time.monotonic()
     assert_passes(checks.readiness(make_ready(r_app, conn), redis_proxy))
+    # four probes, one against a hanging Redis: each must leave a 3x margin on the check's budget
+    assert time.monotonic() - started < checks.ANSWER_WITHIN_S / 3
+
+
+def test_readiness_with_a_client_without_timeout_fails_on_a_hanging_redis(redis_proxy, conn, monkeypatch):
+    monkeypatch.setattr(checks, "ANSWER_WITHIN_S", 2.0)
+    no_timeout = redis.Redis(host="127.0.0.1", port=redis_proxy.port, retry=Retry(NoBackoff(), 0))
+    started = time.monotonic()
+    result = checks.readiness(make_ready(no_timeout, conn), redis_proxy)
+    assert_fails(result, "health_ready did not return within 2 s", in_hint=("timeout",))
+    assert time.monotonic() - started < 10  # the learner's thread was let go, not waited for
+    no_timeout.close()
 
 
 def test_readiness_always_200_fails(redis_proxy, r_app, conn):
@@ -222,6 +250,22 @@ def test_request_id_fixed_default_fails():
     assert_fails(checks.request_id_middleware(wrong), "without a header")
 
 
+def test_request_id_dropping_the_handlers_response_fails():
+    def drops(handler):
+        def bound(request):
+            request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+            try:
+                handler(request)
+                return Response(200, {"ok": True}, {"X-Request-ID": request_id})
+            finally:
+                structlog.contextvars.clear_contextvars()
+        return bound
+
+    result = checks.request_id_middleware(drops)
+    assert_fails(result, "not the handler's 201", in_hint=("handler's own response",))
+
+
 def test_request_id_not_returned_fails():
     def wrong(handler):
         def bound(request):
@@ -273,6 +317,21 @@ def test_traced_lookup_reference_passes(conn, r, products):
 def test_traced_lookup_wrong_answers_fail(conn, r, products, options, says):
     result = checks.traced_lookup(make_lookup(conn, r, products, **options), r, products)
     assert_fails(result, says, hint=says != "queried anyway")  # that message says all there is to say
+
+
+def test_traced_lookup_span_never_ended_fails(conn, r, products):
+    def lookup(tracer, product_id):
+        span = tracer.start_span("get_product", attributes={"product.id": product_id})  # never ended
+        name = r.get(products(product_id))
+        span.set_attribute("cache.hit", name is not None)
+        if name is None:
+            name = conn.execute("SELECT name FROM products WHERE id = %s", [product_id]).fetchone()[0]
+            r.set(products(product_id), name, ex=60)
+        return name
+
+    result = checks.traced_lookup(lookup, r, products)
+    assert_fails(result, "['get_product'] but never ended", in_hint=("with tracer.start_as_current_span",))
+    assert "tracer you are given" not in result.hint
 
 
 def test_traced_lookup_untraced_fails(conn, r, products):
@@ -337,6 +396,14 @@ def test_consume_bytes_headers_start_a_new_trace(topic):
 
     result = checks.kafka_consume(handle, topic)
     assert_fails(result, "raised", in_hint=("decode",))
+
+
+def test_consume_span_never_ended_fails(topic):
+    def handle(message, tracer):
+        parent = propagate.extract({k: v.decode() for k, v in message.headers() or []})
+        tracer.start_span("process", context=parent, kind=SpanKind.CONSUMER)
+
+    assert_fails(checks.kafka_consume(handle, topic), "never ended", in_hint=("span.end()",))
 
 
 def test_consume_internal_span_fails(topic):

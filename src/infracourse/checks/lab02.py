@@ -7,8 +7,11 @@ TcpProxy that is cut), and bound every wait.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 
 import psycopg
 from psycopg import sql
@@ -22,6 +25,7 @@ from infracourse.lessons.pg_roles import LoginRole
 
 CALL_DEADLINE_S = 20
 CAP_WAITS_HINT = "cap the waits (a maximum backoff, a pool timeout) so a call always returns"
+MAX_WAIT_S = 1.0  # exercise 5: "a wait that ... stays under a second"
 
 ORDERS_QUERY = ("SELECT id, amount, created_at FROM orders "
                 "WHERE customer_id = %s AND status = 'shipped' ORDER BY created_at DESC LIMIT 10")
@@ -147,13 +151,42 @@ def _as_role(role: LoginRole, statement: str) -> str:
             return str(exc).splitlines()[0]
 
 
+class _Statements:
+    """A connection that passes everything through and keeps the statements given as plain strings, so a check
+    can tell a statement built with psycopg.sql from one with a name pasted in (an f-string)."""
+
+    def __init__(self, target: psycopg.Connection | psycopg.Cursor, strings: list[str] | None = None) -> None:
+        self._target = target
+        self.strings: list[str] = [] if strings is None else strings
+
+    def __getattr__(self, name: str):
+        return getattr(self._target, name)
+
+    def __enter__(self) -> _Statements:
+        self._target.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._target.__exit__(*exc)
+
+    def execute(self, query, *args, **kwargs):
+        if isinstance(query, str):
+            self.strings.append(query)
+        result = self._target.execute(query, *args, **kwargs)
+        return self if result is self._target else result
+
+    def cursor(self, *args, **kwargs) -> _Statements:
+        return _Statements(self._target.cursor(*args, **kwargs), self.strings)
+
+
 @exercise("3", "A least-privilege reporting role")
 def least_privilege(fn, conn: psycopg.Connection, reporter: LoginRole) -> str:
     _load(conn, "reporting")  # new tables: no privilege left from an earlier attempt
     role, schema = sql.Identifier(reporter.name), sql.Identifier(conn.execute("SELECT current_schema()").fetchone()[0])
     conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, role))
     conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(schema, role))
-    fn(conn, reporter.name)
+    statements = _Statements(conn)
+    fn(statements, reporter.name)
     postgres.ready(conn)
     must_work = {"read invoices": "SELECT count(*) FROM invoices",
                  "add a report": "INSERT INTO reports (title) VALUES ('monthly revenue')"}
@@ -171,6 +204,11 @@ def least_privilege(fn, conn: psycopg.Connection, reporter: LoginRole) -> str:
         conn.execute("DROP TABLE IF EXISTS reporter_scratch")
         expect(outcome != "allowed", f"the reporter could {action}: more privilege than the job needs",
                hint="grant SELECT on invoices and INSERT on reports, and nothing else (no ALL, no CREATE)")
+    names = (reporter.name, conn.execute("SELECT current_schema()").fetchone()[0])
+    pasted = [q for q in statements.strings if any(name in q for name in names)]
+    expect(not pasted, f"the statement {pasted[0] if pasted else ''!r} has a role or schema name pasted into its "
+           "text", hint="build it with sql.SQL('GRANT ... TO {}').format(sql.Identifier(role_name)): psycopg then "
+                        "quotes the name as an identifier")
     return f"2 actions allowed, {len(must_fail)} refused"
 
 
@@ -230,10 +268,42 @@ def _server_error(conn: psycopg.Connection, sqlstate_name: str) -> None:
         sql.Literal(sqlstate_name)))
 
 
+_in_learner_code = threading.local()
+
+
+def _marked(fn, *args: object) -> object:
+    """FN(*ARGS), with this thread marked as running learner code (see _sleeps_recorded)."""
+    _in_learner_code.on = True
+    try:
+        return fn(*args)
+    finally:
+        _in_learner_code.on = False
+
+
+@contextlib.contextmanager
+def _sleeps_recorded() -> Iterator[list[float]]:
+    """The seconds passed to time.sleep by _marked learner code while the block runs (tenacity's waits and most
+    hand-written loops sleep so): the waits asked for, free of the noise of measured gaps. Empty if the learner
+    waits some other way."""
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def recording(seconds: float) -> None:
+        if getattr(_in_learner_code, "on", False):
+            sleeps.append(seconds)
+        real_sleep(seconds)
+
+    time.sleep = recording
+    try:
+        yield sleeps
+    finally:
+        time.sleep = real_sleep
+
+
 @exercise("5", "Retry transient failures with backoff")
 def retry_wrapper(fn, dsn: str) -> str:
     def wrapped(*args: object) -> object:
-        return time_limit.bounded(CALL_DEADLINE_S, fn, *args, what="your wrapper", hint=CAP_WAITS_HINT)
+        return time_limit.bounded(CALL_DEADLINE_S, _marked, fn, *args, what="your wrapper", hint=CAP_WAITS_HINT)
 
     admin = psycopg.connect(dsn, autocommit=True)
     try:
@@ -295,13 +365,26 @@ def retry_wrapper(fn, dsn: str) -> str:
         expect(raised == "SerializationFailure", f"after the last attempt your wrapper raised {raised}",
                hint="re-raise the last real error (tenacity: reraise=True), so callers can handle it")
 
-        calls.clear()
-        wrapped(fails_then_works(4))
+        runs = []
+        for _ in range(2):  # twice: jitter makes the waits differ from one run to the next
+            calls.clear()
+            with _sleeps_recorded() as sleeps:
+                wrapped(fails_then_works(4))
+            runs.append(sleeps)
         gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
         expect(min(gaps) >= 0.005, f"the retries came {min(gaps) * 1000:.1f} ms apart",
                hint="wait between attempts, so a struggling server gets air")
         expect(gaps[-1] > gaps[0] * 1.5, "the wait between attempts does not grow",
                hint="exponential backoff: double the wait at each attempt (and add random jitter)")
+        expect(not runs[0] or runs[0] != runs[1], f"the waits were {[round(w, 3) for w in runs[0]]} s in both runs: "
+               "there is no random jitter", hint="add random jitter to each wait (tenacity: wait_exponential_jitter), "
+                                                 "so clients that failed together do not retry together")
+        calls.clear()
+        with _sleeps_recorded() as sleeps:
+            wrapped(fails_then_works(7), 8)
+        longest = max(sleeps or [b - a for a, b in zip(calls, calls[1:], strict=False)])
+        expect(longest < MAX_WAIT_S + (0 if sleeps else 0.1), f"with 8 attempts one wait was {longest:.2f} s; the "
+               f"waits should stay under {MAX_WAIT_S:g} s", hint="cap the backoff (tenacity: max=...)")
         return "transient errors retried with growing waits, permanent ones raised at once"
     finally:
         postgres.close_when_idle(admin)
@@ -434,4 +517,7 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
     right = conn.execute("SELECT to_regclass('mig_right') IS NOT NULL").fetchone()[0]
     expect(not right, "the second migration 5 failed to be recorded but its table mig_right stayed",
            hint="the migration's statements and its schema_migrations row belong in one transaction")
+    left = conn.execute("SELECT to_regclass('mig_left') IS NOT NULL").fetchone()[0]
+    expect(left, "when the second migration 5 failed, the first one (mig_left), which had worked, was rolled back "
+           "with it", hint="one transaction per migration, opened inside the loop, not one around them all")
     return "in order, once, all or nothing"

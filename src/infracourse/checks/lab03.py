@@ -11,9 +11,39 @@ import redis
 
 from infracourse import config
 from infracourse.checking import exercise, expect, time_limit
-from infracourse.checking.redis_spy import Spy
+from infracourse.checking.redis_spy import Spy, SpyConnection
 
 LIMIT_S = 10
+ATOMIC_COMMANDS = (b"MULTI", b"EVAL", b"EVALSHA", b"FCALL")  # what makes a round trip run as one unit
+
+
+class _AtomicSpy(Spy):
+    """A Spy whose client also counts the round trips that run as one unit (MULTI/EXEC, or a script): a plain
+    pipeline is one round trip too, but another client's commands can run between the ones it holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.atomic_trips = 0
+
+    def client(self, **options: object) -> redis.Redis:
+        pool = redis.ConnectionPool.from_url(
+            config.redis_url(), connection_class=_AtomicSpyConnection, spy=self,
+            decode_responses=True, socket_timeout=5, socket_connect_timeout=3, **options,
+        )
+        return redis.Redis(connection_pool=pool)
+
+    def reset(self) -> None:
+        super().reset()
+        self.atomic_trips = 0
+
+
+class _AtomicSpyConnection(SpyConnection):
+    def send_packed_command(self, command, check_health=True):
+        chunks = [command] if isinstance(command, (bytes, str)) else command
+        sent = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if not self._connecting and any(b"\r\n" + name + b"\r\n" in sent.upper() for name in ATOMIC_COMMANDS):
+            self.spy.atomic_trips += 1
+        return super().send_packed_command(command, check_health=check_health)
 
 
 def _pairs(value: object) -> list[tuple[str, float]] | None:
@@ -77,7 +107,7 @@ def rank(rank_of, r: redis.Redis, board_key) -> str:
 
 @exercise("3", "A capped notification feed")
 def feed(push_notification, latest, feed_key, cap: int) -> str:
-    spy = Spy()
+    spy = _AtomicSpy()
     r = spy.client()
     user = "check"
     key = feed_key(user)
@@ -100,6 +130,10 @@ def feed(push_notification, latest, feed_key, cap: int) -> str:
                f"{total} pushes took {trips} round trips: between a separate LPUSH and LTRIM a reader "
                "sees the feed over its cap",
                hint="send both in one MULTI/EXEC pipeline (transaction=True)")
+        expect(spy.atomic_trips == total,
+               f"{total - spy.atomic_trips} of {total} pushes sent LPUSH and LTRIM in one round trip but not in "
+               "MULTI/EXEC: another client's commands can run between the two, and see the feed over its cap",
+               hint="r.pipeline(transaction=True) wraps the commands in MULTI/EXEC")
         got = time_limit.call(LIMIT_S, latest, r, user, 3)
         expect(list(got) == [f"note {total}", f"note {total - 1}", f"note {total - 2}"],
                "latest(r, user, 3) should return the 3 newest notifications, newest first",

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infracourse.checking import exercise, expect, kafka_readback, time_limit
@@ -130,12 +130,60 @@ def _order_events() -> list[dict]:
     return [{"order_id": 100 + n, "stage": stage, "amount": 5 * (n + 1)} for stage in STAGES for n in range(8)]
 
 
+FAILED_ORDER = 999  # the one event whose delivery fails in exercise 1
+
+
+class _OneDeliveryFails:
+    """The producer handed to publish_events: it sends every message but the one of FAILED_ORDER, whose delivery
+    report carries an error and is served, as librdkafka serves reports, by the learner's next poll() or flush().
+    A broker cannot be made to reject one message on demand; this stand-in can."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._failed: list[tuple[Callable | None, Message]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._producer, name)
+
+    def __len__(self) -> int:
+        return len(self._producer) + len(self._failed)
+
+    def produce(self, topic: str, *args, **kwargs) -> None:
+        value = kwargs.get("value", args[0] if args else None)
+        try:
+            failing = json.loads(value).get("order_id") == FAILED_ORDER
+        except (TypeError, ValueError, AttributeError):
+            failing = False
+        if not failing:
+            return self._producer.produce(topic, *args, **kwargs)
+        key = kwargs.get("key", args[1] if len(args) > 1 else None)
+        report = Message(topic=topic, key=key, value=value, error=KafkaError(KafkaError._MSG_TIMED_OUT))
+        self._failed.append((kwargs.get("on_delivery") or kwargs.get("callback"), report))
+        return None
+
+    def _serve_failed(self) -> None:
+        failed, self._failed = self._failed, []
+        for callback, report in failed:
+            if callback is not None:
+                callback(report.error(), report)
+
+    def poll(self, *args, **kwargs) -> int:
+        self._serve_failed()
+        return self._producer.poll(*args, **kwargs)
+
+    def flush(self, *args, **kwargs) -> int:
+        self._serve_failed()
+        return self._producer.flush(*args, **kwargs)
+
+
 # exercise 1 ----------------------------------------------------------------------------------------------
 @exercise("1", "A keyed producer that waits for its delivery reports")
 def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
     (topic,) = _fresh_topics(ns, 4, "orders")
     events = _order_events()
-    producer = Producer({**kafka_config.client(), "enable.idempotence": True, "linger.ms": 5})
+    events.insert(len(events) // 2, {"order_id": FAILED_ORDER, "stage": "placed", "amount": 1})
+    delivered = len(events) - 1
+    producer = _OneDeliveryFails(Producer({**kafka_config.client(), "enable.idempotence": True, "linger.ms": 5}))
     try:
         returned = time_limit.bounded_here(LIMIT_S, publish_events, producer, topic, events,
                                            hint="flush(timeout) waits for the delivery reports; then return")
@@ -143,9 +191,9 @@ def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
     finally:
         _drop(topic, groups=(ns.topic("check-reader"),))
     expect(arrived, "nothing arrived in the topic", hint="produce() only queues: flush() sends and waits")
-    expect(len(arrived) >= len(events), f"only {len(arrived)} of {len(events)} events arrived",
+    expect(len(arrived) >= delivered, f"only {len(arrived)} of {delivered} events arrived",
            hint="call producer.flush() before returning, so every queued message is sent")
-    expect(len(arrived) == len(events), f"{len(arrived)} messages arrived for {len(events)} events",
+    expect(len(arrived) == delivered, f"{len(arrived)} messages arrived for {delivered} deliverable events",
            hint="produce each event exactly once")
     keys = {m.key() for m in arrived}
     expect(None not in keys, "some messages have no key", hint="pass key=... to produce()")
@@ -162,15 +210,19 @@ def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
                "over several partitions", hint="the same key always maps to the same partition")
         stages = [json.loads(m.value())["stage"] for m in sorted(messages, key=Message.offset)]
         expect(tuple(stages) == STAGES, f"order {key.decode()}'s events are out of order: {stages}")
-    expect(returned == len(events), f"publish_events returned {returned!r}; {len(events)} deliveries succeeded",
+    expect(returned != len(events), f"publish_events returned {returned!r}, the number of events, but the delivery "
+           f"of order {FAILED_ORDER}'s event failed: {delivered} deliveries succeeded",
+           hint="count only the delivery reports whose err is None (they arrive during flush)")
+    expect(returned == delivered, f"publish_events returned {returned!r}; {delivered} deliveries succeeded",
            hint="count the delivery reports whose error is None (they arrive during flush)")
-    return f"{len(events)} events, {len(by_key)} keys, order kept per key"
+    return f"{delivered} events, {len(by_key)} keys, order kept per key"
 
 
 # exercise 2 ----------------------------------------------------------------------------------------------
 CRASH_AT = 7  # the worker dies as it starts charging the 7th order, before the charge takes effect
 IDLE_HINT = "stop when poll(idle_s) returns None"
 IDLE_S = 2.0  # generous: a first fetch can take half a second on a busy machine
+NOT_DECODED_EXIT = 4  # the crashing worker's exit code when charge() was given something else than a dict
 
 
 def _run_crashing(bill_orders: Callable, group: str, topic: str, charges) -> int | None:
@@ -185,6 +237,8 @@ def _run_crashing(bill_orders: Callable, group: str, topic: str, charges) -> int
 
         def charge(order: dict) -> None:
             nonlocal calls
+            if not isinstance(order, dict):
+                os._exit(NOT_DECODED_EXIT)
             calls += 1
             if calls == CRASH_AT:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -220,6 +274,9 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
         charges = multiprocessing.Array("i", orders, lock=False)
         exitcode = _run_crashing(bill_orders, group, topic, charges)
         expect(exitcode is not None, "bill_orders did not return within 30 s", hint=IDLE_HINT)
+        expect(exitcode != NOT_DECODED_EXIT,
+               "charge() was given something else than the order: a dict decoded from the JSON body",
+               hint="pass the decoded JSON body: charge(json.loads(msg.value()))")
         expect(exitcode == -signal.SIGKILL, f"the worker should have died while charging order {CRASH_AT}, but "
                f"it ended with {sum(charges)} charges", hint="call charge(order) once for every message")
         def charge(order: dict) -> None:
@@ -304,6 +361,9 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
                     time_limit.bounded_here(LIMIT_S, handle_checkout, msg, producer, _checkout_charge(charged), retry,
                                             dlt, hint="handle one message and return; retries go through the retry "
                                                       "topic, not a loop")
+                    expect(len(producer) == 0, "handle_checkout returned before its copy was delivered: the caller "
+                           "commits right after, so a crash then loses the message",
+                           hint="producer.flush() before returning (produce() only queues the copy)")
                     consumer.commit(message=msg, asynchronous=False)
                     handled += 1
         producer.flush(10)
@@ -335,33 +395,58 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
-@exercise("5", "Graceful shutdown: commit, close, leave the group", stretch=True)
-def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Namespace) -> str:
-    (topic,) = _fresh_topics(ns, 2, "shutdown")
-    group = ns.topic(f"check-shutdown-{uuid.uuid4().hex[:6]}")
-    processed: list[int] = []
-    errors: list[BaseException] = []
-    consumer = Consumer({**kafka_config.consumer(group), "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    stop = threading.Event()
+FAILING_VALUE = 3  # the message process() raises on in the second run: partition 1, offset 1
 
+
+def _start_runner(run_until_stopped: Callable, consumer: Consumer, process: Callable, stop: threading.Event,
+                  errors: list[BaseException]) -> tuple[threading.Thread, _RevocableConsumer]:
+    """RUN_UNTIL_STOPPED(consumer, PROCESS, STOP) in a daemon thread, handed a revocable CONSUMER; what it raises
+    goes to ERRORS."""
     handed_out = _RevocableConsumer(consumer)
 
     def target() -> None:
         try:
-            run_until_stopped(handed_out, lambda msg: processed.append(int(msg.value())), stop)
+            run_until_stopped(handed_out, process, stop)
         except BaseException as exc:  # noqa: BLE001 - reported by the check
             errors.append(exc)
 
     worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    return worker, handed_out
+
+
+def _is_open(consumer: Consumer) -> bool:
     try:
-        consumer.subscribe([topic])
-        worker.start()
+        consumer.poll(0)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _committed(group: str, topic: str, partitions: int) -> list[TopicPartition]:
+    with _closed_after(Consumer(kafka_config.consumer(group))) as reader:
+        return reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+
+
+@exercise("5", "Graceful shutdown: commit, close, leave the group", stretch=True)
+def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Namespace) -> str:
+    (topic,) = _fresh_topics(ns, 2, "shutdown")
+    group = ns.topic(f"check-shutdown-{uuid.uuid4().hex[:6]}")
+    groups = (group, group + "-failing")
+    processed: list[int] = []
+    errors: list[BaseException] = []
+    consumers = [Consumer({**kafka_config.consumer(g), "auto.offset.reset": "earliest",
+                           "enable.auto.commit": False}) for g in groups]
+    stop = threading.Event()
+    handed_out: list[_RevocableConsumer] = []
+    try:
+        consumers[0].subscribe([topic])
+        worker, revocable = _start_runner(run_until_stopped, consumers[0],
+                                          lambda msg: processed.append(int(msg.value())), stop, errors)
+        handed_out.append(revocable)
         _send_one_per_request(topic, [(n % 2, str(n).encode()) for n in range(20)])
-        try:
+        with contextlib.suppress(TimeoutError):
             wait_until(lambda: len(processed) >= 20 or errors or not worker.is_alive(), timeout_s=30)
-        except TimeoutError:
-            pass
         stop.set()
         worker.join(10)
         time_limit.stop(worker)
@@ -371,27 +456,52 @@ def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Names
                hint="check stop.is_set() in the poll loop, with a short poll timeout")
         expect(sorted(processed) == list(range(20)), f"{len(processed)} of 20 messages were processed",
                hint="call process(msg) for every message poll() returns (skip None and errors)")
-        try:
-            consumer.poll(0)
-            still_open = True
-        except RuntimeError:
-            still_open = False
-        expect(not still_open, "the consumer is still open after run_until_stopped returned",
+        expect(not _is_open(consumers[0]), "the consumer is still open after run_until_stopped returned",
                hint="close() it on the way out (a finally block), so it leaves the group at once")
         description = admin.describe_consumer_groups([group])[group].result(timeout=10)
         expect(not description.members, "the consumer is still a member of the group", hint="call consumer.close()")
-        reader = Consumer(kafka_config.consumer(group))
-        committed = reader.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
-        reader.close()
+        committed = _committed(group, topic, 2)
+        covered = sum(max(tp.offset, 0) for tp in committed)
+        expect(covered == 20, f"the committed offsets cover {covered} of the 20 processed messages",
+               hint="commit what you processed before closing (close() does not commit when auto-commit is off)")
+        _fails_cleanly(run_until_stopped, consumers[1], groups[1], topic, handed_out)
     finally:
         stop.set()
-        if handed_out.revoke():  # else a thread is stuck inside a call: leave its consumer and topic alone
-            try:
-                consumer.close()  # a no-op error if the learner closed it already
-            except RuntimeError:
-                pass
-            _drop(topic, groups=(group,))
-    covered = sum(max(tp.offset, 0) for tp in committed)
-    expect(covered == 20, f"the committed offsets cover {covered} of the 20 processed messages",
-           hint="commit what you processed before closing (close() does not commit when auto-commit is off)")
+        if all(c.revoke() for c in handed_out):  # else a thread is stuck inside a call: leave its consumer alone
+            for consumer in consumers:
+                with contextlib.suppress(RuntimeError):  # the learner closed it already
+                    consumer.close()
+            _drop(topic, groups=groups)
     return "20 processed, committed, group left"
+
+
+def _fails_cleanly(run_until_stopped: Callable, consumer: Consumer, group: str, topic: str,
+                   handed_out: list[_RevocableConsumer]) -> None:
+    """A second run, in a group of its own, whose process() raises on FAILING_VALUE: the consumer must be closed
+    all the same, and the failed message must not be committed."""
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def process(msg: Message) -> None:
+        seen.append(int(msg.value()))
+        if seen[-1] == FAILING_VALUE:
+            raise ValueError(f"process() failed on message {FAILING_VALUE}")
+
+    consumer.subscribe([topic])
+    worker, revocable = _start_runner(run_until_stopped, consumer, process, stop, errors)
+    handed_out.append(revocable)
+    with contextlib.suppress(TimeoutError):  # a loop that swallows the error goes on to the end of the topic
+        wait_until(lambda: not worker.is_alive() or len(seen) >= 20, timeout_s=30)
+    stop.set()
+    worker.join(10)
+    time_limit.stop(worker)
+    expect(not worker.is_alive(), f"after process() raised on message {FAILING_VALUE}, run_until_stopped did not "
+           "return within 10 s of stop being set", hint="check stop.is_set() in the poll loop")
+    expect(FAILING_VALUE in seen, f"a second run, whose process() raises on message {FAILING_VALUE}, never got "
+           "to that message", hint="call process(msg) for every message poll() returns")
+    expect(not _is_open(consumer), "when process() raised, the consumer was left open",
+           hint="close() in a finally block, so it runs also when process() raises")
+    failed_partition_end = _committed(group, topic, 2)[1].offset
+    expect(failed_partition_end <= 1, f"the offset of message {FAILING_VALUE} was committed although process() "
+           "raised on it", hint="commit a message only after process(msg) has returned")

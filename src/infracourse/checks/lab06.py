@@ -83,6 +83,12 @@ def routing(declare_routing: Callable, ns: Namespace) -> str:
             kind = rabbitmq_admin.exchange_info(exchange)["type"]
             expect(kind == "topic", f"the exchange is of type {kind!r}",
                    hint="routing by word patterns needs exchange_type='topic'")
+            transient = [name for name, info in [(exchange, rabbitmq_admin.exchange_info(exchange)),
+                                                 *((q, rabbitmq_admin.queue_info(q)) for q in queues.values())]
+                         if not info.get("durable")]
+            expect(not transient, f"{', '.join(transient)} {'is' if len(transient) == 1 else 'are'} not durable: "
+                   "a broker restart deletes them, and the tasks queued in them",
+                   hint="declare the exchange and each queue with durable=True")
             for key in ROUTING_CASES:
                 channel.basic_publish(exchange, key, key.encode())
             received = {role: {body.decode() for _, body in _drain(channel, q)} for role, q in queues.items()}

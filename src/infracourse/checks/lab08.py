@@ -7,14 +7,18 @@ it under a time limit, and inspects Redis, PostgreSQL or Kafka afterwards; waits
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import redis
 from confluent_kafka import Producer
+from psycopg import sql
 
 from infracourse.checking import CheckFailed, exercise, expect, time_limit
 from infracourse.checking.kafka_readback import headers_of, read_back
@@ -24,6 +28,7 @@ from infracourse.services.probes import free_port
 
 LIMIT_S = 10
 RELAY_LIMIT_S = 20  # a relay's first produce waits for Kafka's metadata
+TRIMMED = 1_001  # pending entries deleted from the stream in exercise 2: more than a 1,000-entry batch holds
 RETRY_CAP = 20  # handler calls for one message before handle_with_retry counts as retrying forever
 
 
@@ -92,11 +97,19 @@ def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
     stream, group = ns.key("check", 2), "fulfilment"
     _fresh_stream(r, stream, group)
     stale, busy = 130, 3
-    for order in range(stale + busy):
-        r.xadd(stream, {"order": order})
-    [[_, crashed]] = r.xreadgroup(group, "crashed", {stream: ">"}, count=stale)
+    with r.pipeline(transaction=False) as pipe:
+        for order in range(stale + TRIMMED + busy):
+            pipe.xadd(stream, {"order": order})
+        pipe.execute()
+    # the crashed consumer held 100 orders, then TRIMMED ones since deleted from the stream (XTRIM), then 30
+    # more: XAUTOCLAIM's batches over the deleted ones come back empty, with the cursor not yet at the end
+    crashed = [e for part in (100, TRIMMED, stale - 100)
+               for e in r.xreadgroup(group, "crashed", {stream: ">"}, count=part)[0][1]]
+    trimmed = [i for i, _ in crashed[100:100 + TRIMMED]]
+    r.xdel(stream, *trimmed)
     # XCLAIM ... IDLE makes these entries look untouched for a minute, as if their consumer died back then
-    r.xclaim(stream, group, "crashed", min_idle_time=0, message_ids=[i for i, _ in crashed], idle=60_000)
+    r.xclaim(stream, group, "crashed", min_idle_time=0, idle=60_000,
+             message_ids=[i for i, _ in crashed if i not in set(trimmed)])
     r.xreadgroup(group, "busy", {stream: ">"}, count=busy)
     got = time_limit.bounded(LIMIT_S, fn, r, stream, group, "rescuer", 30_000, on_timeout=lambda: r.delete(stream),
                              hint="XAUTOCLAIM returns a cursor: follow it and stop when it is '0-0' (claimed entries "
@@ -107,7 +120,8 @@ def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
            hint="pass min_idle_ms as XAUTOCLAIM's min_idle_time: only long-idle entries are abandoned")
     expect(owners.get("rescuer", 0) == stale,
            f"reclaim took {owners.get('rescuer', 0)} of the {stale} abandoned orders",
-           hint="XAUTOCLAIM returns a cursor with each batch: call it again from that cursor until it is '0-0'")
+           hint="XAUTOCLAIM returns a cursor with each batch: call it again from that cursor until it is '0-0' "
+                "(a batch can be empty before that: entries deleted from the stream fill it)")
     expect(isinstance(got, list) and len(got) == stale,
            f"reclaim returned {len(got) if isinstance(got, list) else type(got).__name__}; expected the list of "
            f"{stale} claimed (id, fields) entries", hint="collect the entries of every XAUTOCLAIM batch")
@@ -152,16 +166,39 @@ def apply_payment(fn, conn: psycopg.Connection) -> str:
            "an event whose effect failed (it would have overdrawn the account) was still recorded as processed, "
            "so its redelivery was skipped" if balance() == 1500 else f"the balance ended at {balance()}, "
            "expected 700", hint="insert the event_id and update the balance in the same transaction")
+    with _crash_on_recording(conn, event(4, 100)["event_id"]):
+        try:
+            pay(event(4, 100))
+        except psycopg.Error:
+            pass
+    expect(balance() == 700, "the process crashed as it recorded an event_id, and the payment's effect was "
+           "already committed: its redelivery will apply it a second time",
+           hint="insert the event_id and update the balance in one transaction (with conn.transaction():)")
     conn.execute("DELETE FROM processed_events WHERE event_id LIKE %s", (f"check-{run}-%",))
     conn.execute("DELETE FROM accounts WHERE account = %s", (account,))
     return "duplicate skipped, failed event applied on redelivery"
 
 
-def _events_of_this_run(topic: str, event_ids: set[str]) -> list[tuple[bytes, str, bytes]]:
-    """(key, event_id, value) of this check's messages in TOPIC, oldest first per partition (the topic may hold
-    earlier runs' too)."""
-    found = [(m.key(), headers_of(m).get("event_id", b"").decode(), m.value()) for m in read_back(topic)]
-    return [message for message in found if message[1] in event_ids]
+@contextlib.contextmanager
+def _crash_on_recording(conn: psycopg.Connection, event_id: str) -> Iterator[None]:
+    """Make INSERTing EVENT_ID into processed_events fail, as a crash at that moment would."""
+    conn.execute("""CREATE OR REPLACE FUNCTION check_crash_on_record() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.event_id = TG_ARGV[0] THEN RAISE EXCEPTION 'the process crashed here'; END IF;
+        RETURN NEW; END $$""")
+    conn.execute(sql.SQL("CREATE OR REPLACE TRIGGER check_crash_on_record BEFORE INSERT ON processed_events "
+                         "FOR EACH ROW EXECUTE FUNCTION check_crash_on_record({})").format(sql.Literal(event_id)))
+    try:
+        yield
+    finally:
+        conn.execute("DROP TRIGGER IF EXISTS check_crash_on_record ON processed_events")
+        conn.execute("DROP FUNCTION IF EXISTS check_crash_on_record()")
+
+
+def _events_of_this_run(topic: str, run: str) -> list[tuple[bytes, str, bytes]]:
+    """(key, event_id header or '', value) of this check's messages in TOPIC, oldest first per partition (the
+    topic may hold earlier runs' too): its event ids and payloads both carry RUN."""
+    found = [(m.key(), headers_of(m).get("event_id", b"").decode(), m.value() or b"") for m in read_back(topic)]
+    return [message for message in found if run in message[1] or run.encode() in message[2]]
 
 
 def _relay(fn, conn: psycopg.Connection, producer: Producer, topic: str):
@@ -173,7 +210,7 @@ def _relay(fn, conn: psycopg.Connection, producer: Producer, topic: str):
 def relay(fn, conn: psycopg.Connection, topic: str) -> str:
     run = uuid.uuid4().hex[:8]
     conn.execute("DELETE FROM outbox")
-    rows = [(f"order-{n % 2}", f"evt-{run}-{n}", json.dumps({"order": f"order-{n % 2}", "step": n}))
+    rows = [(f"order-{n % 2}", f"evt-{run}-{n}", json.dumps({"order": f"order-{n % 2}", "step": n, "run": run}))
             for n in range(5)]
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO outbox (key, event_id, payload) VALUES (%s, %s, %s)", rows)
@@ -198,17 +235,21 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
     expect(left == 0, f"with Kafka up, {left} of 5 rows are still unpublished after the relay ran",
            hint="producer.flush() waits for the delivery reports; mark the acknowledged rows")
     expect(published == 5, f"relay returned {published!r}; it published 5 rows", hint="return how many were published")
-    messages = _events_of_this_run(topic, event_ids)
+    messages = _events_of_this_run(topic, run)
     expect(len(messages) >= 5, f"only {len(messages)} of the 5 events are in the topic",
-           hint="produce each row with the header event_id, to the topic passed in")
+           hint="produce each row, its payload as the value, to the topic passed in")
     expect(len(messages) == 5, f"the topic holds {len(messages)} messages for 5 events")
+    headers = sorted(event_id for _, event_id, _ in messages)
+    expect(headers == sorted(event_ids), "the messages' event_id headers are "
+           f"{[h or None for h in headers]}, expected the rows' event ids",
+           hint="produce with headers={'event_id': the row's event_id}")
     for key in ("order-0", "order-1"):
         steps = [json.loads(value)["step"] for k, _, value in messages if k == key.encode()]
         expect(steps == sorted(steps) and steps,
                f"the events of {key} are not in outbox order in Kafka (or not keyed by the row's key)",
                hint="produce in ORDER BY id, with key=row key, so one aggregate's events share a partition")
     again = _relay(fn, conn, producer, topic)
-    expect(again == 0 and len(_events_of_this_run(topic, event_ids)) == 5,
+    expect(again == 0 and len(_events_of_this_run(topic, run)) == 5,
            "a second run published the same rows again", hint="select only rows WHERE published_at IS NULL")
     producer.flush(5)
     return "nothing marked while Kafka was down; 5 events published in order, once"
@@ -218,7 +259,7 @@ def relay(fn, conn: psycopg.Connection, topic: str) -> str:
 def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, permanent: type) -> str:
     stream, group, dead = ns.key("check", 5), "workers", ns.key("dead_letters")
 
-    def run(failures: list[BaseException | None]) -> tuple[str, int, list[float], dict | None, int]:
+    def run(failures: list[BaseException | None]) -> tuple[str, int, list[float], dict | None, int, float]:
         _fresh_stream(r, stream, group)
         r.xadd(stream, {"invoice": "inv-7"})
         [[_, [(entry_id, fields)]]] = r.xreadgroup(group, "worker-1", {stream: ">"}, count=1)
@@ -235,6 +276,7 @@ def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, perman
             if outcome is not None:
                 raise outcome
 
+        started = time.monotonic()
         try:
             result = time_limit.call(LIMIT_S, fn, r, stream, group, entry_id, fields, handler, sleep=delays.append)
         except (RetriedForever, CheckFailed):
@@ -245,23 +287,27 @@ def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, perman
                               "the message") from None
         new_dead = r.xrange(dead)[dead_before:] if r.xlen(dead) > dead_before else []
         pending = r.xpending(stream, group)["pending"]
-        return result, calls[0], delays, (new_dead[-1][1] if new_dead else None), pending
+        took_s = time.monotonic() - started
+        return result, calls[0], delays, (new_dead[-1][1] if new_dead else None), pending, took_s
 
     def same(a: list[float], b: list[float]) -> bool:
         return len(a) == len(b) and all(abs(x - y) < 1e-9 for x, y in zip(a, b, strict=True))
 
-    result, calls, delays, dead_entry, pending = run([transient("timeout"), transient("timeout"), None])
+    result, calls, delays, dead_entry, pending, took_s = run([transient("timeout"), transient("timeout"), None])
     expect(result == "done" and calls == 3, f"a handler that fails twice then succeeds: returned {result!r} "
            f"after {calls} calls; expected 'done' after 3", hint="retry TransientError up to MAX_ATTEMPTS times")
     expect(dead_entry is None, "a message that succeeded on a retry went to the dead letters")
     expect(pending == 0, "the message is still pending after it succeeded", hint="XACK it")
-    expect(delays, "no wait between attempts", hint="call sleep(...) before each retry")
+    expect(delays, "the sleep you were given was never called between attempts" + (
+        f" (yet the call took {took_s:.2f} s: time.sleep?)" if took_s >= 0.025 else ""),
+           hint="wait with the sleep parameter, sleep(delay), not time.sleep: the check passes its own to measure "
+                "the waits")
     expect(same(delays, [0.01, 0.02]),
            f"waited {delays} before the retries; expected {[0.01, 0.02]}" + (
                ": each wait should be twice as long as the one before" if len(set(delays)) == 1 else ""),
            hint="sleep(BASE_DELAY_S * 2 ** (attempt - 1)) after a failed attempt")
 
-    result, calls, delays, dead_entry, pending = run([transient("service unavailable")])
+    result, calls, delays, dead_entry, pending, _ = run([transient("service unavailable")])
     expect(calls == 4, f"a handler that always fails with TransientError was called {calls} times; expected 4",
            hint="MAX_ATTEMPTS attempts in all")
     expect(same(delays, [0.01, 0.02, 0.04]), f"waited {delays}; expected [0.01, 0.02, 0.04]" + (
@@ -276,7 +322,7 @@ def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, perman
     expect(pending == 0, "the dead-lettered message is still pending in the stream",
            hint="XACK it after writing the dead letter, or it will be reclaimed and retried forever")
 
-    result, calls, delays, dead_entry, pending = run([permanent("amount is not a number")])
+    result, calls, delays, dead_entry, pending, _ = run([permanent("amount is not a number")])
     expect(calls == 1 and not delays, f"a PermanentError was retried ({calls} calls, waits {delays})",
            hint="retrying cannot fix a permanent error: dead-letter it at once")
     expect(result == "dead-lettered" and dead_entry is not None and dead_entry.get("attempts") == "1",

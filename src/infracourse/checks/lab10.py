@@ -192,6 +192,25 @@ def _attempts(config: dict, servicer: _Flaky) -> tuple[grpc.StatusCode, int]:
     return code, servicer.attempts
 
 
+ASKED_POLICY = {"maxAttempts": 4, "initialBackoff": 0.1, "maxBackoff": 1.0, "backoffMultiplier": 2.0}
+
+
+def _policy_of(config: dict) -> dict:
+    """The retryPolicy of the methodConfig entry that names the telemetry service ({} if none does)."""
+    for entry in config.get("methodConfig") or []:
+        if any(isinstance(n, dict) and n.get("service") == TELEMETRY for n in entry.get("name") or []):
+            return entry.get("retryPolicy") or {}
+    return {}
+
+
+def _number(value: object) -> float | None:
+    """A retryPolicy field as a number: durations are strings such as '0.1s'."""
+    try:
+        return float(value.removesuffix("s")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 @exercise("3", "A retry policy in the service config")
 def retry_config(config) -> str:
     done(config)
@@ -213,6 +232,14 @@ def retry_config(config) -> str:
     code, attempts = _attempts(config, _Flaky(failures=10, code=grpc.StatusCode.INVALID_ARGUMENT))
     expect(attempts == 1, f"INVALID_ARGUMENT was tried {attempts} times; it fails the same way every time",
            hint="list only UNAVAILABLE in retryableStatusCodes")
+    policy = _policy_of(config)
+    for field, asked in ASKED_POLICY.items():
+        expect(_number(policy.get(field)) == asked, f"retryPolicy.{field} is {policy.get(field)!r}; the exercise "
+               f"asks for {asked:g}", hint="up to 4 attempts in all, a first backoff of '0.1s', doubling (multiplier "
+                                          "2) up to '1s'")
+    codes = policy.get("retryableStatusCodes")
+    expect(codes == ["UNAVAILABLE"], f"retryableStatusCodes is {codes!r}; no other code than UNAVAILABLE is retried",
+           hint="retryableStatusCodes: ['UNAVAILABLE']")
     return "UNAVAILABLE retried until it worked, INVALID_ARGUMENT not retried"
 
 
@@ -284,6 +311,33 @@ def graceful_shutdown(fn) -> str:
 
 
 # --- Exercise 5 ----------------------------------------------------------------------------------------
+PROBE = "course.check.Probe"
+COUNTDOWN = f"/{PROBE}/Countdown"  # a server-streaming method: TelemetryService has none
+COUNTDOWN_N, COUNTDOWN_PAUSE_S = 3, 0.05  # a stream of 0.15 s: timing it must cover it to its end
+
+
+def _countdown(request: bytes, context: grpc.ServicerContext):
+    for n in range(COUNTDOWN_N):
+        time.sleep(COUNTDOWN_PAUSE_S)
+        yield bytes([n])
+
+
+def _with_countdown(register):
+    def both(server: grpc.Server) -> None:
+        register(server)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            PROBE, {"Countdown": grpc.unary_stream_rpc_method_handler(_countdown)}),))
+
+    return both
+
+
+def _streamed(channel: grpc.Channel) -> tuple[grpc.StatusCode, int]:
+    """The code of a Countdown call, and how many messages it streamed back (raw bytes: no protobuf needed)."""
+    try:
+        return grpc.StatusCode.OK, len(list(channel.unary_stream(COUNTDOWN)(b"", timeout=CALL_TIMEOUT_S)))
+    except grpc.RpcError as exc:
+        return exc.code(), 0
+
 
 
 @exercise("5", "A latency histogram interceptor", stretch=True)
@@ -291,11 +345,12 @@ def metrics_interceptor(interceptor_class) -> str:
     registry = CollectorRegistry()
     latency = Histogram("lab_grpc_server_handling_seconds", "check", ["grpc_method", "grpc_code"], registry=registry)
     guard = _Guard(interceptor_class(latency))
-    with serving(_register(_Telemetry()), interceptors=[guard]) as port, \
+    with serving(_with_countdown(_register(_Telemetry())), interceptors=[guard]) as port, \
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
         codes = [_code(stub.RecordReading, _reading()), _code(stub.RecordReading, _reading()),
                  _code(stub.RecordReading, _reading(sensor_id="")), _code(stub.UploadReadings, _uploads(3))]
+        streamed_code, streamed = _streamed(channel)
     guard.raise_first()
     expect(codes == [grpc.StatusCode.OK] * 2 + [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OK],
            f"the calls ended with {[c.name for c in codes]}; the interceptor must not change what the servicer answers")
@@ -315,4 +370,15 @@ def metrics_interceptor(interceptor_class) -> str:
            hint="observe in a finally block; after context.abort(), context.code() holds the status")
     expect(count(UPLOAD, "OK") == 1, "the UploadReadings stream was not observed",
            hint="wrap every kind of handler: grpc_handlers.wrap_behaviour does it for you")
+    expect(streamed_code == grpc.StatusCode.OK and streamed == COUNTDOWN_N,
+           f"a server-streaming call ended with {streamed_code.name} after {streamed} of {COUNTDOWN_N} messages",
+           hint="for a response stream the wrapper must be a generator: yield from behaviour(request, context)")
+    expect(count(COUNTDOWN, "OK") == 1, "the server-streaming call was not observed",
+           hint="observe response streams too, once the stream has ended (a finally block in the generator)")
+    timed_s = registry.get_sample_value("lab_grpc_server_handling_seconds_sum",
+                                        {"grpc_method": COUNTDOWN, "grpc_code": "OK"}) or 0
+    streamed_s = COUNTDOWN_N * COUNTDOWN_PAUSE_S
+    expect(timed_s >= streamed_s * 0.8, f"a server-streaming call that streamed for {streamed_s:.2f} s was timed at "
+           f"{timed_s:.3f} s: the clock stopped when the handler returned its generator, before the stream ran",
+           hint="for response streams, time inside a generator: yield from behaviour(...), observe in its finally")
     return "every call observed with its method and code"

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -23,6 +23,7 @@ from infracourse.clients import kafka_config
 from infracourse.lessons.http_service import Request, Response
 
 ANSWER_WITHIN_S = 5.0
+HANG_S = 10.0  # how long the proxy holds every chunk to play a Redis that accepts but does not answer
 
 
 def _request(path: str, headers: dict[str, str] | None = None) -> Request:
@@ -34,12 +35,13 @@ def _response(value: object, what: str) -> Response:
     return value
 
 
-def _probe(handler, what: str, path: str, scenario: str, hint: str) -> Response:
-    """HANDLER's answer to GET PATH, with a deadline so a check never hangs on a dependency that does not answer;
-    an exception it raises fails the check with HINT."""
+def _probe(handler, what: str, path: str, scenario: str, hint: str, on_timeout=None) -> Response:
+    """HANDLER's answer to GET PATH, with a deadline so a check never hangs on a dependency that does not answer
+    (ON_TIMEOUT then frees the learner's thread); an exception it raises fails the check with HINT."""
     try:
         value = time_limit.bounded(ANSWER_WITHIN_S, handler, _request(path), what=what,
-                                   hint="give every dependency check a short timeout (socket_timeout, connect_timeout)")
+                                   hint="give every dependency check a short timeout (socket_timeout, connect_timeout)",
+                                   on_timeout=on_timeout)
     except (CheckFailed, NotImplementedError):
         raise
     except Exception as exc:  # noqa: BLE001 - the learner's code touched a dependency that is down
@@ -47,18 +49,33 @@ def _probe(handler, what: str, path: str, scenario: str, hint: str) -> Response:
     return _response(value, what)
 
 
-def _tracer() -> tuple[Any, InMemorySpanExporter, TracerProvider]:
-    exporter = InMemorySpanExporter()
+class _Started(SpanProcessor):
+    """Every span started: the exporter only sees ended ones, and a span never ended is a mistake of its own."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+
+    def on_start(self, span: Span, parent_context: object = None) -> None:
+        self.spans.append(span)
+
+    def expect_all_ended(self, what: str) -> None:
+        unended = [s.name for s in self.spans if s.end_time is None]
+        expect(not unended, f"{what} started the span(s) {unended} but never ended them, so no exporter sees them",
+               hint="start spans with `with tracer.start_as_current_span(...)`, which ends them (or call span.end())")
+
+
+def _tracer() -> tuple[Any, InMemorySpanExporter, TracerProvider, _Started]:
+    exporter, started = InMemorySpanExporter(), _Started()
     provider = TracerProvider()
+    provider.add_span_processor(started)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider.get_tracer("course.check"), exporter, provider
+    return provider.get_tracer("course.check"), exporter, provider, started
 
 
 # exercise 1 ----------------------------------------------------------------------------------------------
 @exercise("1", "Liveness without dependencies")
 def liveness(health_live, redis_proxy) -> str:
-    before = redis_proxy.connections_accepted
-    redis_proxy.cut()
+    redis_proxy.cut()  # also drops the live connections: any use of Redis from now on must open a new one
     try:
         response = _probe(
             health_live, "health_live", "/health/live", "while Redis was down",
@@ -68,15 +85,19 @@ def liveness(health_live, redis_proxy) -> str:
     expect(response.status == 200, f"health_live answered {response.status} while Redis was down",
            hint="liveness must not depend on Redis: a failing liveness probe restarts the process")
     expect(response.body == {"status": "ok"}, f"the body is {response.body!r}; expected the JSON {{'status': 'ok'}}")
+    # a cut proxy refuses without counting, so whether Redis is touched is asked again with Redis up
+    before = redis_proxy.connections_accepted
+    _probe(health_live, "health_live", "/health/live", "with Redis up", hint="liveness touches no dependency")
     expect(redis_proxy.connections_accepted == before, "health_live opened a connection to Redis",
-           hint="no dependency checks in liveness")
+           hint="no dependency checks in liveness, not even one whose failure you ignore")
     return "200 with Redis down, no dependency touched"
 
 
 # exercise 2 ----------------------------------------------------------------------------------------------
-def _ready(health_ready, scenario: str) -> Response:
+def _ready(health_ready, scenario: str, on_timeout=None) -> Response:
     response = _probe(health_ready, "health_ready", "/health/ready", scenario,
-                      hint="catch each dependency's failure and report it in the JSON instead of crashing")
+                      hint="catch each dependency's failure and report it in the JSON instead of crashing",
+                      on_timeout=on_timeout)
     body = response.body
     expect(isinstance(body, dict) and isinstance(body.get("checks"), dict) and "status" in body,
            f"the body {scenario} is {body!r}: expected {{'status': ..., 'checks': {{'postgres': ..., 'redis': ...}}}}")
@@ -94,19 +115,36 @@ def readiness(health_ready, redis_proxy) -> str:
            f"with everything up the body is {up.body!r}", hint="status 'ok' and each check 'ok'")
     redis_proxy.cut()
     try:
-        down = _ready(health_ready, "while Redis was down")
+        _expect_not_ready(_ready(health_ready, "while Redis was down"), "while Redis was down")
     finally:
         redis_proxy.restore()
-    expect(down.status == 503, f"health_ready answered {down.status} while Redis was down",
-           hint="503 Service Unavailable takes the instance out of the load balancer (500 means a bug)")
-    expect(str(down.body["checks"]["redis"]).startswith("fail"),
-           f"while Redis was down the redis check says {down.body['checks']['redis']!r}; it should start with 'fail'")
-    expect(down.body["checks"]["postgres"] == "ok", "while only Redis was down the postgres check did not say 'ok'")
-    expect(down.body["status"] == "fail", f"while Redis was down the status is {down.body['status']!r}, not 'fail'")
+    redis_proxy.delay_s = HANG_S
+    try:
+        hanging = _ready(health_ready, "while Redis hung (accepted, never answered)",
+                         on_timeout=lambda: _unhang(redis_proxy))
+    finally:
+        _unhang(redis_proxy)
+    _expect_not_ready(hanging, "while Redis hung")
     again = _ready(health_ready, "after Redis came back")
     expect(again.status == 200, f"health_ready still answered {again.status} after Redis came back",
            hint="check again on every request: no cached failure, a client that reconnects")
     return "200, then 503 with redis failing, then 200 again"
+
+
+def _unhang(redis_proxy) -> None:
+    """Answer again, dropping the connections held (a learner's thread blocked on one then gets an error)."""
+    redis_proxy.delay_s = 0.0
+    redis_proxy.cut()
+    redis_proxy.restore()
+
+
+def _expect_not_ready(down: Response, scenario: str) -> None:
+    expect(down.status == 503, f"health_ready answered {down.status} {scenario}",
+           hint="503 Service Unavailable takes the instance out of the load balancer (500 means a bug)")
+    expect(str(down.body["checks"]["redis"]).startswith("fail"),
+           f"{scenario} the redis check says {down.body['checks']['redis']!r}; it should start with 'fail'")
+    expect(down.body["checks"]["postgres"] == "ok", f"{scenario} (only Redis) the postgres check did not say 'ok'")
+    expect(down.body["status"] == "fail", f"{scenario} the status is {down.body['status']!r}, not 'fail'")
 
 
 # exercise 3 ----------------------------------------------------------------------------------------------
@@ -142,7 +180,7 @@ def request_id_middleware(with_request_id) -> str:
         seen.append(dict(structlog.contextvars.get_contextvars()))
         if request.path == "/boom":
             raise ValueError("boom")
-        return Response(200, {"ok": True})
+        return Response(201, {"path": request.path})
 
     wrapped = with_request_id(handler)
     expect(callable(wrapped), "with_request_id should return the wrapped handler")
@@ -151,6 +189,9 @@ def request_id_middleware(with_request_id) -> str:
     expect(seen[-1].get("request_id") == "abc-123",
            f"inside the handler the bound request_id is {seen[-1].get('request_id')!r}, expected the header's",
            hint="structlog.contextvars.bind_contextvars(request_id=...) before calling the handler")
+    expect((given.status, given.body) == (201, {"path": "/a"}),
+           f"the wrapped handler answered {given.status} {given.body!r}, not the handler's 201 {{'path': '/a'}}",
+           hint="return the handler's own response, with the X-Request-ID header added")
     expect(given.headers.get("X-Request-ID") == "abc-123", "the response does not carry the X-Request-ID header")
     expect("request_id" not in structlog.contextvars.get_contextvars(),
            "request_id is still bound after the request ended",
@@ -174,11 +215,14 @@ def _children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableS
     return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
 
 
-def _lookup_spans(get_product_traced, tracer, exporter, product_id: int, r, key: str, expect_hit: bool):
+def _lookup_spans(get_product_traced, tracer, exporter, started: _Started, product_id: int, r, key: str,
+                  expect_hit: bool):
     exporter.clear()
+    started.spans.clear()
     name = get_product_traced(tracer, product_id)
     expect(name == f"product {product_id}", f"get_product_traced(tracer, {product_id}) returned {name!r}",
            hint="return the product's name, from the cache or from PostgreSQL")
+    started.expect_all_ended(f"get_product_traced(tracer, {product_id})")
     spans = list(exporter.get_finished_spans())
     roots = [s for s in spans if s.name == "get_product"]
     expect(len(roots) == 1, f"{len(roots)} spans named get_product; expected one per call",
@@ -207,12 +251,12 @@ def _lookup_spans(get_product_traced, tracer, exporter, product_id: int, r, key:
 
 @exercise("5", "Spans around a cache lookup")
 def traced_lookup(get_product_traced, r, product_key) -> str:
-    tracer, exporter, provider = _tracer()
+    tracer, exporter, provider, started = _tracer()
     key = product_key(7)
     r.delete(key)
     try:
-        _lookup_spans(get_product_traced, tracer, exporter, 7, r, key, expect_hit=False)
-        _lookup_spans(get_product_traced, tracer, exporter, 7, r, key, expect_hit=True)
+        _lookup_spans(get_product_traced, tracer, exporter, started, 7, r, key, expect_hit=False)
+        _lookup_spans(get_product_traced, tracer, exporter, started, 7, r, key, expect_hit=True)
     finally:
         r.delete(key)
         provider.shutdown()
@@ -238,7 +282,7 @@ def _message_at(topic: str, offset: int) -> Message:
 
 @exercise("6", "Trace context into a Kafka message")
 def kafka_publish(publish, topic: str) -> str:
-    tracer, exporter, provider = _tracer()
+    tracer, _, provider, _ = _tracer()
     producer = Producer(kafka_config.client())
     offset = _end_offset(topic)
     try:
@@ -263,7 +307,7 @@ def kafka_publish(publish, topic: str) -> str:
 
 @exercise("7", "Continue the trace in the consumer", stretch=True)
 def kafka_consume(handle, topic: str) -> str:
-    tracer, exporter, provider = _tracer()
+    tracer, exporter, provider, started = _tracer()
     producer = Producer(kafka_config.client())
     offset = _end_offset(topic)
     carrier: dict[str, str] = {}
@@ -273,6 +317,7 @@ def kafka_consume(handle, topic: str) -> str:
     producer.flush(10)
     message = _message_at(topic, offset)
     exporter.clear()
+    started.spans.clear()
     try:
         handle(message, tracer)
         spans = list(exporter.get_finished_spans())
@@ -283,6 +328,7 @@ def kafka_consume(handle, topic: str) -> str:
                hint="message.headers() is a list of (str, bytes) pairs: decode the values before extract()")
     finally:
         provider.shutdown()
+    started.expect_all_ended("handle()")
     expect(spans, "handle() finished no span", hint="start a span with the tracer you are given")
     consumer_spans = [s for s in spans if s.kind is SpanKind.CONSUMER]
     expect(consumer_spans, "no span of kind CONSUMER", hint="kind=SpanKind.CONSUMER for processing a message")
