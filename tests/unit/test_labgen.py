@@ -81,11 +81,3 @@ def test_a_lab_built_under_another_python_patch_version_is_not_stale(tmp_path):
     lab.write_text(nbformat.writes(nb) + "\n")
     assert labgen.stale_labs(root) == [lab]
 
-
-def test_stored_notebooks_carry_all_the_language_info_the_kernel_reports():
-    from ipykernel.ipkernel import IPythonKernel
-
-    for folder in ("notebooks", "solutions", "labs"):
-        for path in sorted((REPO / folder).glob("*.ipynb")):
-            info = nbformat.read(path, as_version=4).metadata.language_info
-            assert set(info) == set(IPythonKernel.language_info), path.name
