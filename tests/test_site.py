@@ -254,3 +254,44 @@ def test_every_internal_link_resolves(base_url: str, built_site: Path) -> None:
                 broken.append(f"{page} -> {link} (no #{fragment} there)")
     assert len(fetched) > len(pages), "no link was followed"
     assert not broken, "\n".join(sorted(set(broken)))
+
+
+WIDTH_PAGES = ["index", "notebooks/04_caching_patterns", "notebooks/11_metrics_with_prometheus",
+               "labs/04_caching_patterns", "solutions/04_caching_patterns", "instructors"]
+
+
+def test_course_code_fits_a_desktop_page(browser, base_url: str) -> None:
+    browser.set_window_size(1400, 900)
+    try:
+        for page in WIDTH_PAGES:
+            browser.get(urljoin(base_url, f"{page}.html"))
+            scrolling = browser.execute_script(
+                "return [...document.querySelectorAll('div.cell_input pre, div.highlight pre')]"
+                ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.split('\\n')[0])")
+            assert scrolling == [], f"{page}: code blocks scroll sideways at 1400 px: {scrolling[:3]}"
+    finally:
+        browser.set_window_size(1280, 900)
+
+
+def test_no_page_is_wider_than_a_phone(browser, base_url: str) -> None:
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        for page in WIDTH_PAGES:
+            browser.get(urljoin(base_url, f"{page}.html"))
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 390, f"{page} is {width} px wide on a 390 px phone"
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_a_solution_page_has_one_banner_and_links_its_lab_and_lesson(browser, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    chapter = next(c for c in CHAPTERS if c.solutions and c.lessons)
+    solution = chapter.solutions[0]
+    browser.get(page_url(base_url, solution))
+    assert browser.page_source.count("Reference solution") == 1
+    links = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "div.admonition.tip a")}
+    assert page_url(base_url, chapter.solutions[0]).replace("solutions/", "labs/") in links
+    assert page_url(base_url, chapter.lessons[0]) in links

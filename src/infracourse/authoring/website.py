@@ -37,36 +37,49 @@ def _services_text(services: tuple[str, ...]) -> str:
     return ", ".join(SERVICE_LABELS[s] for s in services) if services else "none"
 
 
+def _link(notebook: Notebook | None, text: str) -> str:
+    return f"{{doc}}`{text} </{notebook.docname}>`" if notebook else ""
+
+
 def _box(notebook: Notebook, chapter: Chapter) -> str:
-    """The admonition put under the H1 of a notebook page: how to run this page yourself."""
+    """The admonition put under the H1 of a notebook page: how to run this page yourself, and its lesson, lab
+    and solution."""
     repo_path = f"{notebook.path.parent.name}/{notebook.path.name}"
     services = _services_text(notebook.services)
+    lesson = chapter.lessons[0] if chapter.lessons else None
+    lab = next((lab for lab in chapter.labs if lab.name == notebook.name), chapter.labs[0] if chapter.labs else None)
+    solution = chapter.solution_for(lab) if lab else None
     if notebook.kind == "lesson":
         title = "Run this lesson yourself"
+        practice = f" Then practise with the {_link(lab, 'lab')}." if lab else ""
         body = (
             "This page shows the outputs of a real run, verified by the course's tests. To run it on your own "
             f"machine: clone the course, run `make lab` (it installs the packages and starts the services), open "
-            f"`{repo_path}` in JupyterLab and run the cells from the top.\n\n"
+            f"`{repo_path}` in JupyterLab and run the cells from the top.{practice}\n\n"
             f"**Services:** {services}. No Docker? `make lab` runs them natively. No installation at all? "
             "See {doc}`/running`."
         )
     elif notebook.kind == "lab":
-        solution = chapter.solution_for(notebook)
-        compare = f" When every check passes, compare with the {{doc}}`solution </{solution.docname}>`." \
-            if solution else ""
+        compare = f" When every check passes, compare with the {_link(solution, 'solution')}." if solution else ""
+        taught = f" The {_link(lesson, 'lesson')} teaches what it asks." if lesson else ""
         title = "Do this lab yourself"
         body = (
             f"The exercise cells below are stubs marked `# TODO`. After `make lab`, open `{repo_path}`, replace "
             "each stub with your code and run the check cell under it: it says *not done yet*, what is wrong, "
-            f"or *passed*.{compare}\n\n**Services:** {services}. Other ways to run it: {{doc}}`/running`."
+            f"or *passed*.{compare}{taught}\n\n**Services:** {services}. Other ways to run it: {{doc}}`/running`."
         )
     else:
-        lab = next((lab for lab in chapter.labs if lab.name == notebook.name), None)
         title = "Reference solution"
         body = "The code here passes every check. " + (
-            f"Try the {{doc}}`lab </{lab.docname}>` first." if lab else "Try the exercises yourself first."
-        )
+            f"Try the {_link(lab, 'lab')} first." if lab else "Try the exercises yourself first.") + (
+            f" The {_link(lesson, 'lesson')} explains the ideas." if lesson else "")
     return f"```{{admonition}} {title}\n:class: tip\n{body}\n```"
+
+
+def _is_solution_banner(cell: nbformat.NotebookNode) -> bool:
+    """The notebook's own "Reference solution" note, which the page's box says again."""
+    return "solution-only" in cell.metadata.get("tags", []) and cell.source.lstrip("> ").startswith(
+        "**Reference solution.**")
 
 
 def _staged_notebook(notebook: Notebook, chapter: Chapter) -> nbformat.NotebookNode:
@@ -80,6 +93,7 @@ def _staged_notebook(notebook: Notebook, chapter: Chapter) -> nbformat.NotebookN
             f"# {notebook.title}", f"# {notebook.title} · solution", 1
         )
     nb.cells.insert(heading + 1, nbformat.v4.new_markdown_cell(_box(notebook, chapter)))
+    nb.cells = [cell for cell in nb.cells if not _is_solution_banner(cell)]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [_static_output(output) for output in cell.get("outputs", [])]
@@ -89,8 +103,6 @@ def _staged_notebook(notebook: Notebook, chapter: Chapter) -> nbformat.NotebookN
 def _first_sentence(text: str) -> str:
     match = re.match(r"(.+?[.!?])(\s|$)", text)
     return match.group(1) if match else text
-
-
 
 
 def _static_output(output: nbformat.NotebookNode) -> nbformat.NotebookNode:
