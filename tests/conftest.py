@@ -47,3 +47,14 @@ def r(pg_ns):
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(scope="session")
+def grading_sandbox():
+    """The grader runs submissions in bubblewrap: install it where it is missing and we may, else fail clearly."""
+    from infracourse.grading import sandbox
+    from infracourse.services import system_packages
+
+    system_packages.ensure_sandbox()
+    why = sandbox.unavailable()
+    assert why is None, f"the grading sandbox must work here ({why}): run `course setup`"

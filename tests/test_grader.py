@@ -25,6 +25,8 @@ from infracourse.grading import command, gradebook, results
 from infracourse.grading.outcomes import HIDDEN, TAMPERED, Graded, Limits, Outcome
 from infracourse.grading.submissions import Submission
 
+pytestmark = pytest.mark.usefixtures("grading_sandbox")
+
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "labs" / "00_start_here.ipynb"
 SOLUTION = ROOT / "solutions" / "00_start_here.ipynb"
@@ -148,13 +150,17 @@ def make_submissions(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def graded(testrun_uid: str):
     """Grade the synthetic folder once per test run, whichever xdist worker comes first; the others wait for
-    it and read the same gradebook (kept in _build/grader_run for a human to read)."""
+    it and read the same gradebook (kept in _build/grader_run for a human to read). The lock is held, shared,
+    while the tests read it: another test run in the same checkout waits instead of regrading underneath."""
     run = ROOT / "_build" / "grader_run"
     report_path = ROOT / "_build" / "grader_report.json"
     run.parent.mkdir(exist_ok=True)
     with open(ROOT / "_build" / ".grader-test.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_SH)
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        if report.get("testrun") != testrun_uid:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # not atomic (flock drops the shared lock first): read it again
+            report = json.loads(report_path.read_text()) if report_path.exists() else {}
         if report.get("testrun") != testrun_uid:
             notebook.require("postgres", "redis")
             shutil.rmtree(run, ignore_errors=True)
@@ -167,12 +173,13 @@ def graded(testrun_uid: str):
             report = {"testrun": testrun_uid, "exit": code, "made": made,
                       "seconds": round(time.monotonic() - began, 1)}
             report_path.write_text(json.dumps(report, indent=1) + "\n")
-    assert report["exit"] == 0
-    out = run / "submissions" / "_gradebook"
-    with (out / "gradebook.csv").open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    book = {(r["student"], r["exercise"]): r for r in rows}
-    return {"made": report["made"], "out": out, "rows": rows, "book": book}
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        assert report["exit"] == 0
+        out = run / "submissions" / "_gradebook"
+        with (out / "gradebook.csv").open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        book = {(r["student"], r["exercise"]): r for r in rows}
+        yield {"made": report["made"], "out": out, "rows": rows, "book": book}
 
 
 def _status(graded, student: str) -> dict[str, str]:
@@ -254,9 +261,10 @@ def test_gradebook_markdown_and_executed_notebooks(graded) -> None:
 
 
 def test_grading_leaves_no_namespace_behind(graded) -> None:
+    """Only this run's students: another grading run may be going on against the same services."""
     with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
-        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'start00\\_g\\_%'").fetchall()
-    assert not left
+        names = [n for (n,) in conn.execute("SELECT nspname FROM pg_namespace").fetchall()]
+    assert not [n for n in names for student in graded["made"] if n.startswith(f"start00_g_{student}_")]
 
 
 def test_points_make_the_scores_and_the_totals(tmp_path: Path) -> None:
@@ -275,16 +283,42 @@ def test_only_known_statuses_of_the_reported_exercises_count() -> None:
     one = Exercise("1", "One", points=3)
     recorded = [{"exercise": "1", "status": "bogus"}, {"exercise": "2", "status": PASSED}, {},
                 {"exercise": "1", "status": FAILED, "message": "m", "hint": "h"}, {"exercise": "1", "status": "bogus"}]
-    found, notes = results.counted(recorded, [one])
-    assert found == {"1": Outcome("1", "One", FAILED, "m", "h", [], 3)}
-    assert notes == ["A result for exercise 1 with the unknown status 'bogus' was ignored."]
+    found, notes, doubled = results.counted(recorded, [one])
+    assert found == {"1": Outcome("1", "One", FAILED, "m", "h", [], 3)} and doubled == set()
+    assert notes == ["A result for exercise 1 with the unknown status 'bogus' was ignored.",
+                     "A result for exercise 2 was recorded while other checks ran; it was ignored.",
+                     "A result for exercise None was recorded while other checks ran; it was ignored."]
+
+
+def test_two_results_for_one_exercise_count_the_worst_and_flag_it() -> None:
+    one, two = Exercise("1", "One"), Exercise("2", "Two")
+    recorded = [{"exercise": "1", "status": PASSED}, {"exercise": "1", "status": FAILED, "message": "real"},
+                {"exercise": "1", "status": PASSED}, {"exercise": "2", "status": NOT_DONE}]
+    found, notes, doubled = results.counted(recorded, [one, two])
+    assert (found["1"].status, found["1"].message, found["2"].status) == (FAILED, "real", NOT_DONE)
+    assert doubled == {"1"} and notes == ["Exercise 1's check recorded 3 results in one run (one is expected: "
+                                          "something else wrote results too); the worst counted."]
+
+
+def test_a_result_its_check_did_not_print_does_not_count() -> None:
+    one = Exercise("1", "One")
+    recorded = [{"exercise": "1", "status": PASSED}, {"exercise": "1", "status": FAILED, "message": "real"}]
+    found, notes, doubled = results.counted(recorded, [one], ["❌ Exercise 1 · One: real"])
+    assert (found["1"].status, doubled) == (FAILED, set())
+    assert notes == ["A result for exercise 1 that its check did not print was ignored (written by something else)."]
 
 
 def test_unreadable_result_lines_count_for_nothing(tmp_path: Path) -> None:
-    file = results.ResultsFile(tmp_path / "results.jsonl")
-    file.path.write_text('not json\n[1]\n{"exercise": "1", "status": "passed"}\n')
+    file = results.ResultsFile(tmp_path / "results")
+    file.stray.write_text('not json\n[1]\n{"exercise": "1", "status": "passed"}\n')
     assert file.new() == [{}, {}, {"exercise": "1", "status": "passed"}]
     assert file.new() == []
+    fresh = file.fresh()
+    fresh.write_text('{"exercise": "2"}\n')
+    assert file.taken(fresh) == [{"exercise": "2"}] and not fresh.exists() and fresh != file.fresh()
+    assert file.folder.stat().st_mode & 0o777 == 0o300, "another submission's code may not list the folder"
+    file.unlock()
+    assert file.folder.stat().st_mode & 0o777 == 0o700
 
 
 def test_each_executed_notebook_is_written_as_soon_as_it_is_graded(tmp_path: Path, monkeypatch) -> None:

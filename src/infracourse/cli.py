@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=int, default=60, help="seconds a cell may run")
     grade.add_argument("--notebook-timeout", type=int, default=600, help="seconds a whole submission may run")
     grade.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at the same time")
+    grade.add_argument("--memory-mb", type=int, default=2048, help="address space a kernel may use (MiB)")
+    grade.add_argument("--trust-submissions", action="store_true", help="run kernels without the bubblewrap "
+                       "sandbox (trusted code only; the gradebook says so)")
     grade.set_defaults(func=cmd_grade)
     return parser
 

@@ -1,9 +1,11 @@
 """Cleaning up after a graded submission removes its namespaces and nothing else (live PostgreSQL and Redis)."""
 
 import re
+import time
 
 import psycopg
 import redis
+from psycopg import sql
 
 from infracourse import config, notebook
 from infracourse.grading import namespaces as grading_namespaces
@@ -36,3 +38,46 @@ def test_clean_removes_the_submissions_data_and_only_it() -> None:
         r.close()
         with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{other.schema}" CASCADE')
+
+
+def test_hostile_names_are_quoted_and_cannot_stretch_the_clean_up() -> None:
+    """Names a submission chose: SQL in a schema name and in a reported slug, a glob in a Redis prefix."""
+    notebook.require("postgres", "redis")
+    suffix = grading_namespaces.suffix_for("hostile")
+    schema, glob = f'zz"; select pg_sleep(30); --{suffix}', f"*{suffix}"
+    bystander = Namespace("unitgr_by_stander" + suffix.replace("_g_", "_x_"))
+    r = redis.Redis.from_url(config.redis_url(), socket_timeout=5)
+    with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    r.set(f"{glob}:a", 1)
+    r.set(bystander.key("a"), 1)
+    try:
+        began = time.monotonic()
+        removed = grading_namespaces.clean(suffix, {f"x'; select pg_sleep(30); --{suffix}"}, ("postgres", "redis"))
+        assert time.monotonic() - began < 10
+        assert removed == sorted({schema, glob})
+        with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+            left = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchall()
+        assert not left and r.get(f"{glob}:a") is None and r.get(bystander.key("a")) == b"1"
+    finally:
+        r.delete(f"{glob}:a", bystander.key("a"))
+        r.close()
+        with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_a_lock_left_on_a_schema_does_not_hold_the_clean_up() -> None:
+    notebook.require("postgres")
+    suffix = grading_namespaces.suffix_for("locker")
+    ns = Namespace("unitgr" + suffix)
+    ns.reset("postgres")
+    with psycopg.connect(config.postgres_dsn()) as holder:
+        holder.execute(sql.SQL("CREATE TABLE {}.t (id int)").format(sql.Identifier(ns.schema)))
+        holder.execute(sql.SQL("LOCK TABLE {}.t IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(ns.schema)))
+        began = time.monotonic()
+        grading_namespaces.clean(suffix, set(), ("postgres",))
+        assert time.monotonic() - began < 10, "lock_timeout gives up instead of waiting"
+        holder.rollback()
+    assert grading_namespaces.clean(suffix, set(), ("postgres",)) == [ns.slug], "once the lock is gone, it goes"
+    with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+        assert not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [ns.schema]).fetchall()

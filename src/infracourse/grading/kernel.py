@@ -1,27 +1,49 @@
 """One fresh Jupyter kernel (nbclient underneath) running a submission cell by cell, under a per-cell and a
-per-notebook time limit, plus the grader's own code run where the notebook does not keep it."""
+per-notebook time limit, plus the grader's own code run where the notebook does not keep it. The kernel starts
+in the sandbox (sandbox.py) unless the grading policy trusts submissions."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
+from jupyter_client import AsyncKernelManager
 from nbclient import NotebookClient
 
+from infracourse.grading import sandbox
 from infracourse.grading.outcomes import Limits
 
 TIMEOUT_ENAME = "GraderTimeout"  # the error nbclient reports for a cell it interrupted
 RESPONSIVE_PROBE_S = 5
 
 
-class Kernel:
-    """A kernel for NB in WORKDIR, remembering each cell's execute reply."""
+class _SandboxedKernelManager(AsyncKernelManager):
+    """Launches the kernelspec's command wrapped by WRAP. Interrupts go over the control channel: SIGINT to
+    bwrap's process group never reaches a kernel in a session of its own."""
 
-    def __init__(self, nb: nbformat.NotebookNode, workdir: Path, limits: Limits) -> None:
+    wrap: Callable[[list[str]], list[str]]
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return self.wrap(super().format_kernel_cmd(extra_arguments))
+
+    def write_connection_file(self, **kwargs) -> None:
+        super().write_connection_file(**kwargs)
+        sandbox.hand_over(Path(self.connection_file))  # written 0600: the sandbox's group needs to read it
+
+
+class Kernel:
+    """A kernel for NB in WORKDIR, remembering each cell's execute reply; POLICY defaults to the grading run's
+    (sandbox.use)."""
+
+    def __init__(self, nb: nbformat.NotebookNode, workdir: Path, limits: Limits,
+                 policy: sandbox.Policy | None = None) -> None:
         self.limits = limits
+        self.workdir = workdir
+        self.policy = policy or sandbox.active()
         self.deadline = time.monotonic() + limits.notebook_s
         self.replies: dict[int, dict] = {}
         self.last_limit_s = limits.cell_s
@@ -41,8 +63,27 @@ class Kernel:
     def started(self, env: dict[str, str]) -> Iterator[None]:
         """The kernel running with ENV; its own stderr (warnings, a crash's last words) goes to a log, not the
         instructor's terminal."""
-        with self.log_path.open("w") as log, self.client.setup_kernel(env=env, stdout=log, stderr=log):
+        with self.log_path.open("w") as log, self._launcher(env) as kernel_env, \
+                self.client.setup_kernel(env=kernel_env, stdout=log, stderr=log):
             yield
+
+    @contextmanager
+    def _launcher(self, env: Mapping[str, str]) -> Iterator[Mapping[str, str]]:
+        """Give the client a kernel manager that starts the kernel in the sandbox, its connection file in a
+        folder of its own (bound read-only) and ZMQ on loopback; yield the environment the kernel gets."""
+        if not self.policy.sandboxed:
+            yield env
+            return
+        with tempfile.TemporaryDirectory(prefix="infracourse-kernel-") as runtime:
+            for path in (Path(runtime), self.workdir):
+                sandbox.hand_over(path)
+            km = _SandboxedKernelManager(kernel_name="python3", ip="127.0.0.1",
+                                         connection_file=str(Path(runtime) / "kernel.json"))
+            km.kernel_spec.interrupt_mode = "message"
+            km.wrap = lambda argv: sandbox.command(argv, self.workdir, [Path(runtime)], env, self.policy,
+                                                   cpu_s=self.limits.notebook_s)
+            self.client.km = km
+            yield sandbox.minimal_env(env)
 
     def last_words(self, count: int = 3) -> list[str]:
         """The last lines the kernel wrote to stderr, without jupyter's own connection chatter."""

@@ -10,7 +10,7 @@ import nbformat
 from infracourse.checking.exercise import Exercise
 from infracourse.checking.status import PASSED
 
-TAMPERED, HIDDEN = "check cell edited", "hidden"  # flags, as the CSV and the feedback show them
+TAMPERED, HARNESS, HIDDEN = "check cell edited", "harness tampered", "hidden"  # flags, as the CSV shows them
 STUCK_HINT = "look for a loop that never ends or a call that waits forever"
 
 

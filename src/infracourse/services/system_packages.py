@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Callable
 
 from infracourse.services.recipes import SPECS
 
@@ -17,7 +18,9 @@ APT_PACKAGES: tuple[str, ...] = (
     "rabbitmq-server",
     "nats-server",
     "prometheus",
+    "bubblewrap",  # not a service: the sandbox `course grade` runs each submission in (Linux only)
 )
+SANDBOX_BINARY = "bwrap"
 
 # Not services: what the tests drive. Headless Chromium through chromedriver for the site (fonts for legible
 # screenshots, check marks included, which --no-install-recommends would skip); docker-compose (v1) to
@@ -33,6 +36,14 @@ BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-se
 def missing_services() -> dict[str, list[str]]:
     """service -> executables it needs that are not installed (empty when all is there)."""
     return {name: spec.missing() for name, spec in SPECS.items() if spec.missing()}
+
+
+def missing_native() -> dict[str, list[str]]:
+    """missing_services(), plus the grading sandbox where it exists (Linux) and is not installed."""
+    missing = missing_services()
+    if platform.system() == "Linux" and shutil.which(SANDBOX_BINARY) is None:
+        missing["grading sandbox"] = [SANDBOX_BINARY]
+    return missing
 
 
 def _apt_commands(packages: tuple[str, ...]) -> list[list[str]]:
@@ -65,7 +76,7 @@ def can_install_here() -> bool:
 
 def setup(print_only: bool = False) -> int:
     """Install what is missing; return a process exit code."""
-    missing = missing_services()
+    missing = missing_native()
     if not missing:
         print("Native services: everything is installed.")
         return 0
@@ -83,7 +94,7 @@ def setup(print_only: bool = False) -> int:
     for cmd in commands:
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-    still = missing_services()
+    still = missing_native()
     if still:
         print(f"Still missing after install: {still}")
         return 1
@@ -102,18 +113,29 @@ def missing_test_tools() -> list[str]:
     ]
 
 
-def ensure_test_tools() -> list[str]:
-    """Install Chromium, chromedriver and fonts with apt when missing and we may; return what is still
-    missing. A lock file serialises parallel test workers (dpkg allows one install at a time)."""
-    if not missing_test_tools() or not can_install_here():
-        return missing_test_tools()
+def _ensure(missing_packages: Callable[[], list[str]]) -> list[str]:
+    """Install what MISSING_PACKAGES names with apt when we may; return what is still missing. A lock file
+    serialises parallel test workers (dpkg allows one install at a time)."""
+    if not missing_packages() or not can_install_here():
+        return missing_packages()
     import fcntl
     import tempfile
 
     with open(os.path.join(tempfile.gettempdir(), "infracourse-test-tools.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        missing = missing_test_tools()
+        missing = missing_packages()
         if missing:
             for cmd in _apt_commands(tuple(missing)):
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return missing_test_tools()
+    return missing_packages()
+
+
+def ensure_test_tools() -> list[str]:
+    """Install Chromium, chromedriver and fonts when missing and we may; return what is still missing."""
+    return _ensure(missing_test_tools)
+
+
+def ensure_sandbox() -> list[str]:
+    """Install bubblewrap for the grading tests when missing and we may (a machine whose services were there
+    before the sandbox was has not run `course setup` since); return what is still missing."""
+    return _ensure(lambda: ["bubblewrap"] if "grading sandbox" in missing_native() else [])
