@@ -115,18 +115,14 @@ def test_check_before_its_exercise_says_so(solution: Path, tmp_path: Path) -> No
     nb = notebook_format.read(solution)
     kernel = Kernel(nb, solution, tmp_path / "results.jsonl")
     found = exercises(nb, solution)
-    undefined = []  # checks whose cell names what the exercise cell defines: IPython shows a NameError traceback
     with kernel.client.setup_kernel(env=kernel.env):
         problems = _run_cells(kernel, range(found[0].cells[0]), "Setup")
         for exercise in found:
             verdicts, error = kernel.run(exercise.check)
             if error and len(error["traceback"]) > 1:  # a course error shows as one line, a traceback as several
-                where = undefined if error["ename"] == "NameError" else problems
-                where.append(f"check {exercise.check}: a traceback: {_error_text(exercise.check, error)}")
+                problems.append(f"check {exercise.check}: a traceback: {_error_text(exercise.check, error)}")
+            if error and error["ename"] == "NameError":
+                assert "run the cell that defines it first" in error["traceback"][0], error["traceback"]
             problems += [f"check {exercise.check}: exercise {v['exercise']}: {v['status']}: {v['message'][:300]}"
                          for v in verdicts if not _one_clear_line(v)]
     assert not problems, f"{solution.name}:\n" + "\n".join(problems)
-    if undefined:
-        pytest.xfail(f"{len(undefined)} of {len(found)} checks show a NameError traceback; only the package can "
-                     "shorten it (infracourse.errors.install_short_errors: a NameError raised at a cell's top "
-                     "level as one line saying to run the cell that defines the name)")

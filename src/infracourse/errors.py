@@ -3,7 +3,8 @@
 Two kinds: the course's own (CourseError, raised on purpose), and a client library's error that means a
 service went away or refused the course's login after start-up (psycopg, redis-py, confluent-kafka, pika,
 nats-py). The second kind is shown as one line naming the service, what the client said, and where to look
-(`course status`, `course logs NAME`); any other error of those libraries keeps its full traceback. A client
+(`course status`, `course logs NAME`); any other error of those libraries keeps its full traceback. A cell that
+names what no cell has defined yet (a check run before its exercise) gets one line saying which cell to run. A client
 that only times out (a Kafka future, say) says nothing about why: a TimeoutError is shortened when one of the
 services the notebook required has stopped answering its probe.
 """
@@ -86,6 +87,20 @@ def timeout_explained(exc: BaseException) -> str | None:
             f"{_first_line(exc)}: {LOST_HINT.format(service=service)}")
 
 
+def undefined_in_cell(exc: BaseException) -> str | None:
+    """One line for a NameError raised by a cell's own top level (a check run before the cell that defines its
+    argument), else None: a NameError inside a function is the learner's bug, and keeps its traceback."""
+    if not isinstance(exc, NameError):
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code.co_name != "<module>":
+        return None
+    return (f"{exc}: run the cell that defines it first (the exercise cell above this one, "
+            "or the Setup cell after a kernel restart)")
+
+
 def install_short_errors() -> None:
     """In IPython, print CourseError, and client errors that mean a lost service, as one line instead of a
     traceback. Called again by notebook.require(), once the notebook has imported its client libraries."""
@@ -101,16 +116,17 @@ def install_short_errors() -> None:
         if isinstance(value, CourseError):
             line = f"{value}"
         else:
-            line = service_failure(value) or (timeout_explained(value) if isinstance(value, TimeoutError) else None)
+            line = (service_failure(value) or undefined_in_cell(value)
+                    or (timeout_explained(value) if isinstance(value, TimeoutError) else None))
         if line is None:  # not ours to shorten: the traceback IPython would have shown
             stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
         else:
-            name = etype.__name__ if isinstance(value, CourseError) else "ServiceLost"
+            name = etype.__name__ if isinstance(value, CourseError | NameError) else "ServiceLost"
             stb = [f"\x1b[0;31m{name}\x1b[0m: {line}"]
         shell._showtraceback(etype, value, stb)  # recent IPython no longer displays what we return
         return stb
 
-    handled: tuple[type[BaseException], ...] = (CourseError, TimeoutError)
+    handled: tuple[type[BaseException], ...] = (CourseError, TimeoutError, NameError)
     for classes in _client_errors().values():
         handled += classes
     shell.set_custom_exc(handled, show_short)
