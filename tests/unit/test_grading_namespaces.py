@@ -81,3 +81,21 @@ def test_a_lock_left_on_a_schema_does_not_hold_the_clean_up() -> None:
     assert grading_namespaces.clean(suffix, set(), ("postgres",)) == [ns.slug], "once the lock is gone, it goes"
     with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
         assert not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [ns.schema]).fetchall()
+
+
+def test_clean_drops_the_login_roles_a_lab_made_in_the_submissions_namespace() -> None:
+    from infracourse.lessons import pg_roles
+
+    notebook.require("postgres")
+    suffix = grading_namespaces.suffix_for("roles")
+    mine, other = Namespace("pg02" + suffix), Namespace("pg02_keep_" + suffix.strip("_").replace("_", ""))
+    pg_roles.recreate(mine, "reporter", "tenant_a")
+    pg_roles.recreate(other, "reporter")
+    try:
+        grading_namespaces.clean(suffix, {mine.slug}, ("postgres",))
+        with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+            left = {n for (n,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'pg02%'")}
+        assert not {pg_roles.role_name(mine, "reporter"), pg_roles.role_name(mine, "tenant_a")} & left
+        assert pg_roles.role_name(other, "reporter") in left
+    finally:
+        pg_roles.drop(other, "reporter")

@@ -63,6 +63,16 @@ def _redis_prefixes(suffix: str) -> set[str]:
         return {key.split(b":", 1)[0].decode(errors="replace") for key in keys}
 
 
+def _drop_roles(suffix: str) -> None:
+    """The login roles a lab made for its namespace (lab 02: `<slug>_reporter`, ...) carry the suffix inside."""
+    from infracourse.lessons.pg_roles import drop_role
+
+    pattern = "%" + re.sub(r"([%_\\])", r"\\\1", suffix) + "\\_%"
+    with _connect() as conn:
+        for (name,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", [pattern]).fetchall():
+            drop_role(conn, name)
+
+
 def _drop_schemas(names: set[str]) -> None:
     from psycopg import sql
 
@@ -99,6 +109,11 @@ def clean(suffix: str, reported: set[str], services: tuple[str, ...]) -> list[st
                 remove(slugs | found)
             except Exception:  # noqa: BLE001 - same: nothing left to clean in a service that is down
                 pass
+    if "postgres" in services:
+        try:
+            _drop_roles(suffix)
+        except Exception:  # noqa: BLE001 - same
+            pass
     others = tuple(s for s in services if s not in ("postgres", "redis"))
     for slug in sorted(slugs | {s for s in found if SLUG_RE.fullmatch(s)}) if others else ():
         try:

@@ -35,7 +35,8 @@ def role_name(ns: Namespace, suffix: str) -> str:
     return f"{ns.slug}_{suffix}"
 
 
-def _drop(conn: psycopg.Connection, name: str) -> None:
+def drop_role(conn: psycopg.Connection, name: str) -> None:
+    """Drop the role NAME if it exists, with what it owns and its privileges, ending its sessions first."""
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
     if not exists:
         return
@@ -53,7 +54,7 @@ def recreate(ns: Namespace, *suffixes: str) -> dict[str, LoginRole]:
         for suffix in suffixes:
             name = role_name(ns, suffix)
             password = secrets.token_urlsafe(18)
-            _drop(conn, name)
+            drop_role(conn, name)
             # Hash on the client (what psql's \password does) so the clear text never reaches server logs
             # or pg_stat_statements.
             verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
@@ -68,4 +69,4 @@ def drop(ns: Namespace, *suffixes: str) -> None:
     """Remove the roles recreate() made (their privileges in this database go with them)."""
     with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
         for suffix in suffixes:
-            _drop(conn, role_name(ns, suffix))
+            drop_role(conn, role_name(ns, suffix))
