@@ -1,5 +1,5 @@
-"""Headless Chromium for the browser tests, the way tests/test_site.py drives it (the system's chromium and
-chromedriver, installed on demand; a throw-away profile; no traffic of its own to the outside)."""
+"""Headless Chromium for the browser tests (the site's pages and JupyterLab): the system's chromium and
+chromedriver, installed on demand; a throw-away profile; no traffic of its own to the outside."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ import fcntl
 import functools
 import http.server
 import json
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -17,9 +16,9 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
+from browser import chrome
 
 from infracourse.authoring import catalog, website
-from infracourse.services import system_packages
 
 # Sphinx 9 warns that extensions use APIs it will remove in Sphinx 11: the pinned extensions' business.
 pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications")
@@ -30,10 +29,6 @@ SITE = BUILD / "site"
 SHOTS = BUILD / "screenshots"
 CHAPTERS = catalog.chapters(ROOT)
 NOTEBOOKS = [nb for c in CHAPTERS for nb in c.lessons + c.labs + c.solutions]
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1280,900",
-)
 
 
 @pytest.fixture(scope="module")
@@ -71,21 +66,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = system_packages.ensure_test_tools()
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: install with `apt-get install "
-                    f"{' '.join(system_packages.TEST_TOOL_PACKAGES)}` (make test does it as root or with sudo)")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
+    driver = chrome(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
