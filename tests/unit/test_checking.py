@@ -70,3 +70,14 @@ def test_learner_frames_name_the_learners_line():
     assert crashed.message.splitlines()[0] == "your code raised ZeroDivisionError: division by zero"
     last = crashed.message.splitlines()[-1].strip()
     assert last.startswith("in learner_code, line ") and last.endswith(": return 1 / 0")
+
+
+def test_a_learner_error_names_the_call_the_check_made_with_its_arguments_shortened():
+    def find_user(conn, name, limit=10):
+        return {}[name]
+
+    crashed = exercise("5", "Lookup")(lambda fn: fn("a connection", "x" * 300))(find_user)
+    first, call = crashed.message.splitlines()[:2]
+    assert first.startswith("your code raised KeyError: 'xxx") and len(first) < 200
+    assert call.strip().startswith("when the check called find_user(conn='a connection', name='xxx")
+    assert call.strip().endswith(", limit=10)") and len(call) < 120

@@ -53,7 +53,7 @@ def async_exercise(
                     raise result
                 return result
 
-            return outcome(spec, replay)
+            return outcome(spec, replay, (*args, *kwargs.values()))
 
         run.spec = spec  # type: ignore[attr-defined]
         return run

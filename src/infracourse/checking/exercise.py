@@ -103,8 +103,9 @@ def _record(spec: Exercise, result: CheckResult) -> None:
         progress.record(spec, result.status)
 
 
-def outcome(spec: Exercise, run: Callable[[], str | None]) -> CheckResult:
-    """Run one check body; turn what it returned or raised into a result, record it and print its line."""
+def outcome(spec: Exercise, run: Callable[[], str | None], given: tuple[object, ...] = ()) -> CheckResult:
+    """Run one check body (whose check was GIVEN these arguments); turn what it returned or raised into a result,
+    record it and print its line."""
     try:
         note = run()
         result = CheckResult(spec.number, spec.label, PASSED, note or "")
@@ -113,7 +114,7 @@ def outcome(spec: Exercise, run: Callable[[], str | None]) -> CheckResult:
     except CheckFailed as exc:
         result = CheckResult(spec.number, spec.label, FAILED, str(exc), exc.hint)
     except Exception as exc:  # noqa: BLE001 - learner code may raise anything; report it short
-        message, hint = raised(exc)
+        message, hint = raised(exc, given)
         result = CheckResult(spec.number, spec.label, FAILED, message, hint)
     _record(spec, result)
     print(result.line())
@@ -135,7 +136,7 @@ def exercise(number: str, title: str, *, stretch: bool = False, points: int = 1,
                 done(*args, *kwargs.values())
                 return fn(*args, **kwargs)
 
-            return outcome(spec, body)
+            return outcome(spec, body, (*args, *kwargs.values()))
 
         run.spec = spec  # type: ignore[attr-defined]
         return run
