@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,6 +14,8 @@ from infracourse.clients import promql
 from infracourse.lessons.http_service import HttpService
 from infracourse.services import prometheus_targets
 from infracourse.services.probes import free_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -85,3 +88,14 @@ def test_a_second_checkout_writes_where_the_running_prometheus_looks(tmp_path, m
         finally:
             prometheus_targets.unregister(namespace)
     assert up and up[0]["value"] == 1
+
+
+def test_the_watched_folder_is_found_before_anything_was_registered_in_it(tmp_path):
+    other = tmp_path / "first-clone"
+    (other / "services" / "prometheus").mkdir(parents=True)
+    (other / ".services").mkdir()  # `course up` made the state folder; no notebook registered a target yet
+    config_file = other / "services" / "prometheus" / "prometheus.yml"
+    config_file.write_text((REPO / "services" / "prometheus" / "prometheus.yml").read_text())
+    assert prometheus_targets.watched_folder(config_file) == other / ".services" / "prometheus-targets"
+    (other / ".services").rmdir()
+    assert prometheus_targets.watched_folder(config_file) is None  # not on this machine (a container's path)

@@ -32,17 +32,26 @@ _ADDRESS_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def _watched_by_running_prometheus() -> Path | None:
-    """The file_sd folder of the `course-apps` job of the Prometheus at the course's endpoint, if it is here."""
+def watched_folder(config_file: Path) -> Path | None:
+    """The file_sd folder of the `course-apps` job in CONFIG_FILE, if it is (or can be made) on this machine. It
+    may not exist yet (nothing registered since that Prometheus started): its parent, the state folder, does."""
     try:
-        with urllib.request.urlopen(f"{config.prometheus_url()}/api/v1/status/flags", timeout=1) as reply:
-            config_file = Path(json.load(reply)["data"]["config.file"])
         scrape = yaml.safe_load(config_file.read_text(encoding="utf-8"))["scrape_configs"]
         pattern = next(job for job in scrape if job["job_name"] == JOB)["file_sd_configs"][0]["files"][0]
-    except (OSError, ValueError, KeyError, StopIteration, TypeError, yaml.YAMLError):
+    except (OSError, KeyError, StopIteration, TypeError, yaml.YAMLError):
         return None
     folder = (config_file.parent / pattern).parent.resolve()
-    return folder if folder.is_dir() and os.access(folder, os.W_OK) else None
+    here = folder if folder.is_dir() else folder.parent
+    return folder if here.is_dir() and os.access(here, os.W_OK) else None
+
+
+def _watched_by_running_prometheus() -> Path | None:
+    """The folder the Prometheus at the course's endpoint watches, if it is on this machine."""
+    try:
+        with urllib.request.urlopen(f"{config.prometheus_url()}/api/v1/status/flags", timeout=1) as reply:
+            return watched_folder(Path(json.load(reply)["data"]["config.file"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def targets_dir() -> Path:
