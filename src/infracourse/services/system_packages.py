@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 
 from infracourse.services.recipes import SPECS
@@ -91,9 +92,11 @@ def setup(print_only: bool = False) -> int:
         for cmd in commands:
             print("   ", " ".join(cmd))
         return 0 if print_only else 1
-    for cmd in commands:
-        print("+", " ".join(cmd), flush=True)
+    for step, cmd in enumerate(commands, 1):  # a minute of silence looks like a hang: say what runs, and how long
+        print(f"[{step}/{len(commands)}] {' '.join(cmd)}", flush=True)
+        began = time.monotonic()
         subprocess.run(cmd, check=True)
+        print(f"      done in {time.monotonic() - began:.0f} s", flush=True)
     still = missing_native()
     if still:
         print(f"Still missing after install: {still}")
