@@ -237,8 +237,8 @@ def test_every_internal_link_resolves(base_url: str, built_site: Path) -> None:
     assert not broken, "\n".join(sorted(set(broken)))
 
 
-WIDTH_PAGES = ["index", "notebooks/04_caching_patterns", "notebooks/11_metrics_with_prometheus",
-               "labs/04_caching_patterns", "solutions/04_caching_patterns", "instructors"]
+WIDTH_PAGES = ["index", "notebooks/05_caching_patterns", "notebooks/13_metrics_with_prometheus",
+               "labs/05_caching_patterns", "solutions/05_caching_patterns", "instructors"]
 
 
 def test_course_code_fits_a_desktop_page(browser, base_url: str) -> None:

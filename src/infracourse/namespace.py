@@ -81,7 +81,7 @@ class Namespace:
         return self.slug
 
     def key(self, *parts: object) -> str:
-        """Redis key: ns.key("user", 42) -> 'redis03:user:42'."""
+        """Redis key: ns.key("user", 42) -> 'redis04:user:42'."""
         return ":".join([self.slug, *map(str, parts)])
 
     def topic(self, name: str) -> str:
@@ -95,12 +95,12 @@ class Namespace:
     exchange = queue
 
     def subject(self, name: str) -> str:
-        """NATS subject: ns.subject("orders.>") -> 'nats07.orders.>'."""
+        """NATS subject: ns.subject("orders.>") -> 'nats08.orders.>'."""
         return f"{self.slug}.{name}"
 
     def stream(self, name: str) -> str:
         """JetStream stream, consumer or KV bucket name (no dots allowed there). The '-' cannot occur in a
-        slug, so 'nats07-...' never matches the solution's 'nats07_sol-...' when a namespace is reset."""
+        slug, so 'nats08-...' never matches the solution's 'nats08_sol-...' when a namespace is reset."""
         return f"{self.slug}-{name}"
 
     def postgres_dsn(self, **options: object) -> str:

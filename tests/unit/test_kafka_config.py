@@ -10,7 +10,7 @@ def test_client_points_at_the_course_broker_and_routes_logs(monkeypatch):
 
 
 def test_consumer_adds_group_and_short_timings():
-    settings = kafka_config.consumer("kafka05.billing")
-    assert settings["group.id"] == "kafka05.billing"
+    settings = kafka_config.consumer("kafka06.billing")
+    assert settings["group.id"] == "kafka06.billing"
     assert settings["session.timeout.ms"] == 6000
     assert settings["heartbeat.interval.ms"] * 3 <= settings["session.timeout.ms"] <= settings["max.poll.interval.ms"]

@@ -28,32 +28,32 @@ def state(tmp_path, monkeypatch):
 
 
 def test_register_writes_one_labelled_group(state):
-    path = prometheus_targets.register("obs11", "127.0.0.1:40123", app="shop")
-    assert path == state / ".services" / "prometheus-targets" / "obs11.json"
+    path = prometheus_targets.register("obs13", "127.0.0.1:40123", app="shop")
+    assert path == state / ".services" / "prometheus-targets" / "obs13.json"
     assert json.loads(path.read_text()) == [
-        {"targets": ["127.0.0.1:40123"], "labels": {"namespace": "obs11", "app": "shop"}}
+        {"targets": ["127.0.0.1:40123"], "labels": {"namespace": "obs13", "app": "shop"}}
     ]
     assert not list(path.parent.glob("*.tmp"))
 
 
 def test_register_replaces_and_unregister_removes(state):
-    prometheus_targets.register("obs11", "127.0.0.1:1")
-    prometheus_targets.register("obs11", "127.0.0.1:2", "127.0.0.1:3")
-    prometheus_targets.register("obs12", "127.0.0.1:4")
-    assert prometheus_targets.registered() == {"obs11": ["127.0.0.1:2", "127.0.0.1:3"], "obs12": ["127.0.0.1:4"]}
-    assert prometheus_targets.unregister("obs11") is True
-    assert prometheus_targets.unregister("obs11") is False
-    assert list(prometheus_targets.registered()) == ["obs12"]
+    prometheus_targets.register("obs13", "127.0.0.1:1")
+    prometheus_targets.register("obs13", "127.0.0.1:2", "127.0.0.1:3")
+    prometheus_targets.register("obs14", "127.0.0.1:4")
+    assert prometheus_targets.registered() == {"obs13": ["127.0.0.1:2", "127.0.0.1:3"], "obs14": ["127.0.0.1:4"]}
+    assert prometheus_targets.unregister("obs13") is True
+    assert prometheus_targets.unregister("obs13") is False
+    assert list(prometheus_targets.registered()) == ["obs14"]
 
 
 @pytest.mark.parametrize(
     ("namespace", "addresses", "labels"),
     [
         ("../etc", ("127.0.0.1:1",), {}),
-        ("obs11", (), {}),
-        ("obs11", ("http://127.0.0.1:1/metrics",), {}),
-        ("obs11", ("127.0.0.1:1",), {"namespace": "other"}),
-        ("obs11", ("127.0.0.1:1",), {"__address__": "x"}),
+        ("obs13", (), {}),
+        ("obs13", ("http://127.0.0.1:1/metrics",), {}),
+        ("obs13", ("127.0.0.1:1",), {"namespace": "other"}),
+        ("obs13", ("127.0.0.1:1",), {"__address__": "x"}),
     ],
 )
 def test_register_rejects_what_prometheus_would_misread(state, namespace, addresses, labels):

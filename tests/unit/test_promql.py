@@ -64,7 +64,7 @@ def test_to_frame_keeps_chosen_labels():
 
 def test_substitute_variables_like_grafana():
     expr = 'rate(x{namespace="$namespace"}[${window}])'
-    assert promql.substitute(expr, namespace="obs11", window="5s") == 'rate(x{namespace="obs11"}[5s])'
+    assert promql.substitute(expr, namespace="obs13", window="5s") == 'rate(x{namespace="obs13"}[5s])'
     with pytest.raises(promql.PromQLError, match=r"pass window="):
-        promql.substitute(expr, namespace="obs11")
+        promql.substitute(expr, namespace="obs13")
     assert promql.value('vector($n)', n="4") == 4.0

@@ -2,402 +2,294 @@
 
 from __future__ import annotations
 
-import json
-import secrets
+import threading
 import time
-import uuid
 
 import pytest
+import redis
 from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse.checking import time_limit
 from infracourse.checks import lab04 as checks
-from infracourse.lessons import shop_data
+
+CAP = 10
 
 
 @pytest.fixture
-def shop(conn):
-    shop_data.create(conn, orders=3_000)
-    return conn
+def keys(pg_ns):
+    """The lab's key functions, in the test's own namespace."""
+    return {kind: (lambda part, kind=kind: pg_ns.key(kind, part))
+            for kind in ("board", "feed", "visitors", "price", "wallet")}
 
 
-@pytest.fixture
-def key(pg_ns):
-    return lambda *parts: pg_ns.key(*parts)
+# 1 · leaderboard ---------------------------------------------------------------------------------------
 
+def add_score(r, board, player, points):
+    return r.zincrby(board, points, player)
 
-@pytest.fixture
-def rk(key):
-    """The lab's report_key(category), in the test's namespace (and likewise the keys below)."""
-    return lambda category: key("report", category)
 
+def top(r, board, n):
+    return r.zrevrange(board, 0, n - 1, withscores=True)
 
-@pytest.fixture
-def rate_key(key):
-    return lambda *parts: key("rate", *parts)
 
+def test_leaderboard_reference_passes(r, keys):
+    assert_passes(checks.leaderboard(add_score, top, r, keys["board"]))
 
-@pytest.fixture
-def lk(key):
-    return lambda name: key("lock", name)
 
+def test_leaderboard_zadd_replaces_instead_of_adding(r, keys):
+    def replace(r, board, player, points):
+        r.zadd(board, {player: points})
+        return r.zscore(board, player)
 
-@pytest.fixture
-def vk(key):
-    return lambda: key("views", "pending")
+    result = checks.leaderboard(replace, top, r, keys["board"])
+    assert_fails(result, "5 then 4", in_hint=("ZINCRBY",))
 
 
-def stub(*args):
-    raise NotImplementedError
+def test_leaderboard_lowest_first(r, keys):
+    result = checks.leaderboard(add_score, lambda r, b, n: r.zrange(b, 0, n - 1, withscores=True), r, keys["board"])
+    assert_fails(result, "lowest scores first")
 
 
-# 1 · cache-aside ---------------------------------------------------------------------------------------
+def test_leaderboard_off_by_one(r, keys):
+    result = checks.leaderboard(add_score, lambda r, b, n: r.zrevrange(b, 0, n, withscores=True), r, keys["board"])
+    assert_fails(result, "returned 4 players", in_hint=("both ends",))
 
-def load(category):
-    return [{"category": category, "revenue": 1.5}]
 
+def test_leaderboard_stub_is_not_done(r, keys):
+    def stub(*args):
+        raise NotImplementedError
 
-def cache_aside(report_key, ttl=True, decode=True):
-    def get(r, category, loader):
-        hit = r.get(report_key(category))
-        if hit is not None:
-            return json.loads(hit) if decode else hit
-        value = loader(category)
-        r.set(report_key(category), json.dumps(value), ex=60 if ttl else None)
-        return value
-    return get
+    assert_not_done(checks.leaderboard(stub, stub, r, keys["board"]))
 
 
-def test_cache_aside_reference_passes(r, rk):
-    assert_passes(checks.cache_aside(cache_aside(rk), r, rk, load, 60))
+# 2 · rank ----------------------------------------------------------------------------------------------
 
+def test_rank_reference_passes(r, keys):
+    def rank_of(r, board, player):
+        rank = r.zrevrank(board, player)
+        return None if rank is None else rank + 1
 
-def test_cache_aside_without_ttl(r, rk):
-    assert_fails(checks.cache_aside(cache_aside(rk, ttl=False), r, rk, load, 60), "never expires")
+    assert_passes(checks.rank(rank_of, r, keys["board"]))
 
 
-def test_cache_aside_hit_returns_raw_json(r, rk):
-    result = checks.cache_aside(cache_aside(rk, decode=False), r, rk, load, 60)
-    assert_fails(result, "a hit returned a str", in_hint=("json.loads",))
+def test_rank_zero_based(r, keys):
+    assert_fails(checks.rank(lambda r, b, p: r.zrevrank(b, p), r, keys["board"]), "rank 0")
 
 
-def test_cache_aside_that_never_reads_the_cache(r, rk):
+def test_rank_ascending(r, keys):
+    def rank_of(r, board, player):
+        rank = r.zrank(board, player)
+        return None if rank is None else rank + 1
 
-    def always_load(r, category, loader):
-        value = loader(category)
-        r.set(rk(category), json.dumps(value), ex=60)
-        return value
+    result = checks.rank(rank_of, r, keys["board"])
+    assert_fails(result, in_hint=("ZREVRANK",))
 
-    assert_fails(checks.cache_aside(always_load, r, rk, load, 60), "queried the database 5 times")
 
+def test_rank_unknown_player_crashes(r, keys):
+    assert_fails(checks.rank(lambda r, b, p: r.zrevrank(b, p) + 1, r, keys["board"]), "TypeError")
 
-def test_cache_aside_one_key_for_every_category(r, rk):
-    assert_fails(checks.cache_aside(cache_aside(lambda c: rk("books")), r, rk, load, 60), "another category")
 
+# 3 · feed ----------------------------------------------------------------------------------------------
 
-def test_cache_aside_stub_is_not_done(r, rk):
-    assert_not_done(checks.cache_aside(stub, r, rk, load, 60))
+def _latest(feed_key):
+    return lambda r, user, n: r.lrange(feed_key(user), 0, n - 1)
 
 
-# 2 · invalidation --------------------------------------------------------------------------------------
+def test_feed_reference_passes(keys):
+    feed_key = keys["feed"]
 
-def insert_order(conn, product_id, quantity):
-    conn.execute("INSERT INTO orders (product_id, quantity, amount, ordered_at) VALUES (%s, %s, 1, now())",
-                 (product_id, quantity))
-
-
-def test_invalidation_reference_passes(r, shop, key, rk):
-    def ok(r, product_id, quantity, category):
-        insert_order(shop, product_id, quantity)
-        r.delete(key("report", category))
-
-    assert_passes(checks.invalidation(ok, r, shop, rk))
-
-
-def test_invalidation_forgotten(r, shop, rk):
-    result = checks.invalidation(lambda r, p, q, c: insert_order(shop, p, q), r, shop, rk)
-    assert_fails(result, "stale")
-
-
-def test_invalidation_of_every_report(r, shop, key, rk):
-    def wipe_all(r, product_id, quantity, category):
-        insert_order(shop, product_id, quantity)
-        r.delete(*r.scan_iter(match=key("report", "*")))
-
-    assert_fails(checks.invalidation(wipe_all, r, shop, rk), "toys report was deleted")
-
-
-def test_invalidation_without_the_write(r, shop, key, rk):
-    result = checks.invalidation(lambda r, p, q, c: r.delete(key("report", c)), r, shop, rk)
-    assert_fails(result, "0 orders were inserted")
-
-
-# 3 · fixed window --------------------------------------------------------------------------------------
-
-def fixed(rate_key, slack=0, expire=True):
-    def allow(r, client_id, limit, window_s):
-        key = rate_key("fixed", client_id, int(time.time() // window_s)) if expire else rate_key(client_id)
-        count = r.incr(key)
-        if expire:
-            r.pexpire(key, int(2000 * window_s), nx=True)
-        return count <= limit + slack
-    return allow
-
-
-def test_fixed_reference_passes(r, rate_key):
-    assert_passes(checks.fixed_window(fixed(rate_key), r, rate_key))
-
-
-def test_fixed_off_by_one(r, rate_key):
-    assert_fails(checks.fixed_window(fixed(rate_key, slack=1), r, rate_key), "let 11 requests through")
-
-
-def test_fixed_counter_without_expiry(r, rate_key):
-    assert_fails(checks.fixed_window(fixed(rate_key, expire=False), r, rate_key), "no TTL")
-
-
-# 4 · sliding window ------------------------------------------------------------------------------------
-
-LUA = """
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[1]))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-RECORDS_REJECTED = """
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[1]))
-redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return redis.call('ZCARD', KEYS[1]) <= tonumber(ARGV[2]) and 1 or 0
-"""
-
-
-def sliding(key, script):
-    def allow(r, client_id, limit, window_s):
-        return r.eval(script, 1, key("sliding", client_id), int(window_s * 1000), limit, uuid.uuid4().hex) == 1
-    return allow
-
-
-def test_sliding_reference_passes(r, key):
-    assert_passes(checks.sliding_window(sliding(key, LUA), r))
-
-
-def test_sliding_that_is_a_fixed_window(r, rate_key):
-    assert_fails(checks.sliding_window(fixed(rate_key), r), "fixed window")
-
-
-def test_sliding_that_records_rejected_requests(r, key):
-    result = checks.sliding_window(sliding(key, RECORDS_REJECTED), r)
-    assert_fails(result, "nothing was allowed", in_hint=("rejected",))
-
-
-# 5 · lock ----------------------------------------------------------------------------------------------
-
-RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-def acquire_ok(lock_key):
-    def acquire(r, name, ttl_ms):
-        token = secrets.token_hex(8)
-        return token if r.set(lock_key(name), token, nx=True, px=ttl_ms) else None
-    return acquire
-
-
-def release_ok(lock_key):
-    return lambda r, name, token: r.eval(RELEASE, 1, lock_key(name), token) == 1
-
-
-def test_lock_reference_passes(lk):
-    assert_passes(checks.lock(acquire_ok(lk), release_ok(lk), lk))
-
-
-def test_lock_without_expiry(lk):
-
-    def acquire(r, name, ttl_ms):
-        token = secrets.token_hex(8)
-        return token if r.set(lk(name), token, nx=True) else None
-
-    assert_fails(checks.lock(acquire, release_ok(lk), lk), "never expires")
-
-
-def test_lock_without_nx(lk):
-
-    def acquire(r, name, ttl_ms):
-        token = secrets.token_hex(8)
-        r.set(lk(name), token, px=ttl_ms)
-        return token
-
-    assert_fails(checks.lock(acquire, release_ok(lk), lk), "second acquire succeeded")
-
-
-def test_lock_release_by_del(lk):
-    result = checks.lock(acquire_ok(lk), lambda r, name, token: r.delete(lk(name)) == 1, lk)
-    assert_fails(result, "wrong token removed the lock")
-
-
-def test_lock_with_a_constant_token(lk):
-
-    def acquire(r, name, ttl_ms):
-        return "locked" if r.set(lk(name), "locked", nx=True, px=ttl_ms) else None
-
-    assert_fails(checks.lock(acquire, release_ok(lk), lk), "late release removed")
-
-
-def test_lock_release_get_then_del(lk):
-    def release(r, name, token):
-        if r.get(lk(name)) == token:
-            return r.delete(lk(name)) == 1
-        return False
-
-    result = checks.lock(acquire_ok(lk), release, lk)
-    assert_fails(result, "between your GET and your DEL", in_hint=("Lua",))
-
-
-# 6 · stampede guard ------------------------------------------------------------------------------------
-
-def guarded(r, key, load, ttl_s):
-    lock = key + ":lock"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        hit = r.get(key)
-        if hit is not None:
-            return json.loads(hit)
-        if r.set(lock, "1", nx=True, px=10_000):
-            try:
-                hit = r.get(key)
-                if hit is not None:
-                    return json.loads(hit)
-                value = load()
-                r.set(key, json.dumps(value), ex=ttl_s)
-                return value
-            finally:
-                r.delete(lock)
-        time.sleep(0.01)
-    return load()
-
-
-def test_stampede_reference_passes(r, key):
-    assert_passes(checks.stampede_guard(guarded, r, lambda n: key("cache", n)))
-
-
-def test_stampede_plain_cache_aside(r, key):
-    def plain(r, key, load, ttl_s):
-        hit = r.get(key)
-        if hit is not None:
-            return json.loads(hit)
-        value = load()
-        r.set(key, json.dumps(value), ex=ttl_s)
-        return value
-
-    result = checks.stampede_guard(plain, r, lambda n: key("cache", n))
-    assert_fails(result, "ran the loader", in_hint=("SET NX PX",))
-
-
-def test_stampede_losers_give_up(r, key):
-    def gives_up(r, key, load, ttl_s):
-        hit = r.get(key)
-        if hit is not None:
-            return json.loads(hit)
-        if r.set(key + ":lock", "1", nx=True, px=10_000):
-            value = load()
-            r.set(key, json.dumps(value), ex=ttl_s)
-            return value
-        return None
-
-    assert_fails(checks.stampede_guard(gives_up, r, lambda n: key("cache", n)), "got no report")
-
-
-# 7 · write-behind --------------------------------------------------------------------------------------
-
-def record(views_key):
-    return lambda r, product_id: r.hincrby(views_key(), product_id, 1)
-
-
-UPDATE = """UPDATE products AS p SET views = p.views {op} v.n
-            FROM unnest(%s::int[], %s::bigint[]) AS v(product_id, n) WHERE p.product_id = v.product_id"""
-
-
-def flush(views_key, atomic=True, op="+", clear=True):
-    def flush_views(r, conn):
-        if atomic:
-            with r.pipeline(transaction=True) as pipe:
-                pipe.hgetall(views_key())
-                if clear:
-                    pipe.delete(views_key())
-                counts = pipe.execute()[0]
-        else:
-            counts = r.hgetall(views_key())
-        if counts:
-            conn.execute(UPDATE.format(op="+" if op == "+" else "* 0 +"),
-                         ([int(p) for p in counts], [int(n) for n in counts.values()]))
-        if not atomic and clear:
-            r.delete(views_key())
-        return len(counts)
-    return flush_views
-
-
-def test_write_behind_reference_passes(shop, vk):
-    result = checks.write_behind(record(vk), flush(vk), shop, vk)
-    assert_passes(result)
-    assert "1 SQL statement in" in result.message
-
-
-def test_write_behind_one_update_per_view(shop, vk):
-
-    def flush_each(r, conn):
+    def push(r, user, text):
         with r.pipeline(transaction=True) as pipe:
-            pipe.hgetall(vk())
-            pipe.delete(vk())
-            counts = pipe.execute()[0]
-        for product_id, n in counts.items():
-            for _ in range(int(n)):
-                conn.execute("UPDATE products SET views = views + 1 WHERE product_id = %s", (int(product_id),))
+            pipe.lpush(feed_key(user), text)
+            pipe.ltrim(feed_key(user), 0, CAP - 1)
+            pipe.execute()
 
-    assert_fails(checks.write_behind(record(vk), flush_each, shop, vk), "statements for 5 products")
+    assert_passes(checks.feed(push, _latest(feed_key), feed_key, CAP))
 
 
-def test_write_behind_read_then_delete_loses_a_view(shop, vk):
-    result = checks.write_behind(record(vk), flush(vk, atomic=False), shop, vk)
-    assert_fails(result, "were lost", in_hint=("RENAME",))
+def test_feed_without_trim(keys):
+    feed_key = keys["feed"]
+    result = checks.feed(lambda r, u, t: r.lpush(feed_key(u), t), _latest(feed_key), feed_key, CAP)
+    assert_fails(result, "the cap is 10", in_hint=("LTRIM",))
 
 
-def test_write_behind_overwrites_the_column(shop, vk):
-    result = checks.write_behind(record(vk), flush(vk, op="="), shop, vk)
-    assert_fails(result, in_hint=("views = views + n",))
+def test_feed_trim_in_a_second_round_trip(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        r.lpush(feed_key(user), text)
+        r.ltrim(feed_key(user), 0, CAP - 1)
+
+    result = checks.feed(push, _latest(feed_key), feed_key, CAP)
+    assert_fails(result, "30 round trips", in_hint=("MULTI/EXEC",))
 
 
-def test_write_behind_never_clears_redis(shop, vk):
-    assert_fails(checks.write_behind(record(vk), flush(vk, clear=False), shop, vk), "count them again")
+def test_feed_pipeline_without_multi_exec_fails(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        with r.pipeline(transaction=False) as pipe:  # one round trip, but not one unit
+            pipe.lpush(feed_key(user), text)
+            pipe.ltrim(feed_key(user), 0, CAP - 1)
+            pipe.execute()
+
+    result = checks.feed(push, _latest(feed_key), feed_key, CAP)
+    assert_fails(result, f"{CAP + 5} of {CAP + 5} pushes", "not in MULTI/EXEC", in_hint=("transaction=True",))
 
 
-def test_write_behind_stub_is_not_done(shop, vk):
-    assert_not_done(checks.write_behind(record(vk), stub, shop, vk))
+def test_feed_as_a_lua_script_passes(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        r.eval("redis.call('LPUSH', KEYS[1], ARGV[1]); redis.call('LTRIM', KEYS[1], 0, ARGV[2] - 1)", 1,
+               feed_key(user), text, CAP)
+
+    assert_passes(checks.feed(push, _latest(feed_key), feed_key, CAP))
 
 
-def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_under_it(shop, monkeypatch, vk):
+def test_feed_rpush_reads_oldest(keys):
+    feed_key = keys["feed"]
+
+    def push(r, user, text):
+        with r.pipeline(transaction=True) as pipe:
+            pipe.rpush(feed_key(user), text)
+            pipe.ltrim(feed_key(user), -CAP, -1)
+            pipe.execute()
+
+    assert_fails(checks.feed(push, _latest(feed_key), feed_key, CAP), "newest first")
+
+
+# 4 · unique visitors -----------------------------------------------------------------------------------
+
+def test_unique_reference_passes(r, keys):
+    vk = keys["visitors"]
+    result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
+                                    lambda r, days: r.pfcount(*[vk(d) for d in days]), r, vk)
+    assert_passes(result)
+
+
+def test_unique_with_sets_uses_too_much_memory(r, keys):
+    vk = keys["visitors"]
+    result = checks.unique_visitors(lambda r, d, v: r.sadd(vk(d), v),
+                                    lambda r, days: len(r.sunion([vk(d) for d in days])), r, vk)
+    assert_fails(result, "KB", in_hint=("PFADD",))
+
+
+def test_unique_summing_days_double_counts(r, keys):
+    vk = keys["visitors"]
+    result = checks.unique_visitors(lambda r, d, v: r.pfadd(vk(d), v),
+                                    lambda r, days: sum(r.pfcount(vk(d)) for d in days), r, vk)
+    assert_fails(result, "4,000 distinct", in_hint=("several times",))
+
+
+# 5 · bulk load -----------------------------------------------------------------------------------------
+
+def test_bulk_reference_passes(keys):
+    pk = keys["price"]
+
+    def load(r, prices):
+        with r.pipeline(transaction=False) as pipe:
+            for sku, price in prices.items():
+                pipe.set(pk(sku), price)
+            pipe.execute()
+
+    result = checks.bulk_load(load, pk)
+    assert_passes(result)
+    assert "1 round trip" in result.message
+
+
+def test_bulk_mset_passes(keys):
+    pk = keys["price"]
+    assert_passes(checks.bulk_load(lambda r, prices: r.mset({pk(s): p for s, p in prices.items()}), pk))
+
+
+def test_bulk_one_set_per_price(keys):
+    pk = keys["price"]
+
+    def load(r, prices):
+        for sku, price in prices.items():
+            r.set(pk(sku), price)
+
+    result = checks.bulk_load(load, pk)
+    assert_fails(result, "500 round trips", in_hint=("pipeline",))
+
+
+def test_bulk_wrong_key(keys):
+    pk = keys["price"]
+
+    def load(r, prices):
+        r.mset({f"price:{s}": p for s, p in prices.items()})
+        r.delete(*[f"price:{s}" for s in prices])
+
+    assert_fails(checks.bulk_load(load, pk), "missing")
+
+
+# 6 · withdraw ------------------------------------------------------------------------------------------
+
+def watched_withdraw(r, key, amount):
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                balance = int(pipe.get(key) or 0)
+                if balance < amount:
+                    pipe.unwatch()
+                    return False
+                pipe.multi()
+                pipe.decrby(key, amount)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
+
+
+def test_withdraw_reference_passes(keys):
+    result = checks.withdraw(watched_withdraw, keys["wallet"])
+    assert_passes(result)
+    assert "retried" in result.message
+
+
+def test_withdraw_lua_passes(keys):
+    script = "local b = tonumber(redis.call('GET', KEYS[1]) or '0') " \
+             "if b < tonumber(ARGV[1]) then return 0 end redis.call('DECRBY', KEYS[1], ARGV[1]) return 1"
+
+    def lua(r, key, amount):
+        return bool(r.eval(script, 1, key, amount))
+
+    assert_passes(checks.withdraw(lua, keys["wallet"]))
+
+
+def test_withdraw_read_then_set_loses_an_update(keys):
+    def naive(r, key, amount):
+        balance = int(r.get(key))
+        if balance < amount:
+            return False
+        r.set(key, balance - amount)
+        return True
+
+    result = checks.withdraw(naive, keys["wallet"])
+    assert_fails(result, "was lost", in_hint=("WATCH",))
+
+
+def test_withdraw_read_then_decrby_goes_negative(keys):
+    def naive(r, key, amount):
+        if int(r.get(key)) < amount:
+            return False
+        r.decrby(key, amount)
+        return True
+
+    assert_fails(checks.withdraw(naive, keys["wallet"]), "negative")
+
+
+def test_withdraw_endless_retry_is_cut_short(keys, monkeypatch):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
-    calls, ended_by = [], []
+    stop = threading.Event()
 
-    def flush_stuck(r, conn):
-        calls.append(1)
-        if len(calls) == 1:  # the check's first call drains leftovers
-            return 0
-        try:
-            while True:  # still inside a query when the check gives up, and then forever
-                conn.execute("SELECT pg_sleep(2)")
-        except BaseException as exc:
-            ended_by.append(exc)
-            raise
+    def spins(r, key, amount):
+        while not stop.is_set():
+            time.sleep(0.01)
 
-    assert_fails(checks.write_behind(record(vk), flush_stuck, shop, vk), "did not return within")
-    deadline = time.monotonic() + 10
-    while not ended_by and time.monotonic() < deadline:
-        time.sleep(0.1)
-    # stopped between two queries; a connection closed under the query would have raised OperationalError
-    assert [type(e) for e in ended_by] == [time_limit.Abandoned]
+    try:
+        result = checks.withdraw(spins, keys["wallet"])
+    finally:
+        stop.set()
+    assert_fails(result, "did not return within")

@@ -3,283 +3,401 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
 from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse import notebook
+from infracourse.checking import time_limit
 from infracourse.checks import lab05 as checks
-from infracourse.clients import kafka_config
-from infracourse.namespace import Namespace
-
-MAX_RETRIES = 3
+from infracourse.lessons import shop_data
 
 
 @pytest.fixture
-def ns():
-    notebook.require("kafka")
-    namespace = Namespace("pytest_k5_" + uuid.uuid4().hex[:6])
-    yield namespace
-    namespace.reset("kafka")
+def shop(conn):
+    shop_data.create(conn, orders=3_000)
+    return conn
 
 
 @pytest.fixture
-def admin():
-    return AdminClient(kafka_config.client())
+def key(pg_ns):
+    return lambda *parts: pg_ns.key(*parts)
 
 
-# exercise 1 ----------------------------------------------------------------------------------------------
-def publish(key_of, flush=True, count_all=False):
-    def publish_events(producer, topic, events):
-        delivered = []
-        for event in events:
-            producer.produce(topic, key=key_of(event), value=json.dumps(event),
-                             on_delivery=lambda err, msg: delivered.append(err))
-        if flush:
-            producer.flush(10)
-        return len(delivered) if count_all else sum(err is None for err in delivered)
-
-    return publish_events
+@pytest.fixture
+def rk(key):
+    """The lab's report_key(category), in the test's namespace (and likewise the keys below)."""
+    return lambda category: key("report", category)
 
 
-def test_producer_without_key_fails(ns):
-    assert_fails(checks.keyed_producer(publish(lambda e: None), ns), "no key")
+@pytest.fixture
+def rate_key(key):
+    return lambda *parts: key("rate", *parts)
 
 
-def test_producer_keyed_by_stage_fails(ns):
-    assert_fails(checks.keyed_producer(publish(lambda e: e["stage"]), ns), "distinct keys")
+@pytest.fixture
+def lk(key):
+    return lambda name: key("lock", name)
 
 
-def test_producer_without_flush_fails(ns):
-    result = checks.keyed_producer(publish(lambda e: str(e["order_id"]), flush=False), ns)
-    assert_fails(result)
-    assert "arrived" in result.message or "returned 0" in result.message, result
-    assert "flush" in result.hint or "delivery reports" in result.hint
+@pytest.fixture
+def vk(key):
+    return lambda: key("views", "pending")
 
 
-def test_producer_counting_failed_deliveries_fails(ns):
-    result = checks.keyed_producer(publish(lambda e: str(e["order_id"]), count_all=True), ns)
-    assert_fails(result, "returned 33", "delivery", "failed", in_hint=("err is None",))
+def stub(*args):
+    raise NotImplementedError
 
 
-def test_producer_reference_passes(ns):
-    assert_passes(checks.keyed_producer(publish(lambda e: str(e["order_id"])), ns))
+# 1 · cache-aside ---------------------------------------------------------------------------------------
+
+def load(category):
+    return [{"category": category, "revenue": 1.5}]
 
 
-# exercise 2 ----------------------------------------------------------------------------------------------
-def bill(commit_first=False, commit=True):
-    def bill_orders(consumer, charge, idle_s):
-        charged = 0
-        while (msg := consumer.poll(idle_s)) is not None:
-            if msg.error():
-                continue
-            if commit and commit_first:
-                consumer.commit(message=msg, asynchronous=False)
-            charge(json.loads(msg.value()))
-            if commit and not commit_first:
-                consumer.commit(message=msg, asynchronous=False)
-            charged += 1
-        return charged
-
-    return bill_orders
+def cache_aside(report_key, ttl=True, decode=True):
+    def get(r, category, loader):
+        hit = r.get(report_key(category))
+        if hit is not None:
+            return json.loads(hit) if decode else hit
+        value = loader(category)
+        r.set(report_key(category), json.dumps(value), ex=60 if ttl else None)
+        return value
+    return get
 
 
-def test_commit_before_charge_loses_an_order(ns):
-    result = checks.at_least_once(bill(commit_first=True), ns)
-    assert_fails(result, "never charged", in_hint=("after charge",))
+def test_cache_aside_reference_passes(r, rk):
+    assert_passes(checks.cache_aside(cache_aside(rk), r, rk, load, 60))
 
 
-def test_never_committing_charges_twice(ns):
-    assert_fails(checks.at_least_once(bill(commit=False), ns), "charged twice")
+def test_cache_aside_without_ttl(r, rk):
+    assert_fails(checks.cache_aside(cache_aside(rk, ttl=False), r, rk, load, 60), "never expires")
 
 
-def test_charging_the_raw_bytes_fails(ns):
-    def bill_orders(consumer, charge, idle_s):
-        charged = 0
-        while (msg := consumer.poll(idle_s)) is not None:
-            if not msg.error():
-                charge(msg.value())  # the JSON was never decoded
-                consumer.commit(message=msg, asynchronous=False)
-                charged += 1
-        return charged
-
-    result = checks.at_least_once(bill_orders, ns)
-    assert_fails(result, "dict decoded from the JSON", in_hint=("json.loads",))
-    assert "once for every message" not in result.hint
+def test_cache_aside_hit_returns_raw_json(r, rk):
+    result = checks.cache_aside(cache_aside(rk, decode=False), r, rk, load, 60)
+    assert_fails(result, "a hit returned a str", in_hint=("json.loads",))
 
 
-def test_unsolved_billing_is_not_done(ns):
-    def stub(consumer, charge, idle_s):
-        raise NotImplementedError
+def test_cache_aside_that_never_reads_the_cache(r, rk):
 
-    assert_not_done(checks.at_least_once(stub, ns))
+    def always_load(r, category, loader):
+        value = loader(category)
+        r.set(rk(category), json.dumps(value), ex=60)
+        return value
+
+    assert_fails(checks.cache_aside(always_load, r, rk, load, 60), "queried the database 5 times")
 
 
-def test_billing_reference_passes(ns):
-    assert_passes(checks.at_least_once(bill(), ns))
+def test_cache_aside_one_key_for_every_category(r, rk):
+    assert_fails(checks.cache_aside(cache_aside(lambda c: rk("books")), r, rk, load, 60), "another category")
 
 
-def test_billing_that_polls_forever_is_cut_off(ns, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 2)
+def test_cache_aside_stub_is_not_done(r, rk):
+    assert_not_done(checks.cache_aside(stub, r, rk, load, 60))
 
-    def waits_for_more(consumer, charge, idle_s):
-        charged = 0
-        while True:  # ignores idle_s: a quiet topic never ends the loop
+
+# 2 · invalidation --------------------------------------------------------------------------------------
+
+def insert_order(conn, product_id, quantity):
+    conn.execute("INSERT INTO orders (product_id, quantity, amount, ordered_at) VALUES (%s, %s, 1, now())",
+                 (product_id, quantity))
+
+
+def test_invalidation_reference_passes(r, shop, key, rk):
+    def ok(r, product_id, quantity, category):
+        insert_order(shop, product_id, quantity)
+        r.delete(key("report", category))
+
+    assert_passes(checks.invalidation(ok, r, shop, rk))
+
+
+def test_invalidation_forgotten(r, shop, rk):
+    result = checks.invalidation(lambda r, p, q, c: insert_order(shop, p, q), r, shop, rk)
+    assert_fails(result, "stale")
+
+
+def test_invalidation_of_every_report(r, shop, key, rk):
+    def wipe_all(r, product_id, quantity, category):
+        insert_order(shop, product_id, quantity)
+        r.delete(*r.scan_iter(match=key("report", "*")))
+
+    assert_fails(checks.invalidation(wipe_all, r, shop, rk), "toys report was deleted")
+
+
+def test_invalidation_without_the_write(r, shop, key, rk):
+    result = checks.invalidation(lambda r, p, q, c: r.delete(key("report", c)), r, shop, rk)
+    assert_fails(result, "0 orders were inserted")
+
+
+# 3 · fixed window --------------------------------------------------------------------------------------
+
+def fixed(rate_key, slack=0, expire=True):
+    def allow(r, client_id, limit, window_s):
+        key = rate_key("fixed", client_id, int(time.time() // window_s)) if expire else rate_key(client_id)
+        count = r.incr(key)
+        if expire:
+            r.pexpire(key, int(2000 * window_s), nx=True)
+        return count <= limit + slack
+    return allow
+
+
+def test_fixed_reference_passes(r, rate_key):
+    assert_passes(checks.fixed_window(fixed(rate_key), r, rate_key))
+
+
+def test_fixed_off_by_one(r, rate_key):
+    assert_fails(checks.fixed_window(fixed(rate_key, slack=1), r, rate_key), "let 11 requests through")
+
+
+def test_fixed_counter_without_expiry(r, rate_key):
+    assert_fails(checks.fixed_window(fixed(rate_key, expire=False), r, rate_key), "no TTL")
+
+
+# 4 · sliding window ------------------------------------------------------------------------------------
+
+LUA = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[1]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+RECORDS_REJECTED = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - tonumber(ARGV[1]))
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return redis.call('ZCARD', KEYS[1]) <= tonumber(ARGV[2]) and 1 or 0
+"""
+
+
+def sliding(key, script):
+    def allow(r, client_id, limit, window_s):
+        return r.eval(script, 1, key("sliding", client_id), int(window_s * 1000), limit, uuid.uuid4().hex) == 1
+    return allow
+
+
+def test_sliding_reference_passes(r, key):
+    assert_passes(checks.sliding_window(sliding(key, LUA), r))
+
+
+def test_sliding_that_is_a_fixed_window(r, rate_key):
+    assert_fails(checks.sliding_window(fixed(rate_key), r), "fixed window")
+
+
+def test_sliding_that_records_rejected_requests(r, key):
+    result = checks.sliding_window(sliding(key, RECORDS_REJECTED), r)
+    assert_fails(result, "nothing was allowed", in_hint=("rejected",))
+
+
+# 5 · lock ----------------------------------------------------------------------------------------------
+
+RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def acquire_ok(lock_key):
+    def acquire(r, name, ttl_ms):
+        token = secrets.token_hex(8)
+        return token if r.set(lock_key(name), token, nx=True, px=ttl_ms) else None
+    return acquire
+
+
+def release_ok(lock_key):
+    return lambda r, name, token: r.eval(RELEASE, 1, lock_key(name), token) == 1
+
+
+def test_lock_reference_passes(lk):
+    assert_passes(checks.lock(acquire_ok(lk), release_ok(lk), lk))
+
+
+def test_lock_without_expiry(lk):
+
+    def acquire(r, name, ttl_ms):
+        token = secrets.token_hex(8)
+        return token if r.set(lk(name), token, nx=True) else None
+
+    assert_fails(checks.lock(acquire, release_ok(lk), lk), "never expires")
+
+
+def test_lock_without_nx(lk):
+
+    def acquire(r, name, ttl_ms):
+        token = secrets.token_hex(8)
+        r.set(lk(name), token, px=ttl_ms)
+        return token
+
+    assert_fails(checks.lock(acquire, release_ok(lk), lk), "second acquire succeeded")
+
+
+def test_lock_release_by_del(lk):
+    result = checks.lock(acquire_ok(lk), lambda r, name, token: r.delete(lk(name)) == 1, lk)
+    assert_fails(result, "wrong token removed the lock")
+
+
+def test_lock_with_a_constant_token(lk):
+
+    def acquire(r, name, ttl_ms):
+        return "locked" if r.set(lk(name), "locked", nx=True, px=ttl_ms) else None
+
+    assert_fails(checks.lock(acquire, release_ok(lk), lk), "late release removed")
+
+
+def test_lock_release_get_then_del(lk):
+    def release(r, name, token):
+        if r.get(lk(name)) == token:
+            return r.delete(lk(name)) == 1
+        return False
+
+    result = checks.lock(acquire_ok(lk), release, lk)
+    assert_fails(result, "between your GET and your DEL", in_hint=("Lua",))
+
+
+# 6 · stampede guard ------------------------------------------------------------------------------------
+
+def guarded(r, key, load, ttl_s):
+    lock = key + ":lock"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hit = r.get(key)
+        if hit is not None:
+            return json.loads(hit)
+        if r.set(lock, "1", nx=True, px=10_000):
             try:
-                msg = consumer.poll(0.2)
-            except Exception:  # noqa: BLE001 - lets the check's interruption by (a bare except would not)
-                continue
-            if msg is not None and not msg.error():
-                charge(json.loads(msg.value()))
-                charged += 1
-
-    started = time.monotonic()
-    result = checks.at_least_once(waits_for_more, ns)
-    assert_fails(result, "did not return within 2 s", in_hint=("None",))
-    assert time.monotonic() - started < 15
-
-
-# exercise 3 ----------------------------------------------------------------------------------------------
-def lag(skip_uncommitted=False, committed_is_lag=False):
-    def group_lag(admin, group, topic):
-        listing = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-        committed = {tp.partition: tp.offset for tp in listing.topic_partitions if tp.offset >= 0}
-        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {tp.partition: f.result().offset for tp, f in admin.list_offsets(
-            {TopicPartition(topic, p): OffsetSpec.latest() for p in parts}).items()}
-        if skip_uncommitted:
-            return {p: ends[p] - committed[p] for p in committed}
-        if committed_is_lag:
-            return {p: committed.get(p, 0) for p in ends}
-        return {p: ends[p] - committed.get(p, 0) for p in ends}
-
-    return group_lag
+                hit = r.get(key)
+                if hit is not None:
+                    return json.loads(hit)
+                value = load()
+                r.set(key, json.dumps(value), ex=ttl_s)
+                return value
+            finally:
+                r.delete(lock)
+        time.sleep(0.01)
+    return load()
 
 
-def test_lag_skipping_uncommitted_partitions_fails(ns, admin):
-    result = checks.group_lag(lag(skip_uncommitted=True), admin, ns)
-    assert_fails(result, in_hint=("never committed",))
+def test_stampede_reference_passes(r, key):
+    assert_passes(checks.stampede_guard(guarded, r, lambda n: key("cache", n)))
 
 
-def test_lag_reporting_committed_offsets_fails(ns, admin):
-    assert_fails(checks.group_lag(lag(committed_is_lag=True), admin, ns), "lag")
+def test_stampede_plain_cache_aside(r, key):
+    def plain(r, key, load, ttl_s):
+        hit = r.get(key)
+        if hit is not None:
+            return json.loads(hit)
+        value = load()
+        r.set(key, json.dumps(value), ex=ttl_s)
+        return value
+
+    result = checks.stampede_guard(plain, r, lambda n: key("cache", n))
+    assert_fails(result, "ran the loader", in_hint=("SET NX PX",))
 
 
-def test_lag_reference_passes(ns, admin):
-    assert_passes(checks.group_lag(lag(), admin, ns))
+def test_stampede_losers_give_up(r, key):
+    def gives_up(r, key, load, ttl_s):
+        hit = r.get(key)
+        if hit is not None:
+            return json.loads(hit)
+        if r.set(key + ":lock", "1", nx=True, px=10_000):
+            value = load()
+            r.set(key, json.dumps(value), ex=ttl_s)
+            return value
+        return None
+
+    assert_fails(checks.stampede_guard(gives_up, r, lambda n: key("cache", n)), "got no report")
 
 
-# exercise 4 ----------------------------------------------------------------------------------------------
-def handler(increment=True, keep_key=True, straight_to_dlt=False, flush=True):
-    def handle_checkout(msg, producer, charge, retry_topic, dlt_topic):
-        headers = dict(msg.headers() or [])
-        retries = int(headers.get("retries", b"0"))
-        try:
-            charge(msg)
-        except (ValueError, KeyError) as exc:
-            if retries < MAX_RETRIES and not straight_to_dlt:
-                target, retries = retry_topic, retries + (1 if increment else 0)
-            else:
-                target = dlt_topic
-            headers.update({"retries": str(retries), "error": str(exc)})
-            producer.produce(target, key=msg.key() if keep_key else None, value=msg.value(), headers=headers)
-            if flush:
-                producer.flush(10)
+# 7 · write-behind --------------------------------------------------------------------------------------
 
-    return handle_checkout
+def record(views_key):
+    return lambda r, product_id: r.hincrby(views_key(), product_id, 1)
 
 
-def test_retries_never_incremented_loops(ns):
-    assert_fails(checks.dead_letters(handler(increment=False), ns), "keep coming back")
+UPDATE = """UPDATE products AS p SET views = p.views {op} v.n
+            FROM unnest(%s::int[], %s::bigint[]) AS v(product_id, n) WHERE p.product_id = v.product_id"""
 
 
-def test_straight_to_dlt_fails(ns):
-    assert_fails(checks.dead_letters(handler(straight_to_dlt=True), ns), "retries")
+def flush(views_key, atomic=True, op="+", clear=True):
+    def flush_views(r, conn):
+        if atomic:
+            with r.pipeline(transaction=True) as pipe:
+                pipe.hgetall(views_key())
+                if clear:
+                    pipe.delete(views_key())
+                counts = pipe.execute()[0]
+        else:
+            counts = r.hgetall(views_key())
+        if counts:
+            conn.execute(UPDATE.format(op="+" if op == "+" else "* 0 +"),
+                         ([int(p) for p in counts], [int(n) for n in counts.values()]))
+        if not atomic and clear:
+            r.delete(views_key())
+        return len(counts)
+    return flush_views
 
 
-def test_dropping_the_key_fails(ns):
-    result = checks.dead_letters(handler(keep_key=False), ns)
-    assert_fails(result, in_hint=("key",))
+def test_write_behind_reference_passes(shop, vk):
+    result = checks.write_behind(record(vk), flush(vk), shop, vk)
+    assert_passes(result)
+    assert "1 SQL statement in" in result.message
 
 
-def test_handler_without_flush_fails(ns):
-    result = checks.dead_letters(handler(flush=False), ns)
-    assert_fails(result, "before its copy was delivered", "commits", in_hint=("flush()",))
+def test_write_behind_one_update_per_view(shop, vk):
+
+    def flush_each(r, conn):
+        with r.pipeline(transaction=True) as pipe:
+            pipe.hgetall(vk())
+            pipe.delete(vk())
+            counts = pipe.execute()[0]
+        for product_id, n in counts.items():
+            for _ in range(int(n)):
+                conn.execute("UPDATE products SET views = views + 1 WHERE product_id = %s", (int(product_id),))
+
+    assert_fails(checks.write_behind(record(vk), flush_each, shop, vk), "statements for 5 products")
 
 
-def test_handler_retrying_in_place_is_cut_off(ns, monkeypatch):
+def test_write_behind_read_then_delete_loses_a_view(shop, vk):
+    result = checks.write_behind(record(vk), flush(vk, atomic=False), shop, vk)
+    assert_fails(result, "were lost", in_hint=("RENAME",))
+
+
+def test_write_behind_overwrites_the_column(shop, vk):
+    result = checks.write_behind(record(vk), flush(vk, op="="), shop, vk)
+    assert_fails(result, in_hint=("views = views + n",))
+
+
+def test_write_behind_never_clears_redis(shop, vk):
+    assert_fails(checks.write_behind(record(vk), flush(vk, clear=False), shop, vk), "count them again")
+
+
+def test_write_behind_stub_is_not_done(shop, vk):
+    assert_not_done(checks.write_behind(record(vk), stub, shop, vk))
+
+
+def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_under_it(shop, monkeypatch, vk):
     monkeypatch.setattr(checks, "LIMIT_S", 1)
+    calls, ended_by = [], []
 
-    def retries_in_place(msg, producer, charge, retry_topic, dlt_topic):
-        while True:  # a poison message never stops failing
-            try:
-                return charge(msg)
-            except (ValueError, KeyError):
-                time.sleep(0.05)
-
-    result = checks.dead_letters(retries_in_place, ns)
-    assert_fails(result, "did not return within 1 s", in_hint=("retry topic",))
-
-
-def test_dead_letters_reference_passes(ns):
-    assert_passes(checks.dead_letters(handler(), ns))
-
-
-# exercise 5 ----------------------------------------------------------------------------------------------
-def runner(close=True, commit=True, heeds_stop=True, in_finally=True, commit_first=False):
-    def loop(consumer, process, stop):
-        while not stop.is_set() or not heeds_stop:
-            msg = consumer.poll(0.2)
-            if msg is None or msg.error():
-                continue
-            if commit and commit_first:
-                consumer.commit(message=msg, asynchronous=False)
-            process(msg)
-            if commit and not commit_first:
-                consumer.commit(message=msg, asynchronous=False)
-
-    def run_until_stopped(consumer, process, stop):
-        if not in_finally:
-            loop(consumer, process, stop)
-            if close:
-                consumer.close()
-            return
+    def flush_stuck(r, conn):
+        calls.append(1)
+        if len(calls) == 1:  # the check's first call drains leftovers
+            return 0
         try:
-            loop(consumer, process, stop)
-        finally:
-            if close:
-                consumer.close()
+            while True:  # still inside a query when the check gives up, and then forever
+                conn.execute("SELECT pg_sleep(2)")
+        except BaseException as exc:
+            ended_by.append(exc)
+            raise
 
-    return run_until_stopped
-
-
-def test_shutdown_without_close_fails(ns, admin):
-    assert_fails(checks.graceful_shutdown(runner(close=False), admin, ns), "still open")
-
-
-def test_shutdown_without_commit_fails(ns, admin):
-    assert_fails(checks.graceful_shutdown(runner(commit=False), admin, ns), "committed offsets cover 0")
-
-
-def test_shutdown_closing_outside_finally_fails(ns, admin):
-    result = checks.graceful_shutdown(runner(in_finally=False), admin, ns)
-    assert_fails(result, "process() raised", "left open", in_hint=("finally",))
-
-
-def test_shutdown_committing_before_process_fails(ns, admin):
-    result = checks.graceful_shutdown(runner(commit_first=True), admin, ns)
-    assert_fails(result, "committed although process() raised", in_hint=("after process(msg)",))
-
-
-def test_shutdown_loop_ignoring_stop_fails_and_the_process_survives_the_cleanup(ns, admin):
-    # Closing the consumer or deleting its topic under the learner's poll() used to hang or crash the process.
-    assert_fails(checks.graceful_shutdown(runner(heeds_stop=False), admin, ns), "did not return within 10 s")
-    assert_passes(checks.graceful_shutdown(runner(), admin, ns))
-
-
-def test_shutdown_reference_passes(ns, admin):
-    assert_passes(checks.graceful_shutdown(runner(), admin, ns))
+    assert_fails(checks.write_behind(record(vk), flush_stuck, shop, vk), "did not return within")
+    deadline = time.monotonic() + 10
+    while not ended_by and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # stopped between two queries; a connection closed under the query would have raised OperationalError
+    assert [type(e) for e in ended_by] == [time_limit.Abandoned]

@@ -2,210 +2,284 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
-import pika
 import pytest
-from pika.exceptions import NackError, UnroutableError
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse import notebook
 from infracourse.checks import lab06 as checks
+from infracourse.clients import kafka_config
 from infracourse.namespace import Namespace
+
+MAX_RETRIES = 3
 
 
 @pytest.fixture
 def ns():
-    notebook.require("rabbitmq")
-    namespace = Namespace("pytest_r6_" + uuid.uuid4().hex[:6])
+    notebook.require("kafka")
+    namespace = Namespace("pytest_k5_" + uuid.uuid4().hex[:6])
     yield namespace
-    namespace.reset("rabbitmq")
+    namespace.reset("kafka")
+
+
+@pytest.fixture
+def admin():
+    return AdminClient(kafka_config.client())
 
 
 # exercise 1 ----------------------------------------------------------------------------------------------
-def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="task.#", durable_queues=True):
-    def declare_routing(channel, exchange, queues):
-        channel.exchange_declare(exchange, exchange_type=kind, durable=True)
-        for role, pattern in [("images", images), ("emails", emails), ("audit", audit)]:
-            channel.queue_declare(queues[role], durable=durable_queues)
-            channel.queue_bind(queues[role], exchange, routing_key=pattern)
+def publish(key_of, flush=True, count_all=False):
+    def publish_events(producer, topic, events):
+        delivered = []
+        for event in events:
+            producer.produce(topic, key=key_of(event), value=json.dumps(event),
+                             on_delivery=lambda err, msg: delivered.append(err))
+        if flush:
+            producer.flush(10)
+        return len(delivered) if count_all else sum(err is None for err in delivered)
 
-    return declare_routing
-
-
-def test_images_with_hash_gets_too_much(ns):
-    result = checks.routing(routing(images="task.image.#"), ns)
-    assert_fails(result, "images queue should not", in_hint=("'*'",))
+    return publish_events
 
 
-def test_emails_with_star_misses_deep_keys(ns):
-    assert_fails(checks.routing(routing(emails="task.email.*"), ns), "emails queue should receive")
+def test_producer_without_key_fails(ns):
+    assert_fails(checks.keyed_producer(publish(lambda e: None), ns), "no key")
 
 
-def test_audit_bound_to_everything_fails(ns):
-    assert_fails(checks.routing(routing(audit="#"), ns), "report.daily")
+def test_producer_keyed_by_stage_fails(ns):
+    assert_fails(checks.keyed_producer(publish(lambda e: e["stage"]), ns), "distinct keys")
 
 
-def test_direct_exchange_fails(ns):
-    assert_fails(checks.routing(routing(kind="direct"), ns), "type 'direct'")
+def test_producer_without_flush_fails(ns):
+    result = checks.keyed_producer(publish(lambda e: str(e["order_id"]), flush=False), ns)
+    assert_fails(result)
+    assert "arrived" in result.message or "returned 0" in result.message, result
+    assert "flush" in result.hint or "delivery reports" in result.hint
 
 
-def test_non_durable_queues_fail(ns):
-    result = checks.routing(routing(durable_queues=False), ns)
-    assert_fails(result, "are not durable", "images", in_hint=("durable=True",))
+def test_producer_counting_failed_deliveries_fails(ns):
+    result = checks.keyed_producer(publish(lambda e: str(e["order_id"]), count_all=True), ns)
+    assert_fails(result, "returned 33", "delivery", "failed", in_hint=("err is None",))
 
 
-def test_routing_reference_passes(ns):
-    assert_passes(checks.routing(routing(), ns))
+def test_producer_reference_passes(ns):
+    assert_passes(checks.keyed_producer(publish(lambda e: str(e["order_id"])), ns))
 
 
 # exercise 2 ----------------------------------------------------------------------------------------------
-def worker(prefetch=1, ack=True, auto_ack=False):
-    def work(channel, queue, handle, idle_s):
-        if prefetch:
-            channel.basic_qos(prefetch_count=prefetch)
-        handled = 0
-        for method, _, body in channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=idle_s):
-            if method is None:
-                break
-            handle(body)
-            if ack and not auto_ack:
-                channel.basic_ack(method.delivery_tag)
-            handled += 1
-        channel.cancel()
-        return handled
+def bill(commit_first=False, commit=True):
+    def bill_orders(consumer, charge, idle_s):
+        charged = 0
+        while (msg := consumer.poll(idle_s)) is not None:
+            if msg.error():
+                continue
+            if commit and commit_first:
+                consumer.commit(message=msg, asynchronous=False)
+            charge(json.loads(msg.value()))
+            if commit and not commit_first:
+                consumer.commit(message=msg, asynchronous=False)
+            charged += 1
+        return charged
 
-    return work
-
-
-def test_worker_without_prefetch_is_round_robin(ns):
-    result = checks.fair_worker(worker(prefetch=0), ns)
-    assert_fails(result, "round-robin", in_hint=("prefetch_count=1",))
+    return bill_orders
 
 
-def test_worker_with_auto_ack_is_round_robin(ns):
-    assert_fails(checks.fair_worker(worker(auto_ack=True), ns), "round-robin")
+def test_commit_before_charge_loses_an_order(ns):
+    result = checks.at_least_once(bill(commit_first=True), ns)
+    assert_fails(result, "never charged", in_hint=("after charge",))
 
 
-def test_worker_that_never_acks_fails(ns):
-    assert_fails(checks.fair_worker(worker(ack=False), ns), "never acked")
+def test_never_committing_charges_twice(ns):
+    assert_fails(checks.at_least_once(bill(commit=False), ns), "charged twice")
 
 
-def test_worker_reference_passes(ns):
-    assert_passes(checks.fair_worker(worker(), ns))
+def test_charging_the_raw_bytes_fails(ns):
+    def bill_orders(consumer, charge, idle_s):
+        charged = 0
+        while (msg := consumer.poll(idle_s)) is not None:
+            if not msg.error():
+                charge(msg.value())  # the JSON was never decoded
+                consumer.commit(message=msg, asynchronous=False)
+                charged += 1
+        return charged
+
+    result = checks.at_least_once(bill_orders, ns)
+    assert_fails(result, "dict decoded from the JSON", in_hint=("json.loads",))
+    assert "once for every message" not in result.hint
+
+
+def test_unsolved_billing_is_not_done(ns):
+    def stub(consumer, charge, idle_s):
+        raise NotImplementedError
+
+    assert_not_done(checks.at_least_once(stub, ns))
+
+
+def test_billing_reference_passes(ns):
+    assert_passes(checks.at_least_once(bill(), ns))
+
+
+def test_billing_that_polls_forever_is_cut_off(ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 2)
+
+    def waits_for_more(consumer, charge, idle_s):
+        charged = 0
+        while True:  # ignores idle_s: a quiet topic never ends the loop
+            try:
+                msg = consumer.poll(0.2)
+            except Exception:  # noqa: BLE001 - lets the check's interruption by (a bare except would not)
+                continue
+            if msg is not None and not msg.error():
+                charge(json.loads(msg.value()))
+                charged += 1
+
+    started = time.monotonic()
+    result = checks.at_least_once(waits_for_more, ns)
+    assert_fails(result, "did not return within 2 s", in_hint=("None",))
+    assert time.monotonic() - started < 15
 
 
 # exercise 3 ----------------------------------------------------------------------------------------------
-def declare(with_dlx=True):
-    def declare_work_queue(channel, queue, dead_letter_exchange):
-        arguments = {"x-dead-letter-exchange": dead_letter_exchange} if with_dlx else None
-        channel.queue_declare(queue, durable=True, arguments=arguments)
+def lag(skip_uncommitted=False, committed_is_lag=False):
+    def group_lag(admin, group, topic):
+        listing = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
+        committed = {tp.partition: tp.offset for tp in listing.topic_partitions if tp.offset >= 0}
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {tp.partition: f.result().offset for tp, f in admin.list_offsets(
+            {TopicPartition(topic, p): OffsetSpec.latest() for p in parts}).items()}
+        if skip_uncommitted:
+            return {p: ends[p] - committed[p] for p in committed}
+        if committed_is_lag:
+            return {p: committed.get(p, 0) for p in ends}
+        return {p: ends[p] - committed.get(p, 0) for p in ends}
 
-    return declare_work_queue
-
-
-def on_job(poison="reject"):
-    def handle_delivery(channel, method, properties, body, handle):
-        try:
-            handle(body)
-        except ValueError:
-            if poison == "requeue":
-                channel.basic_nack(method.delivery_tag, requeue=True)
-            elif poison == "ack":
-                channel.basic_ack(method.delivery_tag)
-            else:
-                channel.basic_reject(method.delivery_tag, requeue=False)
-        else:
-            channel.basic_ack(method.delivery_tag)
-
-    return handle_delivery
+    return group_lag
 
 
-def test_requeueing_poison_loops(ns):
-    assert_fails(checks.dead_letters(declare(), on_job("requeue"), ns), "keep coming back")
+def test_lag_skipping_uncommitted_partitions_fails(ns, admin):
+    result = checks.group_lag(lag(skip_uncommitted=True), admin, ns)
+    assert_fails(result, in_hint=("never committed",))
 
 
-def test_acking_poison_drops_it(ns):
-    assert_fails(checks.dead_letters(declare(), on_job("ack"), ns), "nothing reached")
+def test_lag_reporting_committed_offsets_fails(ns, admin):
+    assert_fails(checks.group_lag(lag(committed_is_lag=True), admin, ns), "lag")
 
 
-def test_queue_without_dlx_drops_poison(ns):
-    result = checks.dead_letters(declare(with_dlx=False), on_job(), ns)
-    assert_fails(result, in_hint=("x-dead-letter-exchange",))
-
-
-def test_unsolved_dead_letters_is_not_done(ns):
-    def stub(*args):
-        raise NotImplementedError
-
-    assert_not_done(checks.dead_letters(stub, stub, ns))
-
-
-def test_dead_letters_reference_passes(ns):
-    assert_passes(checks.dead_letters(declare(), on_job(), ns))
+def test_lag_reference_passes(ns, admin):
+    assert_passes(checks.group_lag(lag(), admin, ns))
 
 
 # exercise 4 ----------------------------------------------------------------------------------------------
-def publisher(confirms=True, mandatory=True, persistent=True):
-    def publish_jobs(channel, exchange, jobs):
-        if confirms:
-            channel.confirm_delivery()
-        properties = pika.BasicProperties(delivery_mode=2 if persistent else None)
-        failed = []
-        for key, body in jobs:
+def handler(increment=True, keep_key=True, straight_to_dlt=False, flush=True):
+    def handle_checkout(msg, producer, charge, retry_topic, dlt_topic):
+        headers = dict(msg.headers() or [])
+        retries = int(headers.get("retries", b"0"))
+        try:
+            charge(msg)
+        except (ValueError, KeyError) as exc:
+            if retries < MAX_RETRIES and not straight_to_dlt:
+                target, retries = retry_topic, retries + (1 if increment else 0)
+            else:
+                target = dlt_topic
+            headers.update({"retries": str(retries), "error": str(exc)})
+            producer.produce(target, key=msg.key() if keep_key else None, value=msg.value(), headers=headers)
+            if flush:
+                producer.flush(10)
+
+    return handle_checkout
+
+
+def test_retries_never_incremented_loops(ns):
+    assert_fails(checks.dead_letters(handler(increment=False), ns), "keep coming back")
+
+
+def test_straight_to_dlt_fails(ns):
+    assert_fails(checks.dead_letters(handler(straight_to_dlt=True), ns), "retries")
+
+
+def test_dropping_the_key_fails(ns):
+    result = checks.dead_letters(handler(keep_key=False), ns)
+    assert_fails(result, in_hint=("key",))
+
+
+def test_handler_without_flush_fails(ns):
+    result = checks.dead_letters(handler(flush=False), ns)
+    assert_fails(result, "before its copy was delivered", "commits", in_hint=("flush()",))
+
+
+def test_handler_retrying_in_place_is_cut_off(ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+
+    def retries_in_place(msg, producer, charge, retry_topic, dlt_topic):
+        while True:  # a poison message never stops failing
             try:
-                channel.basic_publish(exchange, key, body, properties, mandatory=mandatory)
-            except (NackError, UnroutableError):
-                failed.append((key, body))
-        return failed
+                return charge(msg)
+            except (ValueError, KeyError):
+                time.sleep(0.05)
 
-    return publish_jobs
-
-
-def test_publishing_without_confirms_misses_refusals(ns):
-    result = checks.reliable_publish(publisher(confirms=False), ns)
-    assert_fails(result)
-    assert "confirm_delivery" in result.message + result.hint, result
+    result = checks.dead_letters(retries_in_place, ns)
+    assert_fails(result, "did not return within 1 s", in_hint=("retry topic",))
 
 
-def test_publishing_without_mandatory_misses_unroutable(ns):
-    assert_fails(checks.reliable_publish(publisher(mandatory=False), ns), "unroutable")
-
-
-def test_transient_messages_fail(ns):
-    assert_fails(checks.reliable_publish(publisher(persistent=False), ns), "persistent")
-
-
-def test_publishing_reference_passes(ns):
-    assert_passes(checks.reliable_publish(publisher(), ns))
+def test_dead_letters_reference_passes(ns):
+    assert_passes(checks.dead_letters(handler(), ns))
 
 
 # exercise 5 ----------------------------------------------------------------------------------------------
-def rpc(match=True, timeout=True):
-    def rpc_call(connection, queue, request, timeout_s):
-        channel = connection.channel()
-        reply_queue = channel.queue_declare("", exclusive=True).method.queue
-        call_id = str(uuid.uuid4())
-        channel.basic_publish("", queue, request, pika.BasicProperties(reply_to=reply_queue, correlation_id=call_id))
-        deadline = time.monotonic() + (timeout_s if timeout else 60)
-        for method, properties, body in channel.consume(reply_queue, auto_ack=True, inactivity_timeout=0.05):
-            if method is not None and (properties.correlation_id == call_id or not match):
-                return body
-            if time.monotonic() > deadline:
-                raise TimeoutError
+def runner(close=True, commit=True, heeds_stop=True, in_finally=True, commit_first=False):
+    def loop(consumer, process, stop):
+        while not stop.is_set() or not heeds_stop:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            if commit and commit_first:
+                consumer.commit(message=msg, asynchronous=False)
+            process(msg)
+            if commit and not commit_first:
+                consumer.commit(message=msg, asynchronous=False)
 
-    return rpc_call
+    def run_until_stopped(consumer, process, stop):
+        if not in_finally:
+            loop(consumer, process, stop)
+            if close:
+                consumer.close()
+            return
+        try:
+            loop(consumer, process, stop)
+        finally:
+            if close:
+                consumer.close()
+
+    return run_until_stopped
 
 
-def test_rpc_taking_the_first_reply_fails(ns):
-    assert_fails(checks.rpc_client(rpc(match=False), ns), "another call")
+def test_shutdown_without_close_fails(ns, admin):
+    assert_fails(checks.graceful_shutdown(runner(close=False), admin, ns), "still open")
 
 
-def test_rpc_without_timeout_fails(ns):
-    result = checks.rpc_client(rpc(timeout=False), ns)
-    assert_fails(result, "did not return", in_hint=("TimeoutError",))
+def test_shutdown_without_commit_fails(ns, admin):
+    assert_fails(checks.graceful_shutdown(runner(commit=False), admin, ns), "committed offsets cover 0")
 
 
-def test_rpc_reference_passes(ns):
-    assert_passes(checks.rpc_client(rpc(), ns))
+def test_shutdown_closing_outside_finally_fails(ns, admin):
+    result = checks.graceful_shutdown(runner(in_finally=False), admin, ns)
+    assert_fails(result, "process() raised", "left open", in_hint=("finally",))
+
+
+def test_shutdown_committing_before_process_fails(ns, admin):
+    result = checks.graceful_shutdown(runner(commit_first=True), admin, ns)
+    assert_fails(result, "committed although process() raised", in_hint=("after process(msg)",))
+
+
+def test_shutdown_loop_ignoring_stop_fails_and_the_process_survives_the_cleanup(ns, admin):
+    # Closing the consumer or deleting its topic under the learner's poll() used to hang or crash the process.
+    assert_fails(checks.graceful_shutdown(runner(heeds_stop=False), admin, ns), "did not return within 10 s")
+    assert_passes(checks.graceful_shutdown(runner(), admin, ns))
+
+
+def test_shutdown_reference_passes(ns, admin):
+    assert_passes(checks.graceful_shutdown(runner(), admin, ns))

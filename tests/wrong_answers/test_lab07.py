@@ -1,325 +1,211 @@
-"""Lab 07 checks (async, NATS) fail on plausible wrong answers with a message that helps, and pass the
-reference answers. Each test runs its own event loop and its own namespace on the shared NATS server."""
+"""Lab 07 checks fail on plausible wrong answers, with a message that helps, and pass the reference."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 import uuid
 
-import nats
+import pika
 import pytest
-from nats.errors import NoRespondersError
-from nats.js.api import StreamConfig
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from pika.exceptions import NackError, UnroutableError
 from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse import config, notebook
+from infracourse import notebook
 from infracourse.checks import lab07 as checks
 from infracourse.namespace import Namespace
 
 
 @pytest.fixture
 def ns():
-    notebook.require("nats")
-    namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
+    notebook.require("rabbitmq")
+    namespace = Namespace("pytest_r6_" + uuid.uuid4().hex[:6])
     yield namespace
-    namespace.reset("nats")
+    namespace.reset("rabbitmq")
 
 
-def run(ns: Namespace, scenario):
-    """Connect, create the lab's stream and KV bucket, run SCENARIO(nc, js, kv), close."""
+# exercise 1 ----------------------------------------------------------------------------------------------
+def routing(kind="topic", images="task.image.*", emails="task.email.#", audit="task.#", durable_queues=True):
+    def declare_routing(channel, exchange, queues):
+        channel.exchange_declare(exchange, exchange_type=kind, durable=True)
+        for role, pattern in [("images", images), ("emails", emails), ("audit", audit)]:
+            channel.queue_declare(queues[role], durable=durable_queues)
+            channel.queue_bind(queues[role], exchange, routing_key=pattern)
 
-    async def main():
-        nc = await nats.connect(config.nats_url(), connect_timeout=3, max_reconnect_attempts=0)
+    return declare_routing
+
+
+def test_images_with_hash_gets_too_much(ns):
+    result = checks.routing(routing(images="task.image.#"), ns)
+    assert_fails(result, "images queue should not", in_hint=("'*'",))
+
+
+def test_emails_with_star_misses_deep_keys(ns):
+    assert_fails(checks.routing(routing(emails="task.email.*"), ns), "emails queue should receive")
+
+
+def test_audit_bound_to_everything_fails(ns):
+    assert_fails(checks.routing(routing(audit="#"), ns), "report.daily")
+
+
+def test_direct_exchange_fails(ns):
+    assert_fails(checks.routing(routing(kind="direct"), ns), "type 'direct'")
+
+
+def test_non_durable_queues_fail(ns):
+    result = checks.routing(routing(durable_queues=False), ns)
+    assert_fails(result, "are not durable", "images", in_hint=("durable=True",))
+
+
+def test_routing_reference_passes(ns):
+    assert_passes(checks.routing(routing(), ns))
+
+
+# exercise 2 ----------------------------------------------------------------------------------------------
+def worker(prefetch=1, ack=True, auto_ack=False):
+    def work(channel, queue, handle, idle_s):
+        if prefetch:
+            channel.basic_qos(prefetch_count=prefetch)
+        handled = 0
+        for method, _, body in channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=idle_s):
+            if method is None:
+                break
+            handle(body)
+            if ack and not auto_ack:
+                channel.basic_ack(method.delivery_tag)
+            handled += 1
+        channel.cancel()
+        return handled
+
+    return work
+
+
+def test_worker_without_prefetch_is_round_robin(ns):
+    result = checks.fair_worker(worker(prefetch=0), ns)
+    assert_fails(result, "round-robin", in_hint=("prefetch_count=1",))
+
+
+def test_worker_with_auto_ack_is_round_robin(ns):
+    assert_fails(checks.fair_worker(worker(auto_ack=True), ns), "round-robin")
+
+
+def test_worker_that_never_acks_fails(ns):
+    assert_fails(checks.fair_worker(worker(ack=False), ns), "never acked")
+
+
+def test_worker_reference_passes(ns):
+    assert_passes(checks.fair_worker(worker(), ns))
+
+
+# exercise 3 ----------------------------------------------------------------------------------------------
+def declare(with_dlx=True):
+    def declare_work_queue(channel, queue, dead_letter_exchange):
+        arguments = {"x-dead-letter-exchange": dead_letter_exchange} if with_dlx else None
+        channel.queue_declare(queue, durable=True, arguments=arguments)
+
+    return declare_work_queue
+
+
+def on_job(poison="reject"):
+    def handle_delivery(channel, method, properties, body, handle):
         try:
-            js = nc.jetstream()
-            await js.add_stream(StreamConfig(name=ns.stream("notify"), subjects=[ns.subject("notify.user.*")]))
-            kv = await js.create_key_value(bucket=ns.stream("notify_state"), history=5)
-            return await scenario(nc, js, kv)
-        finally:
-            await nc.close()
+            handle(body)
+        except ValueError:
+            if poison == "requeue":
+                channel.basic_nack(method.delivery_tag, requeue=True)
+            elif poison == "ack":
+                channel.basic_ack(method.delivery_tag)
+            else:
+                channel.basic_reject(method.delivery_tag, requeue=False)
+        else:
+            channel.basic_ack(method.delivery_tag)
 
-    return asyncio.run(main())
-
-
-ARGS = {  # what each check cell passes after the learner's function
-    checks.notify: lambda ns, nc, js, kv: (nc, ns),
-    checks.presence: lambda ns, nc, js, kv: (nc, ns),
-    checks.catch_up: lambda ns, nc, js, kv: (js, ns),
-    checks.increment_unread: lambda ns, nc, js, kv: (kv, js),
-    checks.follow_settings: lambda ns, nc, js, kv: (kv,),
-}
+    return handle_delivery
 
 
-@pytest.fixture
-def check(ns):
-    """check(checks.X, fn): run the check on FN in a fresh connection, with what its check cell passes."""
-    return lambda check_fn, fn: run(ns, lambda nc, js, kv: check_fn(fn, *ARGS[check_fn](ns, nc, js, kv)))
+def test_requeueing_poison_loops(ns):
+    assert_fails(checks.dead_letters(declare(), on_job("requeue"), ns), "keep coming back")
 
 
-# Exercise 1 ---------------------------------------------------------------------------------------------
-
-def test_notify_on_a_shared_subject_fails(ns, check):
-    async def broadcast(nc, user_id, text):
-        await nc.publish(ns.subject("notify.all"), json.dumps({"user": user_id, "text": text}).encode())
-
-    assert_fails(check(checks.notify, broadcast), "received 0 messages", "notify.all")
+def test_acking_poison_drops_it(ns):
+    assert_fails(checks.dead_letters(declare(), on_job("ack"), ns), "nothing reached")
 
 
-def test_notify_with_plain_text_payload_fails(ns, check):
-    async def plain(nc, user_id, text):
-        await nc.publish(ns.subject(f"notify.user.{user_id}"), text.encode())
-
-    assert_fails(check(checks.notify, plain), "not JSON")
+def test_queue_without_dlx_drops_poison(ns):
+    result = checks.dead_letters(declare(with_dlx=False), on_job(), ns)
+    assert_fails(result, in_hint=("x-dead-letter-exchange",))
 
 
-def test_notify_outside_the_namespace_fails(ns, check):
-    async def no_namespace(nc, user_id, text):
-        await nc.publish(f"notify.user.{user_id}.{ns.slug}", json.dumps({"user": user_id, "text": text}).encode())
-
-    assert_fails(check(checks.notify, no_namespace), "namespace")
-
-
-def test_notify_reference_passes_and_stub_is_not_done(ns, check):
-    async def reference(nc, user_id, text):
-        await nc.publish(ns.subject(f"notify.user.{user_id}"), json.dumps({"user": user_id, "text": text}).encode())
-
-    async def stub(nc, user_id, text):
+def test_unsolved_dead_letters_is_not_done(ns):
+    def stub(*args):
         raise NotImplementedError
 
-    assert_passes(check(checks.notify, reference))
-    assert_not_done(check(checks.notify, stub))
+    assert_not_done(checks.dead_letters(stub, stub, ns))
 
 
-# Exercise 2 ---------------------------------------------------------------------------------------------
-
-def make_presence(ns, *, timeout_s=0.25, guarded=True):
-    async def presence(nc, user_id):
-        try:
-            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=timeout_s)).data.decode()
-        except (NoRespondersError, TimeoutError):
-            if not guarded:
-                raise
-            return "unknown"
-
-    return presence
+def test_dead_letters_reference_passes(ns):
+    assert_passes(checks.dead_letters(declare(), on_job(), ns))
 
 
-def test_presence_without_error_handling_fails(ns, check):
-    assert_fails(check(checks.presence, make_presence(ns, guarded=False)), "NoRespondersError")
-
-
-def test_presence_with_a_long_timeout_fails(ns, check):
-    assert_fails(check(checks.presence, make_presence(ns, timeout_s=5)), "waited 1.0 s")
-
-
-def test_presence_reference_passes(ns, check):
-    assert_passes(check(checks.presence, make_presence(ns)))
-
-
-# Exercise 3 ---------------------------------------------------------------------------------------------
-
-def make_catch_up(ns, *, ack=True, durable=True, keep_fetching=True):
-    async def catch_up(js, user_id):
-        inbox = await js.pull_subscribe(ns.subject(f"notify.user.{user_id}"), stream=ns.stream("notify"),
-                                        durable=ns.stream(f"inbox_{user_id}") if durable else None)
-        texts = []
-        try:
-            while True:
-                for msg in await inbox.fetch(10, timeout=0.3):
-                    texts.append(json.loads(msg.data)["text"])
-                    if ack:
-                        await msg.ack_sync()
-                if not keep_fetching:
-                    break
-        except TimeoutError:
-            pass
-        finally:
-            await inbox.unsubscribe()
-        return texts
-
-    return catch_up
-
-
-def test_catch_up_without_acks_fails(ns, check):
-    assert_fails(check(checks.catch_up, make_catch_up(ns, ack=False)), "never acknowledged")
-
-
-def test_catch_up_with_one_fetch_fails(ns, check):
-    result = check(checks.catch_up, make_catch_up(ns, keep_fetching=False))
-    assert_fails(result, "10 of the 12", in_hint=("keep fetching",))
-
-
-def test_catch_up_with_an_ephemeral_consumer_fails(ns, check):
-    assert_fails(check(checks.catch_up, make_catch_up(ns, durable=False)), "durable consumer")
-
-
-def test_catch_up_reference_passes(ns, check):
-    assert_passes(check(checks.catch_up, make_catch_up(ns)))
-
-
-# Exercise 4 ---------------------------------------------------------------------------------------------
-
-async def naive_increment(kv, user_id):
-    try:
-        count = int((await kv.get(f"unread.{user_id}")).value) + 1
-    except KeyNotFoundError:
-        count = 1
-    await kv.put(f"unread.{user_id}", str(count).encode())
-    return count
-
-
-async def increment_without_retry(kv, user_id):
-    try:
-        entry = await kv.get(f"unread.{user_id}")
-    except KeyNotFoundError:
-        await kv.create(f"unread.{user_id}", b"1")
-        return 1
-    count = int(entry.value) + 1
-    await kv.update(f"unread.{user_id}", str(count).encode(), last=entry.revision)
-    return count
-
-
-async def reference_increment(kv, user_id):
-    key = f"unread.{user_id}"
-    while True:
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
+# exercise 4 ----------------------------------------------------------------------------------------------
+def publisher(confirms=True, mandatory=True, persistent=True):
+    def publish_jobs(channel, exchange, jobs):
+        if confirms:
+            channel.confirm_delivery()
+        properties = pika.BasicProperties(delivery_mode=2 if persistent else None)
+        failed = []
+        for key, body in jobs:
             try:
-                await kv.create(key, b"1")
-                return 1
-            except KeyWrongLastSequenceError:
-                continue
-        try:
-            await kv.update(key, str(int(entry.value) + 1).encode(), last=entry.revision)
-            return int(entry.value) + 1
-        except KeyWrongLastSequenceError:
-            continue
+                channel.basic_publish(exchange, key, body, properties, mandatory=mandatory)
+            except (NackError, UnroutableError):
+                failed.append((key, body))
+        return failed
+
+    return publish_jobs
 
 
-def test_increment_with_get_and_put_loses_updates(check):
-    result = check(checks.increment_unread, naive_increment)
-    assert_fails(result, "updates were lost", in_hint=("revision",))
+def test_publishing_without_confirms_misses_refusals(ns):
+    result = checks.reliable_publish(publisher(confirms=False), ns)
+    assert_fails(result)
+    assert "confirm_delivery" in result.message + result.hint, result
 
 
-def test_increment_without_retry_fails(check):
-    result = check(checks.increment_unread, increment_without_retry)
-    assert_fails(result, "KeyWrongLastSequenceError", in_hint=("retry",))
+def test_publishing_without_mandatory_misses_unroutable(ns):
+    assert_fails(checks.reliable_publish(publisher(mandatory=False), ns), "unroutable")
 
 
-def test_increment_reference_passes_twice(ns):
-    async def twice(nc, js, kv):
-        return [await checks.increment_unread(reference_increment, kv, js) for _ in range(2)]
-
-    for result in run(ns, twice):
-        assert_passes(result)
+def test_transient_messages_fail(ns):
+    assert_fails(checks.reliable_publish(publisher(persistent=False), ns), "persistent")
 
 
-def test_increment_that_swallows_cancellation_fails_in_time(ns):
-    # A bare except also swallows the CancelledError of the check's time limit: the check used to wait forever.
-    released = asyncio.Event()
-
-    async def retries_everything(kv, user_id):
-        while not released.is_set():
-            try:
-                await asyncio.sleep(0.05)
-                entry = await kv.get(f"unread.{user_id}")  # KeyNotFoundError, forever
-                await kv.update(entry.key, str(int(entry.value) + 1).encode(), last=entry.revision)
-                return int(entry.value) + 1
-            except:  # noqa: E722
-                pass
-
-    async def scenario(nc, js, kv):
-        started = time.monotonic()
-        result = await checks.increment_unread(retries_everything, kv, js)
-        released.set()  # lets the abandoned calls end, so the test's event loop can close
-        return result, time.monotonic() - started
-
-    result, took = run(ns, scenario)
-    assert_fails(result, "gave up after 15 s")
-    assert took < 20
+def test_publishing_reference_passes(ns):
+    assert_passes(checks.reliable_publish(publisher(), ns))
 
 
-# Exercise 5 ---------------------------------------------------------------------------------------------
+# exercise 5 ----------------------------------------------------------------------------------------------
+def rpc(match=True, timeout=True):
+    def rpc_call(connection, queue, request, timeout_s):
+        channel = connection.channel()
+        reply_queue = channel.queue_declare("", exclusive=True).method.queue
+        call_id = str(uuid.uuid4())
+        channel.basic_publish("", queue, request, pika.BasicProperties(reply_to=reply_queue, correlation_id=call_id))
+        deadline = time.monotonic() + (timeout_s if timeout else 60)
+        for method, properties, body in channel.consume(reply_queue, auto_ack=True, inactivity_timeout=0.05):
+            if method is not None and (properties.correlation_id == call_id or not match):
+                return body
+            if time.monotonic() > deadline:
+                raise TimeoutError
 
-async def read_once(kv, user_id, apply, stop):
-    apply(json.loads((await kv.get(f"settings.{user_id}")).value))
-    await stop.wait()
-
-
-async def poll(kv, user_id, apply, stop):
-    last = None
-    while not stop.is_set():
-        entry = await kv.get(f"settings.{user_id}")
-        if entry.revision != last:
-            apply(json.loads(entry.value))
-            last = entry.revision
-        await asyncio.sleep(0.3)
-
-
-async def never_stops(kv, user_id, apply, stop):
-    watcher = await kv.watch(f"settings.{user_id}")
-    async for entry in watcher:
-        if entry is not None:
-            apply(json.loads(entry.value))
+    return rpc_call
 
 
-async def reference_follow(kv, user_id, apply, stop):
-    watcher = await kv.watch(f"settings.{user_id}")
-    try:
-        while not stop.is_set():
-            try:
-                entry = await watcher.updates(timeout=0.2)
-            except TimeoutError:
-                continue
-            if entry is not None and entry.value:
-                apply(json.loads(entry.value))
-    finally:
-        await watcher.stop()
+def test_rpc_taking_the_first_reply_fails(ns):
+    assert_fails(checks.rpc_client(rpc(match=False), ns), "another call")
 
 
-def test_follow_settings_reading_once_fails(check):
-    assert_fails(check(checks.follow_settings, read_once), "called 1 times for 3 values")
+def test_rpc_without_timeout_fails(ns):
+    result = checks.rpc_client(rpc(timeout=False), ns)
+    assert_fails(result, "did not return", in_hint=("TimeoutError",))
 
 
-def test_follow_settings_polling_skips_a_change(check):
-    result = check(checks.follow_settings, poll)
-    assert_fails(result, "skipped", in_hint=("watch",))
-
-
-def test_follow_settings_that_never_stops_fails(check):
-    assert_fails(check(checks.follow_settings, never_stops), "did not return")
-
-
-def test_follow_settings_reference_passes(check):
-    assert_passes(check(checks.follow_settings, reference_follow))
-
-
-async def sleeps_until_stopped(kv, user_id, apply, stop):
-    apply(json.loads((await kv.get(f"settings.{user_id}")).value))
-    while not stop.is_set():
-        time.sleep(0.1)  # blocks the event loop: stop is never set, no asyncio timeout can fire
-
-
-def test_follow_settings_blocking_the_event_loop_fails_in_time(check):
-    # An await-free loop used to hang the check (and the notebook) for good.
-    result = check(checks.follow_settings, sleeps_until_stopped)
-    assert_fails(result, "blocked the event loop", in_hint=("time.sleep",))
-
-
-async def ignores_stop_and_cancel(kv, user_id, apply, stop):
-    watcher = await kv.watch(f"settings.{user_id}")
-    for _ in range(100):  # ends on its own after a while, so the test's event loop can close
-        try:
-            entry = await watcher.updates(timeout=0.1)
-        except:  # noqa: E722 - also swallows the check's cancellation
-            continue
-        if entry is not None and entry.value:
-            apply(json.loads(entry.value))
-
-
-def test_follow_settings_that_swallows_cancellation_fails_in_time(check):
-    assert_fails(check(checks.follow_settings, ignores_stop_and_cancel), "did not return within 2 s after stop")
+def test_rpc_reference_passes(ns):
+    assert_passes(checks.rpc_client(rpc(), ns))

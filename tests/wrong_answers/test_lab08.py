@@ -1,450 +1,325 @@
-"""Lab 08 checks fail on plausible wrong answers with a message that helps, and pass the reference answers."""
+"""Lab 08 checks (async, NATS) fail on plausible wrong answers with a message that helps, and pass the
+reference answers. Each test runs its own event loop and its own namespace on the shared NATS server."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import json
 import time
+import uuid
 
-import psycopg
+import nats
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from nats.errors import NoRespondersError
+from nats.js.api import StreamConfig
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse import config, notebook
 from infracourse.checks import lab08 as checks
-from infracourse.clients.kafka_logging import quiet_logger
+from infracourse.namespace import Namespace
 
 
-def noting_its_end(fn):
-    """FN, and an Event set once it has ended: a test waits for it to see that the check stopped FN."""
-    ended = threading.Event()
+@pytest.fixture
+def ns():
+    notebook.require("nats")
+    namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
+    yield namespace
+    namespace.reset("nats")
 
-    def run(*args):
+
+def run(ns: Namespace, scenario):
+    """Connect, create the lab's stream and KV bucket, run SCENARIO(nc, js, kv), close."""
+
+    async def main():
+        nc = await nats.connect(config.nats_url(), connect_timeout=3, max_reconnect_attempts=0)
         try:
-            return fn(*args)
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name=ns.stream("notify"), subjects=[ns.subject("notify.user.*")]))
+            kv = await js.create_key_value(bucket=ns.stream("notify_state"), history=5)
+            return await scenario(nc, js, kv)
         finally:
-            ended.set()
+            await nc.close()
 
-    return run, ended
+    return asyncio.run(main())
+
+
+ARGS = {  # what each check cell passes after the learner's function
+    checks.notify: lambda ns, nc, js, kv: (nc, ns),
+    checks.presence: lambda ns, nc, js, kv: (nc, ns),
+    checks.catch_up: lambda ns, nc, js, kv: (js, ns),
+    checks.increment_unread: lambda ns, nc, js, kv: (kv, js),
+    checks.follow_settings: lambda ns, nc, js, kv: (kv,),
+}
+
+
+@pytest.fixture
+def check(ns):
+    """check(checks.X, fn): run the check on FN in a fresh connection, with what its check cell passes."""
+    return lambda check_fn, fn: run(ns, lambda nc, js, kv: check_fn(fn, *ARGS[check_fn](ns, nc, js, kv)))
 
 
 # Exercise 1 ---------------------------------------------------------------------------------------------
 
+def test_notify_on_a_shared_subject_fails(ns, check):
+    async def broadcast(nc, user_id, text):
+        await nc.publish(ns.subject("notify.all"), json.dumps({"user": user_id, "text": text}).encode())
 
-def reference_consume(r, stream, group, consumer, handle, block=None):
-    acknowledged = 0
-    for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=block):
-        for entry_id, fields in entries:
-            try:
-                handle(fields)
-            except Exception:
-                continue
-            r.xack(stream, group, entry_id)
-            acknowledged += 1
-    return acknowledged
+    assert_fails(check(checks.notify, broadcast), "received 0 messages", "notify.all")
 
 
-def test_consume_acking_before_handling_loses_the_failed_order(r, pg_ns):
-    def ack_first(r, stream, group, consumer, handle):
-        count = 0
-        for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
-            for entry_id, fields in entries:
-                r.xack(stream, group, entry_id)
-                count += 1
-                try:
-                    handle(fields)
-                except Exception:
-                    pass
-        return count
+def test_notify_with_plain_text_payload_fails(ns, check):
+    async def plain(nc, user_id, text):
+        await nc.publish(ns.subject(f"notify.user.{user_id}"), text.encode())
 
-    result = checks.consume_batch(ack_first, r, pg_ns)
-    assert_fails(result, "acknowledged and is lost", in_hint=("after",))
+    assert_fails(check(checks.notify, plain), "not JSON")
 
 
-def test_consume_letting_the_error_escape_fails(r, pg_ns):
-    def no_guard(r, stream, group, consumer, handle):
-        for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
-            for entry_id, fields in entries:
-                handle(fields)
-                r.xack(stream, group, entry_id)
-        return 0
+def test_notify_outside_the_namespace_fails(ns, check):
+    async def no_namespace(nc, user_id, text):
+        await nc.publish(f"notify.user.{user_id}.{ns.slug}", json.dumps({"user": user_id, "text": text}).encode())
 
-    assert_fails(checks.consume_batch(no_guard, r, pg_ns), "escape")
+    assert_fails(check(checks.notify, no_namespace), "namespace")
 
 
-def test_consume_reading_the_pending_list_instead_of_new_entries_fails(r, pg_ns):
-    def reads_pending(r, stream, group, consumer, handle):
-        count = 0
-        for _, entries in r.xreadgroup(group, consumer, {stream: "0"}, count=10):  # "0": own pending list
-            for entry_id, fields in entries:
-                handle(fields)
-                r.xack(stream, group, entry_id)
-                count += 1
-        return count
+def test_notify_reference_passes_and_stub_is_not_done(ns, check):
+    async def reference(nc, user_id, text):
+        await nc.publish(ns.subject(f"notify.user.{user_id}"), json.dumps({"user": user_id, "text": text}).encode())
 
-    result = checks.consume_batch(reads_pending, r, pg_ns)
-    assert_fails(result, "none of the 6", in_hint=("'>'",))
-
-
-def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
-    def stub(*args):
+    async def stub(nc, user_id, text):
         raise NotImplementedError
 
-    assert_passes(checks.consume_batch(reference_consume, r, pg_ns))
-    assert_not_done(checks.consume_batch(stub, r, pg_ns))
-
-
-def consume_forever(block):
-    """A consume_batch that never returns: reads new entries (BLOCK ms per read; 0 = wait forever, None = do
-    not wait) and acks those its handler took."""
-    def consume(r, stream, group, consumer, handle):
-        while True:
-            reference_consume(r, stream, group, consumer, handle, block=block)
-    return consume
-
-
-def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
-    # block=0 waits forever for a 7th order; the fixture's client times out after 5 s
-    result = checks.consume_batch(consume_forever(block=0), r, pg_ns)
-    assert_fails(result, "still waiting for new entries", in_hint=("block",))
-
-
-def test_consume_polling_forever_is_cut_short_and_stopped(r, pg_ns, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-    polls_forever, stopped = noting_its_end(consume_forever(block=None))
-    result = checks.consume_batch(polls_forever, r, pg_ns)
-    assert_fails(result, "did not return within", in_hint=("block=0",))
-    assert stopped.wait(5), "the check stops the endless loop (and deletes its stream)"
+    assert_passes(check(checks.notify, reference))
+    assert_not_done(check(checks.notify, stub))
 
 
 # Exercise 2 ---------------------------------------------------------------------------------------------
 
+def make_presence(ns, *, timeout_s=0.25, guarded=True):
+    async def presence(nc, user_id):
+        try:
+            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=timeout_s)).data.decode()
+        except (NoRespondersError, TimeoutError):
+            if not guarded:
+                raise
+            return "unknown"
 
-def reference_reclaim(r, stream, group, consumer, min_idle_ms):
-    claimed, cursor = [], "0-0"
-    while True:
-        cursor, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id=cursor,
-                                          count=100)
-        claimed += entries
-        if cursor == "0-0":
-            return claimed
-
-
-def test_reclaim_without_idle_threshold_steals_live_work(r, pg_ns):
-    def greedy(r, stream, group, consumer, min_idle_ms):
-        return reference_reclaim(r, stream, group, consumer, 0)
-
-    result = checks.reclaim(greedy, r, pg_ns)
-    assert_fails(result, "live consumer", in_hint=("min_idle",))
+    return presence
 
 
-def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
-    def one_call(r, stream, group, consumer, min_idle_ms):
-        return r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0")[1]
-
-    result = checks.reclaim(one_call, r, pg_ns)
-    assert_fails(result, "100 of the 130", in_hint=("cursor",))
+def test_presence_without_error_handling_fails(ns, check):
+    assert_fails(check(checks.presence, make_presence(ns, guarded=False)), "NoRespondersError")
 
 
-def test_reclaim_stopping_at_the_first_empty_batch_fails(r, pg_ns):
-    def until_empty(r, stream, group, consumer, min_idle_ms):
-        claimed, cursor = [], "0-0"
-        while True:
-            cursor, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id=cursor,
-                                              count=100)
-            if not entries:  # an empty batch is not the end while the cursor is not "0-0"
-                return claimed
-            claimed += entries
-
-    result = checks.reclaim(until_empty, r, pg_ns)
-    assert_fails(result, "100 of the 130", in_hint=("'0-0'", "empty"))
+def test_presence_with_a_long_timeout_fails(ns, check):
+    assert_fails(check(checks.presence, make_presence(ns, timeout_s=5)), "waited 1.0 s")
 
 
-def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-
-    def claims_forever(r, stream, group, consumer, min_idle_ms):
-        claimed = []
-        while True:  # min_idle_time=0: the entries it just claimed qualify again, every time
-            _, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=0, start_id="0-0")
-            if not entries:
-                return claimed
-            claimed = entries
-
-    claims_forever, stopped = noting_its_end(claims_forever)
-    result = checks.reclaim(claims_forever, r, pg_ns)
-    assert_fails(result, "did not return within", in_hint=("cursor",))
-    assert stopped.wait(5)
-
-
-def test_reclaim_reference_passes(r, pg_ns):
-    assert_passes(checks.reclaim(reference_reclaim, r, pg_ns))
+def test_presence_reference_passes(ns, check):
+    assert_passes(check(checks.presence, make_presence(ns)))
 
 
 # Exercise 3 ---------------------------------------------------------------------------------------------
 
+def make_catch_up(ns, *, ack=True, durable=True, keep_fetching=True):
+    async def catch_up(js, user_id):
+        inbox = await js.pull_subscribe(ns.subject(f"notify.user.{user_id}"), stream=ns.stream("notify"),
+                                        durable=ns.stream(f"inbox_{user_id}") if durable else None)
+        texts = []
+        try:
+            while True:
+                for msg in await inbox.fetch(10, timeout=0.3):
+                    texts.append(json.loads(msg.data)["text"])
+                    if ack:
+                        await msg.ack_sync()
+                if not keep_fetching:
+                    break
+        except TimeoutError:
+            pass
+        finally:
+            await inbox.unsubscribe()
+        return texts
 
-@pytest.fixture
-def payments(conn):
-    conn.execute("CREATE TABLE accounts (account text PRIMARY KEY, balance_cents bigint NOT NULL "
-                 "CHECK (balance_cents >= 0))")
-    conn.execute("CREATE TABLE processed_events (event_id text PRIMARY KEY)")
-    return conn
-
-
-def reference_apply(conn, event):
-    with conn.transaction():
-        if conn.execute("INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                        (event["event_id"],)).rowcount:
-            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
-                         (event["cents"], event["account"]))
-
-
-def test_apply_without_dedupe_applies_duplicates(payments):
-    def naive(conn, event):
-        conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
-                     (event["cents"], event["account"]))
-
-    assert_fails(checks.apply_payment(naive, payments), "applied twice")
+    return catch_up
 
 
-def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(payments):
-    def recorded_first(conn, event):
-        if conn.execute("INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                        (event["event_id"],)).rowcount:  # autocommit: recorded even if the update fails
-            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
-                         (event["cents"], event["account"]))
-
-    result = checks.apply_payment(recorded_first, payments)
-    assert_fails(result, "redelivery was skipped", in_hint=("same transaction",))
+def test_catch_up_without_acks_fails(ns, check):
+    assert_fails(check(checks.catch_up, make_catch_up(ns, ack=False)), "never acknowledged")
 
 
-def test_apply_committing_the_effect_before_the_event_id_fails(payments):
-    def effect_first(conn, event):
-        if conn.execute("SELECT 1 FROM processed_events WHERE event_id = %s", (event["event_id"],)).fetchone():
-            return
-        conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
-                     (event["cents"], event["account"]))  # autocommit: committed on its own
-        conn.execute("INSERT INTO processed_events (event_id) VALUES (%s)", (event["event_id"],))
-
-    result = checks.apply_payment(effect_first, payments)
-    assert_fails(result, "already committed", "second time", in_hint=("one transaction",))
+def test_catch_up_with_one_fetch_fails(ns, check):
+    result = check(checks.catch_up, make_catch_up(ns, keep_fetching=False))
+    assert_fails(result, "10 of the 12", in_hint=("keep fetching",))
 
 
-def test_apply_raising_on_a_duplicate_fails(payments):
-    def strict(conn, event):
-        with conn.transaction():
-            conn.execute("INSERT INTO processed_events (event_id) VALUES (%s)", (event["event_id"],))
-            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
-                         (event["cents"], event["account"]))
-
-    result = checks.apply_payment(strict, payments)
-    assert_fails(result, "UniqueViolation", in_hint=("ON CONFLICT",))
+def test_catch_up_with_an_ephemeral_consumer_fails(ns, check):
+    assert_fails(check(checks.catch_up, make_catch_up(ns, durable=False)), "durable consumer")
 
 
-def test_apply_retrying_a_failed_effect_forever_is_cut_short(payments, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-    stop = threading.Event()
-
-    def retries(conn, event):
-        while not stop.is_set():
-            try:
-                return reference_apply(conn, event)
-            except psycopg.errors.CheckViolation:
-                time.sleep(0.05)  # the overdraft never goes away by itself
-
-    retries, stopped = noting_its_end(retries)
-    try:
-        result = checks.apply_payment(retries, payments)
-    finally:
-        stop.set()
-    assert_fails(result, "did not return within", in_hint=("redelivered",))
-    assert stopped.wait(5)  # before the fixture closes the connection
-
-
-def test_apply_reference_passes(payments):
-    assert_passes(checks.apply_payment(reference_apply, payments))
+def test_catch_up_reference_passes(ns, check):
+    assert_passes(check(checks.catch_up, make_catch_up(ns)))
 
 
 # Exercise 4 ---------------------------------------------------------------------------------------------
 
-
-@pytest.fixture
-def outbox(conn, pg_ns):
-    notebook.require("kafka")
-    conn.execute("CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id text UNIQUE "
-                 "NOT NULL, key text NOT NULL, payload jsonb NOT NULL, published_at timestamptz)")
-    topic = pg_ns.topic("order_events")
-    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(10)
-    yield topic
-    admin.delete_topics([topic])[topic].exception(10)
-
-
-def make_relay(*, check_delivery=True, flush=True, only_unpublished=True, with_header=True):
-    def relay(conn, producer, topic):
-        delivered = []
-
-        def when_delivered(event_id):
-            def on_delivery(err, msg):
-                if err is None or not check_delivery:
-                    delivered.append(event_id)
-            return on_delivery
-
-        with conn.transaction():
-            where = "WHERE published_at IS NULL" if only_unpublished else ""
-            rows = conn.execute(f"SELECT event_id, key, payload::text FROM outbox {where} ORDER BY id").fetchall()
-            for event_id, key, payload in rows:
-                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id} if with_header else None,
-                                 on_delivery=when_delivered(event_id))
-            if flush:
-                producer.flush(10)
-            conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", (delivered,))
-        return len(delivered)
-
-    return relay
-
-
-def test_relay_marking_failed_deliveries_loses_events(conn, outbox):
-    result = checks.relay(make_relay(check_delivery=False), conn, outbox)
-    assert_fails(result, "never acknowledged", in_hint=("delivery report",))
-
-
-def test_relay_without_flush_marks_nothing(conn, outbox):
-    result = checks.relay(make_relay(flush=False), conn, outbox)
-    assert_fails(result, "still unpublished", in_hint=("flush",))
-
-
-def test_relay_without_the_event_id_header_fails(conn, outbox):
-    result = checks.relay(make_relay(with_header=False), conn, outbox)
-    assert_fails(result, "event_id headers are [None", in_hint=("headers={'event_id'",))
-    assert "of the 5 events are in the topic" not in result.message
-
-
-def test_relay_republishing_everything_fails(conn, outbox):
-    assert_fails(checks.relay(make_relay(only_unpublished=False), conn, outbox), "published the same rows again")
-
-
-def test_relay_waiting_for_successes_while_kafka_is_down_is_cut_short(conn, outbox, monkeypatch):
-    monkeypatch.setattr(checks, "RELAY_LIMIT_S", 2)
-    stop = threading.Event()
-
-    def waits_for_successes(conn, producer, topic):
-        rows = conn.execute("SELECT event_id, key, payload::text FROM outbox ORDER BY id").fetchall()
-        delivered = []
-        for event_id, key, payload in rows:
-            producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
-                             on_delivery=lambda err, msg: err is None and delivered.append(msg))
-        while len(delivered) < len(rows) and not stop.is_set():  # failed reports never count
-            producer.poll(0.1)
-        return len(delivered)
-
-    waits_for_successes, stopped = noting_its_end(waits_for_successes)
+async def naive_increment(kv, user_id):
     try:
-        result = checks.relay(waits_for_successes, conn, outbox)
-    finally:
-        stop.set()
-    assert_fails(result, "did not return within 2 s", in_hint=("error",))
-    assert stopped.wait(5)
+        count = int((await kv.get(f"unread.{user_id}")).value) + 1
+    except KeyNotFoundError:
+        count = 1
+    await kv.put(f"unread.{user_id}", str(count).encode())
+    return count
 
 
-def test_relay_reference_passes(conn, outbox):
-    assert_passes(checks.relay(make_relay(), conn, outbox))
+async def increment_without_retry(kv, user_id):
+    try:
+        entry = await kv.get(f"unread.{user_id}")
+    except KeyNotFoundError:
+        await kv.create(f"unread.{user_id}", b"1")
+        return 1
+    count = int(entry.value) + 1
+    await kv.update(f"unread.{user_id}", str(count).encode(), last=entry.revision)
+    return count
+
+
+async def reference_increment(kv, user_id):
+    key = f"unread.{user_id}"
+    while True:
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            try:
+                await kv.create(key, b"1")
+                return 1
+            except KeyWrongLastSequenceError:
+                continue
+        try:
+            await kv.update(key, str(int(entry.value) + 1).encode(), last=entry.revision)
+            return int(entry.value) + 1
+        except KeyWrongLastSequenceError:
+            continue
+
+
+def test_increment_with_get_and_put_loses_updates(check):
+    result = check(checks.increment_unread, naive_increment)
+    assert_fails(result, "updates were lost", in_hint=("revision",))
+
+
+def test_increment_without_retry_fails(check):
+    result = check(checks.increment_unread, increment_without_retry)
+    assert_fails(result, "KeyWrongLastSequenceError", in_hint=("retry",))
+
+
+def test_increment_reference_passes_twice(ns):
+    async def twice(nc, js, kv):
+        return [await checks.increment_unread(reference_increment, kv, js) for _ in range(2)]
+
+    for result in run(ns, twice):
+        assert_passes(result)
+
+
+def test_increment_that_swallows_cancellation_fails_in_time(ns):
+    # A bare except also swallows the CancelledError of the check's time limit: the check used to wait forever.
+    released = asyncio.Event()
+
+    async def retries_everything(kv, user_id):
+        while not released.is_set():
+            try:
+                await asyncio.sleep(0.05)
+                entry = await kv.get(f"unread.{user_id}")  # KeyNotFoundError, forever
+                await kv.update(entry.key, str(int(entry.value) + 1).encode(), last=entry.revision)
+                return int(entry.value) + 1
+            except:  # noqa: E722
+                pass
+
+    async def scenario(nc, js, kv):
+        started = time.monotonic()
+        result = await checks.increment_unread(retries_everything, kv, js)
+        released.set()  # lets the abandoned calls end, so the test's event loop can close
+        return result, time.monotonic() - started
+
+    result, took = run(ns, scenario)
+    assert_fails(result, "gave up after 15 s")
+    assert took < 20
 
 
 # Exercise 5 ---------------------------------------------------------------------------------------------
 
-
-class TransientError(Exception):
-    pass
-
-
-class PermanentError(Exception):
-    pass
+async def read_once(kv, user_id, apply, stop):
+    apply(json.loads((await kv.get(f"settings.{user_id}")).value))
+    await stop.wait()
 
 
-def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wait_after_last=False):
-    def handle_with_retry(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
-        retryable = (TransientError, PermanentError) if retry_permanent else (TransientError,)
-        for attempt in range(1, 5):
+async def poll(kv, user_id, apply, stop):
+    last = None
+    while not stop.is_set():
+        entry = await kv.get(f"settings.{user_id}")
+        if entry.revision != last:
+            apply(json.loads(entry.value))
+            last = entry.revision
+        await asyncio.sleep(0.3)
+
+
+async def never_stops(kv, user_id, apply, stop):
+    watcher = await kv.watch(f"settings.{user_id}")
+    async for entry in watcher:
+        if entry is not None:
+            apply(json.loads(entry.value))
+
+
+async def reference_follow(kv, user_id, apply, stop):
+    watcher = await kv.watch(f"settings.{user_id}")
+    try:
+        while not stop.is_set():
             try:
-                handler(fields)
-            except retryable as exc:
-                error = exc
-                if attempt < 4 or wait_after_last:
-                    sleep(0.01 * (2 ** (attempt - 1) if backoff else 1))
+                entry = await watcher.updates(timeout=0.2)
+            except TimeoutError:
                 continue
-            except PermanentError as exc:
-                error = exc
-                break
-            r.xack(stream, group, entry_id)
-            return "done"
-        r.xadd(pg_ns.key("dead_letters"), {**fields, "error": repr(error), "attempts": attempt})
-        if ack_dead:
-            r.xack(stream, group, entry_id)
-        return "dead-lettered"
-
-    return handle_with_retry
+            if entry is not None and entry.value:
+                apply(json.loads(entry.value))
+    finally:
+        await watcher.stop()
 
 
-@pytest.fixture
-def retry_check(r, pg_ns):
-    return lambda fn: checks.handle_with_retry(fn, r, pg_ns, TransientError, PermanentError)
+def test_follow_settings_reading_once_fails(check):
+    assert_fails(check(checks.follow_settings, read_once), "called 1 times for 3 values")
 
 
-def test_retry_without_backoff_fails(retry_check, pg_ns):
-    assert_fails(retry_check(make_retry(pg_ns, backoff=False)), "twice as long")
+def test_follow_settings_polling_skips_a_change(check):
+    result = check(checks.follow_settings, poll)
+    assert_fails(result, "skipped", in_hint=("watch",))
 
 
-def test_retry_with_time_sleep_instead_of_the_given_sleep_fails(retry_check, pg_ns):
-    reference = make_retry(pg_ns)
-
-    def with_time_sleep(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
-        return reference(r, stream, group, entry_id, fields, handler)  # the check's sleep is dropped
-
-    result = retry_check(with_time_sleep)
-    assert_fails(result, "sleep you were given was never called", "time.sleep", in_hint=("sleep parameter",))
+def test_follow_settings_that_never_stops_fails(check):
+    assert_fails(check(checks.follow_settings, never_stops), "did not return")
 
 
-def test_retry_of_a_permanent_error_fails(retry_check, pg_ns):
-    assert_fails(retry_check(make_retry(pg_ns, retry_permanent=True)), "PermanentError was retried")
+def test_follow_settings_reference_passes(check):
+    assert_passes(check(checks.follow_settings, reference_follow))
 
 
-def test_retry_waiting_after_the_last_attempt_fails(retry_check, pg_ns):
-    assert_fails(retry_check(make_retry(pg_ns, wait_after_last=True)), "no point waiting after the last attempt",
-                 hint=False)
+async def sleeps_until_stopped(kv, user_id, apply, stop):
+    apply(json.loads((await kv.get(f"settings.{user_id}")).value))
+    while not stop.is_set():
+        time.sleep(0.1)  # blocks the event loop: stop is never set, no asyncio timeout can fire
 
 
-def test_dead_letter_without_ack_fails(retry_check, pg_ns):
-    result = retry_check(make_retry(pg_ns, ack_dead=False))
-    assert_fails(result, "still pending", in_hint=("XACK",))
+def test_follow_settings_blocking_the_event_loop_fails_in_time(check):
+    # An await-free loop used to hang the check (and the notebook) for good.
+    result = check(checks.follow_settings, sleeps_until_stopped)
+    assert_fails(result, "blocked the event loop", in_hint=("time.sleep",))
 
 
-def retrying_forever(catching):
-    """A handle_with_retry without a last attempt: it retries whatever CATCHING matches, forever."""
-    def handle(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                handler(fields)
-                r.xack(stream, group, entry_id)
-                return "done"
-            except catching:
-                sleep(0.01 * 2 ** min(attempt - 1, 10))
-    return handle
+async def ignores_stop_and_cancel(kv, user_id, apply, stop):
+    watcher = await kv.watch(f"settings.{user_id}")
+    for _ in range(100):  # ends on its own after a while, so the test's event loop can close
+        try:
+            entry = await watcher.updates(timeout=0.1)
+        except:  # noqa: E722 - also swallows the check's cancellation
+            continue
+        if entry is not None and entry.value:
+            apply(json.loads(entry.value))
 
 
-def test_retry_without_a_last_attempt_is_stopped(retry_check):
-    result = retry_check(retrying_forever(TransientError))
-    assert_fails(result, "still did not give up", in_hint=("MAX_ATTEMPTS",))
-
-
-def test_retry_swallowing_every_exception_is_cut_short(retry_check, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-    result = retry_check(retrying_forever(BaseException))  # as a bare except: the check's stop too
-    assert_fails(result, "still did not give up")
-
-
-def test_retry_reference_passes(retry_check, pg_ns):
-    assert_passes(retry_check(make_retry(pg_ns)))
+def test_follow_settings_that_swallows_cancellation_fails_in_time(check):
+    assert_fails(check(checks.follow_settings, ignores_stop_and_cancel), "did not return within 2 s after stop")

@@ -1,446 +1,450 @@
-"""Lab 09 checks fail plausible wrong answers with a message that helps, and pass the reference answers."""
+"""Lab 09 checks fail on plausible wrong answers with a message that helps, and pass the reference answers."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import os
-import re
 import threading
 import time
 
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-
-import grpc
 import psycopg
 import pytest
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-from psycopg_pool import ConnectionPool
+from confluent_kafka.admin import AdminClient, NewTopic
 from verdicts import assert_fails, assert_not_done, assert_passes
 
+from infracourse import config, notebook
 from infracourse.checks import lab09 as checks
-from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc
-
-# --- Exercise 1: apply_update -------------------------------------------------------------------------
-
-UPDATABLE = {"email", "display_name", "role"}
+from infracourse.clients.kafka_logging import quiet_logger
 
 
-def reference_apply_update(current, patch, mask):
-    refused = [path for path in mask.paths if path not in UPDATABLE]
-    if not mask.paths or refused:
-        raise ValueError(f"cannot update {refused or 'nothing'}")
-    updated = users_pb2.User()
-    updated.CopyFrom(current)
-    mask.MergeMessage(patch, updated)
-    return updated
+def noting_its_end(fn):
+    """FN, and an Event set once it has ended: a test waits for it to see that the check stopped FN."""
+    ended = threading.Event()
+
+    def run(*args):
+        try:
+            return fn(*args)
+        finally:
+            ended.set()
+
+    return run, ended
 
 
-def test_apply_update_reference_passes():
-    assert_passes(checks.apply_update(reference_apply_update))
+# Exercise 1 ---------------------------------------------------------------------------------------------
 
 
-def test_apply_update_stub_is_not_done():
-    def stub(current, patch, mask):
+def reference_consume(r, stream, group, consumer, handle, block=None):
+    acknowledged = 0
+    for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10, block=block):
+        for entry_id, fields in entries:
+            try:
+                handle(fields)
+            except Exception:
+                continue
+            r.xack(stream, group, entry_id)
+            acknowledged += 1
+    return acknowledged
+
+
+def test_consume_acking_before_handling_loses_the_failed_order(r, pg_ns):
+    def ack_first(r, stream, group, consumer, handle):
+        count = 0
+        for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+            for entry_id, fields in entries:
+                r.xack(stream, group, entry_id)
+                count += 1
+                try:
+                    handle(fields)
+                except Exception:
+                    pass
+        return count
+
+    result = checks.consume_batch(ack_first, r, pg_ns)
+    assert_fails(result, "acknowledged and is lost", in_hint=("after",))
+
+
+def test_consume_letting_the_error_escape_fails(r, pg_ns):
+    def no_guard(r, stream, group, consumer, handle):
+        for _, entries in r.xreadgroup(group, consumer, {stream: ">"}, count=10):
+            for entry_id, fields in entries:
+                handle(fields)
+                r.xack(stream, group, entry_id)
+        return 0
+
+    assert_fails(checks.consume_batch(no_guard, r, pg_ns), "escape")
+
+
+def test_consume_reading_the_pending_list_instead_of_new_entries_fails(r, pg_ns):
+    def reads_pending(r, stream, group, consumer, handle):
+        count = 0
+        for _, entries in r.xreadgroup(group, consumer, {stream: "0"}, count=10):  # "0": own pending list
+            for entry_id, fields in entries:
+                handle(fields)
+                r.xack(stream, group, entry_id)
+                count += 1
+        return count
+
+    result = checks.consume_batch(reads_pending, r, pg_ns)
+    assert_fails(result, "none of the 6", in_hint=("'>'",))
+
+
+def test_consume_reference_passes_and_stub_is_not_done(r, pg_ns):
+    def stub(*args):
         raise NotImplementedError
 
-    assert_not_done(checks.apply_update(stub))
+    assert_passes(checks.consume_batch(reference_consume, r, pg_ns))
+    assert_not_done(checks.consume_batch(stub, r, pg_ns))
 
 
-def test_apply_update_merge_from_ignores_the_mask():
-    def merge_everything(current, patch, mask):
-        updated = users_pb2.User()
-        updated.CopyFrom(current)
-        updated.MergeFrom(patch)
-        return updated
-
-    assert_fails(checks.apply_update(merge_everything), "does not name were changed")
-
-
-def test_apply_update_in_place_is_reported():
-    def in_place(current, patch, mask):
-        mask.MergeMessage(patch, current)
-        return current
-
-    result = checks.apply_update(in_place)
-    assert_fails(result, "in place", in_hint=("CopyFrom",))
+def consume_forever(block):
+    """A consume_batch that never returns: reads new entries (BLOCK ms per read; 0 = wait forever, None = do
+    not wait) and acks those its handler took."""
+    def consume(r, stream, group, consumer, handle):
+        while True:
+            reference_consume(r, stream, group, consumer, handle, block=block)
+    return consume
 
 
-def test_apply_update_that_skips_empty_values_fails():
-    def skip_empty(current, patch, mask):
-        if not mask.paths or set(mask.paths) - UPDATABLE:
-            raise ValueError("bad mask")
-        updated = users_pb2.User()
-        updated.CopyFrom(current)
-        for path in mask.paths:
-            if getattr(patch, path):
-                setattr(updated, path, getattr(patch, path))
-        return updated
-
-    assert_fails(checks.apply_update(skip_empty), "cleared")
+def test_consume_blocking_for_more_entries_is_cut_by_the_socket_timeout(r, pg_ns):
+    # block=0 waits forever for a 7th order; the fixture's client times out after 5 s
+    result = checks.consume_batch(consume_forever(block=0), r, pg_ns)
+    assert_fails(result, "still waiting for new entries", in_hint=("block",))
 
 
-def test_apply_update_without_validation_fails():
-    def trusting(current, patch, mask):
-        updated = users_pb2.User()
-        updated.CopyFrom(current)
-        mask.MergeMessage(patch, updated)
-        return updated
-
-    result = checks.apply_update(trusting)
-    assert_fails(result, "['id'] was accepted", in_hint=("ValueError",))
+def test_consume_polling_forever_is_cut_short_and_stopped(r, pg_ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    polls_forever, stopped = noting_its_end(consume_forever(block=None))
+    result = checks.consume_batch(polls_forever, r, pg_ns)
+    assert_fails(result, "did not return within", in_hint=("block=0",))
+    assert stopped.wait(5), "the check stops the endless loop (and deletes its stream)"
 
 
-# --- Exercise 2: CreateUser ---------------------------------------------------------------------------
+# Exercise 2 ---------------------------------------------------------------------------------------------
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
-COLUMNS = "id, email, display_name, role, phone, slack_handle, created_at"
+
+def reference_reclaim(r, stream, group, consumer, min_idle_ms):
+    claimed, cursor = [], "0-0"
+    while True:
+        cursor, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id=cursor,
+                                          count=100)
+        claimed += entries
+        if cursor == "0-0":
+            return claimed
+
+
+def test_reclaim_without_idle_threshold_steals_live_work(r, pg_ns):
+    def greedy(r, stream, group, consumer, min_idle_ms):
+        return reference_reclaim(r, stream, group, consumer, 0)
+
+    result = checks.reclaim(greedy, r, pg_ns)
+    assert_fails(result, "live consumer", in_hint=("min_idle",))
+
+
+def test_reclaim_with_one_call_misses_a_batch(r, pg_ns):
+    def one_call(r, stream, group, consumer, min_idle_ms):
+        return r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0")[1]
+
+    result = checks.reclaim(one_call, r, pg_ns)
+    assert_fails(result, "100 of the 130", in_hint=("cursor",))
+
+
+def test_reclaim_stopping_at_the_first_empty_batch_fails(r, pg_ns):
+    def until_empty(r, stream, group, consumer, min_idle_ms):
+        claimed, cursor = [], "0-0"
+        while True:
+            cursor, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=min_idle_ms, start_id=cursor,
+                                              count=100)
+            if not entries:  # an empty batch is not the end while the cursor is not "0-0"
+                return claimed
+            claimed += entries
+
+    result = checks.reclaim(until_empty, r, pg_ns)
+    assert_fails(result, "100 of the 130", in_hint=("'0-0'", "empty"))
+
+
+def test_reclaim_claiming_until_nothing_is_left_is_cut_short(r, pg_ns, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+
+    def claims_forever(r, stream, group, consumer, min_idle_ms):
+        claimed = []
+        while True:  # min_idle_time=0: the entries it just claimed qualify again, every time
+            _, entries, _ = r.xautoclaim(stream, group, consumer, min_idle_time=0, start_id="0-0")
+            if not entries:
+                return claimed
+            claimed = entries
+
+    claims_forever, stopped = noting_its_end(claims_forever)
+    result = checks.reclaim(claims_forever, r, pg_ns)
+    assert_fails(result, "did not return within", in_hint=("cursor",))
+    assert stopped.wait(5)
+
+
+def test_reclaim_reference_passes(r, pg_ns):
+    assert_passes(checks.reclaim(reference_reclaim, r, pg_ns))
+
+
+# Exercise 3 ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def pool(conn, pg_ns):
-    conn.execute("""CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        email text NOT NULL UNIQUE, display_name text NOT NULL, role text NOT NULL, phone text,
-        slack_handle text, created_at timestamptz NOT NULL DEFAULT now())""")
-    with ConnectionPool(pg_ns.postgres_dsn(), min_size=1, max_size=2, kwargs={"autocommit": True}, open=True) as p:
-        yield p
+def payments(conn):
+    conn.execute("CREATE TABLE accounts (account text PRIMARY KEY, balance_cents bigint NOT NULL "
+                 "CHECK (balance_cents >= 0))")
+    conn.execute("CREATE TABLE processed_events (event_id text PRIMARY KEY)")
+    return conn
 
 
-def _problems(user):
-    found = []
-    if not EMAIL.fullmatch(user.email):
-        found.append(("user.email", "must look like name@example.com"))
-    if not user.display_name.strip():
-        found.append(("user.display_name", "must not be blank"))
-    if user.role == users_pb2.ROLE_UNSPECIFIED:
-        found.append(("user.role", "must be set"))
-    return found
+def reference_apply(conn, event):
+    with conn.transaction():
+        if conn.execute("INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (event["event_id"],)).rowcount:
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                         (event["cents"], event["account"]))
 
 
-def _rich(found):
-    details = any_pb2.Any()
-    details.Pack(error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in found]))
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="invalid",
-                                                  details=[details]))
+def test_apply_without_dedupe_applies_duplicates(payments):
+    def naive(conn, event):
+        conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                     (event["cents"], event["account"]))
+
+    assert_fails(checks.apply_payment(naive, payments), "applied twice")
 
 
-def _insert(pool, user):
-    with pool.connection() as c:
-        row = c.execute(f"INSERT INTO users (email, display_name, role, phone, slack_handle) VALUES "
-                        f"(%s, %s, %s, %s, %s) RETURNING {COLUMNS}",
-                        (user.email, user.display_name, users_pb2.Role.Name(user.role), user.phone or None,
-                         user.slack_handle or None)).fetchone()
-    stored = users_pb2.User(id=row[0], email=row[1], display_name=row[2], role=users_pb2.Role.Value(row[3]),
-                            phone=row[4], slack_handle=row[5])
-    stored.create_time.FromDatetime(row[6])
-    return users_pb2.CreateUserResponse(user=stored)
+def test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery(payments):
+    def recorded_first(conn, event):
+        if conn.execute("INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (event["event_id"],)).rowcount:  # autocommit: recorded even if the update fails
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                         (event["cents"], event["account"]))
+
+    result = checks.apply_payment(recorded_first, payments)
+    assert_fails(result, "redelivery was skipped", in_hint=("same transaction",))
 
 
-class ReferenceUsers(users_pb2_grpc.UserServiceServicer):
-    def __init__(self, pool):
-        self.pool = pool
+def test_apply_committing_the_effect_before_the_event_id_fails(payments):
+    def effect_first(conn, event):
+        if conn.execute("SELECT 1 FROM processed_events WHERE event_id = %s", (event["event_id"],)).fetchone():
+            return
+        conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                     (event["cents"], event["account"]))  # autocommit: committed on its own
+        conn.execute("INSERT INTO processed_events (event_id) VALUES (%s)", (event["event_id"],))
 
-    def CreateUser(self, request, context):
-        if found := _problems(request.user):
-            context.abort_with_status(_rich(found))
-        try:
-            return _insert(self.pool, request.user)
-        except psycopg.errors.UniqueViolation:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, "taken")
-
-
-def test_create_user_reference_passes(pool):
-    assert_passes(checks.create_user(ReferenceUsers(pool)))
+    result = checks.apply_payment(effect_first, payments)
+    assert_fails(result, "already committed", "second time", in_hint=("one transaction",))
 
 
-def test_create_user_stub_is_not_done(pool):
-    class Stub(users_pb2_grpc.UserServiceServicer):
-        def CreateUser(self, request, context):
-            raise NotImplementedError
+def test_apply_raising_on_a_duplicate_fails(payments):
+    def strict(conn, event):
+        with conn.transaction():
+            conn.execute("INSERT INTO processed_events (event_id) VALUES (%s)", (event["event_id"],))
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + %s WHERE account = %s",
+                         (event["cents"], event["account"]))
 
-    assert_not_done(checks.create_user(Stub()))
-
-
-def test_create_user_without_details_fails(pool):
-    class PlainAbort(ReferenceUsers):
-        def CreateUser(self, request, context):
-            if _problems(request.user):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid user")
-            return super().CreateUser(request, context)
-
-    result = checks.create_user(PlainAbort(pool))
-    assert_fails(result, "no rich status", in_hint=("abort_with_status",))
+    result = checks.apply_payment(strict, payments)
+    assert_fails(result, "UniqueViolation", in_hint=("ON CONFLICT",))
 
 
-def test_create_user_reporting_only_the_first_problem_fails(pool):
-    class FirstOnly(ReferenceUsers):
-        def CreateUser(self, request, context):
-            if found := _problems(request.user):
-                context.abort_with_status(_rich(found[:1]))
-            return super().CreateUser(request, context)
+def test_apply_retrying_a_failed_effect_forever_is_cut_short(payments, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    stop = threading.Event()
 
-    assert_fails(checks.create_user(FirstOnly(pool)), "field violations name ['user.email']")
+    def retries(conn, event):
+        while not stop.is_set():
+            try:
+                return reference_apply(conn, event)
+            except psycopg.errors.CheckViolation:
+                time.sleep(0.05)  # the overdraft never goes away by itself
 
-
-def test_create_user_with_the_wrong_code_fails(pool):
-    class Precondition(ReferenceUsers):
-        def CreateUser(self, request, context):
-            if _problems(request.user):
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, "invalid user")
-            return super().CreateUser(request, context)
-
-    assert_fails(checks.create_user(Precondition(pool)), "FAILED_PRECONDITION", "INVALID_ARGUMENT", hint=False)
-
-
-def test_create_user_raising_an_exception_is_reported(pool):
-    class Raises(ReferenceUsers):
-        def CreateUser(self, request, context):
-            if _problems(request.user):
-                raise ValueError("bad user")
-            return super().CreateUser(request, context)
-
-    assert_fails(checks.create_user(Raises(pool)), "raised ValueError")
-
-
-def test_create_user_letting_unique_violation_escape_fails(pool):
-    class NoDuplicateHandling(ReferenceUsers):
-        def CreateUser(self, request, context):
-            if found := _problems(request.user):
-                context.abort_with_status(_rich(found))
-            return _insert(self.pool, request.user)
-
-    assert_fails(checks.create_user(NoDuplicateHandling(pool)), "UniqueViolation")
-
-
-def test_create_user_that_never_answers_is_cut_off():
-    released = threading.Event()
-
-    class Stuck(users_pb2_grpc.UserServiceServicer):
-        def CreateUser(self, request, context):
-            released.wait(30)  # a pool connection that never comes back
-
+    retries, stopped = noting_its_end(retries)
     try:
-        result = checks.create_user(Stuck())
+        result = checks.apply_payment(retries, payments)
     finally:
-        released.set()
-    assert_fails(result, "did not answer within", in_hint=("pool",))
+        stop.set()
+    assert_fails(result, "did not return within", in_hint=("redelivered",))
+    assert stopped.wait(5)  # before the fixture closes the connection
 
 
-# --- Exercise 3: WatchPrices --------------------------------------------------------------------------
+def test_apply_reference_passes(payments):
+    assert_passes(checks.apply_payment(reference_apply, payments))
 
 
-class ReferenceMarket(market_pb2_grpc.MarketServiceServicer):
-    def __init__(self, feed, tick_s=0.1):
-        self.feed, self.tick_s = feed, tick_s
-
-    def WatchPrices(self, request, context):
-        if not request.symbols:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
-        yield from self.ticks(request, context)
-
-    def ticks(self, request, context):
-        """Every tick_s until the client cancels or max_ticks (0: no limit) ticks were sent."""
-        ended = threading.Event()
-        context.add_callback(ended.set)
-        sequence = 0
-        while not ended.wait(self.tick_s) and (request.max_ticks == 0 or sequence < request.max_ticks):
-            sequence += 1
-            yield self.tick(request, sequence)
-
-    def tick(self, request, sequence):
-        """The tick numbered SEQUENCE (from 1): the symbols take turns."""
-        symbol = request.symbols[(sequence - 1) % len(request.symbols)]
-        return market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
-                                              sequence=sequence)
+# Exercise 4 ---------------------------------------------------------------------------------------------
 
 
-def test_watch_prices_reference_passes():
-    assert_passes(checks.watch_prices(ReferenceMarket))
+@pytest.fixture
+def outbox(conn, pg_ns):
+    notebook.require("kafka")
+    conn.execute("CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_id text UNIQUE "
+                 "NOT NULL, key text NOT NULL, payload jsonb NOT NULL, published_at timestamptz)")
+    topic = pg_ns.topic("order_events")
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap(), "logger": quiet_logger()})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(10)
+    yield topic
+    admin.delete_topics([topic])[topic].exception(10)
 
 
-def test_watch_prices_stub_is_not_done():
-    class Stub(ReferenceMarket):
-        def WatchPrices(self, request, context):
-            raise NotImplementedError
+def make_relay(*, check_delivery=True, flush=True, only_unpublished=True, with_header=True):
+    def relay(conn, producer, topic):
+        delivered = []
 
-    assert_not_done(checks.watch_prices(Stub))
+        def when_delivered(event_id):
+            def on_delivery(err, msg):
+                if err is None or not check_delivery:
+                    delivered.append(event_id)
+            return on_delivery
 
+        with conn.transaction():
+            where = "WHERE published_at IS NULL" if only_unpublished else ""
+            rows = conn.execute(f"SELECT event_id, key, payload::text FROM outbox {where} ORDER BY id").fetchall()
+            for event_id, key, payload in rows:
+                producer.produce(topic, key=key, value=payload, headers={"event_id": event_id} if with_header else None,
+                                 on_delivery=when_delivered(event_id))
+            if flush:
+                producer.flush(10)
+            conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = ANY(%s)", (delivered,))
+        return len(delivered)
 
-def test_watch_prices_that_sleeps_blindly_fails():
-    class Sleeper(ReferenceMarket):
-        def ticks(self, request, context):
-            sequence = 0
-            while context.is_active() and (request.max_ticks == 0 or sequence < request.max_ticks):
-                time.sleep(self.tick_s)
-                sequence += 1
-                yield self.tick(request, sequence)
-
-    result = checks.watch_prices(Sleeper)
-    assert_fails(result, "after the client cancelled", in_hint=("Event",))
-
-
-def test_watch_prices_without_symbol_check_fails():
-    class NoValidation(ReferenceMarket):
-        def WatchPrices(self, request, context):
-            yield from self.ticks(request, context)
-
-    assert_fails(checks.watch_prices(NoValidation), "without symbols")
+    return relay
 
 
-def test_watch_prices_counting_from_zero_fails():
-    class FromZero(ReferenceMarket):
-        def WatchPrices(self, request, context):
-            for tick in super().WatchPrices(request, context):
-                tick.sequence -= 1
-                yield tick
-
-    assert_fails(checks.watch_prices(FromZero), "from 1", hint=False)
+def test_relay_marking_failed_deliveries_loses_events(conn, outbox):
+    result = checks.relay(make_relay(check_delivery=False), conn, outbox)
+    assert_fails(result, "never acknowledged", in_hint=("delivery report",))
 
 
-def test_watch_prices_ignoring_max_ticks_is_cut_off():
-    class Endless(ReferenceMarket):
-        def ticks(self, request, context):
-            for sequence in itertools.count(1):
-                time.sleep(self.tick_s)
-                yield self.tick(request, sequence)
-
-    result = checks.watch_prices(Endless)
-    assert_fails(result, "still streaming", in_hint=("max_ticks",))
+def test_relay_without_flush_marks_nothing(conn, outbox):
+    result = checks.relay(make_relay(flush=False), conn, outbox)
+    assert_fails(result, "still unpublished", in_hint=("flush",))
 
 
-def test_watch_prices_with_no_ticks_for_max_ticks_zero_fails():
-    class Counted(ReferenceMarket):
-        def ticks(self, request, context):
-            for sequence in range(1, request.max_ticks + 1):
-                yield self.tick(request, sequence)
-
-    assert_fails(checks.watch_prices(Counted), "max_ticks=0", "without a single tick")
+def test_relay_without_the_event_id_header_fails(conn, outbox):
+    result = checks.relay(make_relay(with_header=False), conn, outbox)
+    assert_fails(result, "event_id headers are [None", in_hint=("headers={'event_id'",))
+    assert "of the 5 events are in the topic" not in result.message
 
 
-# --- Exercise 4: fetch_user ---------------------------------------------------------------------------
+def test_relay_republishing_everything_fails(conn, outbox):
+    assert_fails(checks.relay(make_relay(only_unpublished=False), conn, outbox), "published the same rows again")
 
 
-def reference_fetch_user(stub, user_id, timeout_s):
+def test_relay_waiting_for_successes_while_kafka_is_down_is_cut_short(conn, outbox, monkeypatch):
+    monkeypatch.setattr(checks, "RELAY_LIMIT_S", 2)
+    stop = threading.Event()
+
+    def waits_for_successes(conn, producer, topic):
+        rows = conn.execute("SELECT event_id, key, payload::text FROM outbox ORDER BY id").fetchall()
+        delivered = []
+        for event_id, key, payload in rows:
+            producer.produce(topic, key=key, value=payload, headers={"event_id": event_id},
+                             on_delivery=lambda err, msg: err is None and delivered.append(msg))
+        while len(delivered) < len(rows) and not stop.is_set():  # failed reports never count
+            producer.poll(0.1)
+        return len(delivered)
+
+    waits_for_successes, stopped = noting_its_end(waits_for_successes)
     try:
-        return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
-    except grpc.RpcError as err:
-        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return None
-        raise
+        result = checks.relay(waits_for_successes, conn, outbox)
+    finally:
+        stop.set()
+    assert_fails(result, "did not return within 2 s", in_hint=("error",))
+    assert stopped.wait(5)
 
 
-def test_fetch_user_reference_passes():
-    assert_passes(checks.fetch_user(reference_fetch_user))
+def test_relay_reference_passes(conn, outbox):
+    assert_passes(checks.relay(make_relay(), conn, outbox))
 
 
-def test_fetch_user_without_timeout_fails():
-    def no_deadline(stub, user_id, timeout_s):
-        return stub.GetUser(users_pb2.GetUserRequest(id=user_id)).user
-
-    result = checks.fetch_user(no_deadline)
-    assert_fails(result, "waited", in_hint=("timeout=",))
+# Exercise 5 ---------------------------------------------------------------------------------------------
 
 
-def test_fetch_user_that_swallows_every_error_fails():
-    def swallow(stub, user_id, timeout_s):
-        try:
-            return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
-        except grpc.RpcError:
-            return None
-
-    assert_fails(checks.fetch_user(swallow), "NOT_FOUND error was swallowed")
+class TransientError(Exception):
+    pass
 
 
-def test_fetch_user_returning_the_response_fails():
-    def whole_response(stub, user_id, timeout_s):
-        return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s)
-
-    result = checks.fetch_user(whole_response)
-    assert_fails(result, "GetUserResponse", in_hint=("response.user",))
+class PermanentError(Exception):
+    pass
 
 
-def test_fetch_user_that_retries_forever_is_cut_off():
-    def retry_until_found(stub, user_id, timeout_s):
-        while True:  # ends once the check closes the channel (ValueError)
+def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wait_after_last=False):
+    def handle_with_retry(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+        retryable = (TransientError, PermanentError) if retry_permanent else (TransientError,)
+        for attempt in range(1, 5):
             try:
-                return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
-            except grpc.RpcError as err:
-                if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise
+                handler(fields)
+            except retryable as exc:
+                error = exc
+                if attempt < 4 or wait_after_last:
+                    sleep(0.01 * (2 ** (attempt - 1) if backoff else 1))
+                continue
+            except PermanentError as exc:
+                error = exc
+                break
+            r.xack(stream, group, entry_id)
+            return "done"
+        r.xadd(pg_ns.key("dead_letters"), {**fields, "error": repr(error), "attempts": attempt})
+        if ack_dead:
+            r.xack(stream, group, entry_id)
+        return "dead-lettered"
 
-    assert_fails(checks.fetch_user(retry_until_found), "did not return within")
-
-
-# --- Exercise 5: fetch_many ---------------------------------------------------------------------------
-
-
-async def reference_fetch_many(stub, ids):
-    async def one(user_id):
-        try:
-            return (await stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5)).user
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-
-    return list(await asyncio.gather(*(one(user_id) for user_id in ids)))
+    return handle_with_retry
 
 
-def test_fetch_many_reference_passes():
-    assert_passes(checks.fetch_many(reference_fetch_many))
+@pytest.fixture
+def retry_check(r, pg_ns):
+    return lambda fn: checks.handle_with_retry(fn, r, pg_ns, TransientError, PermanentError)
 
 
-def test_fetch_many_one_after_another_fails():
-    async def sequential(stub, ids):
-        users = []
-        for user_id in ids:
+def test_retry_without_backoff_fails(retry_check, pg_ns):
+    assert_fails(retry_check(make_retry(pg_ns, backoff=False)), "twice as long")
+
+
+def test_retry_with_time_sleep_instead_of_the_given_sleep_fails(retry_check, pg_ns):
+    reference = make_retry(pg_ns)
+
+    def with_time_sleep(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+        return reference(r, stream, group, entry_id, fields, handler)  # the check's sleep is dropped
+
+    result = retry_check(with_time_sleep)
+    assert_fails(result, "sleep you were given was never called", "time.sleep", in_hint=("sleep parameter",))
+
+
+def test_retry_of_a_permanent_error_fails(retry_check, pg_ns):
+    assert_fails(retry_check(make_retry(pg_ns, retry_permanent=True)), "PermanentError was retried")
+
+
+def test_retry_waiting_after_the_last_attempt_fails(retry_check, pg_ns):
+    assert_fails(retry_check(make_retry(pg_ns, wait_after_last=True)), "no point waiting after the last attempt",
+                 hint=False)
+
+
+def test_dead_letter_without_ack_fails(retry_check, pg_ns):
+    result = retry_check(make_retry(pg_ns, ack_dead=False))
+    assert_fails(result, "still pending", in_hint=("XACK",))
+
+
+def retrying_forever(catching):
+    """A handle_with_retry without a last attempt: it retries whatever CATCHING matches, forever."""
+    def handle(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                users.append((await stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5)).user)
-            except grpc.aio.AioRpcError:
-                users.append(None)
-        return users
-
-    result = checks.fetch_many(sequential)
-    assert_fails(result, "one after another", in_hint=("gather",))
-
-
-def test_fetch_many_in_completion_order_fails():
-    async def as_they_come(stub, ids):
-        async def one(user_id):
-            await asyncio.sleep(0.01 * (user_id % 5))  # finish in a different order than asked
-            return await reference_fetch_many(stub, [user_id])
-
-        return [users[0] for users in [await c for c in asyncio.as_completed([one(i) for i in ids])]]
-
-    assert_fails(checks.fetch_many(as_they_come), "order of ids")
+                handler(fields)
+                r.xack(stream, group, entry_id)
+                return "done"
+            except catching:
+                sleep(0.01 * 2 ** min(attempt - 1, 10))
+    return handle
 
 
-def test_fetch_many_stub_is_not_done():
-    async def stub(stub_, ids):
-        raise NotImplementedError
-
-    assert_not_done(checks.fetch_many(stub))
+def test_retry_without_a_last_attempt_is_stopped(retry_check):
+    result = retry_check(retrying_forever(TransientError))
+    assert_fails(result, "still did not give up", in_hint=("MAX_ATTEMPTS",))
 
 
-def test_fetch_many_without_not_found_handling_fails():
-    async def lets_errors_through(stub, ids):
-        calls = (stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5) for user_id in ids)
-        return [response.user for response in await asyncio.gather(*calls)]
-
-    result = checks.fetch_many(lets_errors_through)
-    assert_fails(result, "raised NOT_FOUND", in_hint=("None",))
+def test_retry_swallowing_every_exception_is_cut_short(retry_check, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    result = retry_check(retrying_forever(BaseException))  # as a bare except: the check's stop too
+    assert_fails(result, "still did not give up")
 
 
-def test_fetch_many_that_awaits_forever_is_cut_off():
-    async def waits_for_nothing(stub, ids):
-        queue = asyncio.Queue()
-        for user_id in ids:
-            queue.put_nowait(user_id)
-        await queue.join()  # no worker ever calls task_done()
-
-    started = time.monotonic()
-    assert_fails(checks.fetch_many(waits_for_nothing), "did not return within")
-    assert time.monotonic() - started < checks.AIO_LIMIT_S + 5
+def test_retry_reference_passes(retry_check, pg_ns):
+    assert_passes(retry_check(make_retry(pg_ns)))

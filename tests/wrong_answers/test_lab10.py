@@ -2,435 +2,445 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
+import re
 import threading
 import time
-import uuid
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
+import psycopg
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from psycopg_pool import ConnectionPool
 from verdicts import assert_fails, assert_not_done, assert_passes
 
 from infracourse.checks import lab10 as checks
-from infracourse.lessons import grpc_handlers
+from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc
 
-# --- Exercise 1: auth interceptor ---------------------------------------------------------------------
+# --- Exercise 1: apply_update -------------------------------------------------------------------------
 
+UPDATABLE = {"email", "display_name", "role"}
 
-class ReferenceAuth(grpc.ServerInterceptor):
-    def __init__(self, tokens):
-        self.tokens = tokens
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith("/grpc.health.v1.Health/"):
-            return handler
-        scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token in self.tokens:
-            return handler
-        return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+def reference_apply_update(current, patch, mask):
+    refused = [path for path in mask.paths if path not in UPDATABLE]
+    if not mask.paths or refused:
+        raise ValueError(f"cannot update {refused or 'nothing'}")
+    updated = users_pb2.User()
+    updated.CopyFrom(current)
+    mask.MergeMessage(patch, updated)
+    return updated
 
 
-def test_auth_reference_passes():
-    assert_passes(checks.auth_interceptor(ReferenceAuth))
+def test_apply_update_reference_passes():
+    assert_passes(checks.apply_update(reference_apply_update))
 
 
-def test_auth_stub_is_not_done():
-    class Stub(ReferenceAuth):
-        def intercept_service(self, continuation, handler_call_details):
-            raise NotImplementedError
-
-    assert_not_done(checks.auth_interceptor(Stub))
-
-
-def test_auth_with_permission_denied_fails():
-    class Denied(ReferenceAuth):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = super().intercept_service(continuation, handler_call_details)
-            if handler is not None and handler.unary_unary is not None and "authorization" not in dict(
-                    handler_call_details.invocation_metadata):
-                return grpc_handlers.refuse(handler, grpc.StatusCode.PERMISSION_DENIED, "no")
-            return handler
-
-    assert_fails(checks.auth_interceptor(Denied), "PERMISSION_DENIED", "UNAUTHENTICATED")
-
-
-def test_auth_reading_a_capitalised_key_refuses_everyone():
-    class Capitalised(ReferenceAuth):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
-            if handler_call_details.method.startswith("/grpc.health.v1.Health/"):
-                return handler
-            header = dict(handler_call_details.invocation_metadata).get("Authorization", "")
-            if header == "Bearer tok-123":
-                return handler
-            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
-
-    result = checks.auth_interceptor(Capitalised)
-    assert_fails(result, "valid token was refused", in_hint=("lowercase",))
-
-
-def test_auth_with_a_prefix_check_fails():
-    class Prefix(ReferenceAuth):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
-            header = dict(handler_call_details.invocation_metadata).get("authorization", "")
-            if handler_call_details.method.startswith("/grpc.health.v1.Health/") or any(
-                    header.lower().startswith(f"bearer {token}") for token in self.tokens):
-                return handler
-            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
-
-    assert_fails(checks.auth_interceptor(Prefix), "only starts like a valid one got through")
-
-
-def test_auth_that_blocks_health_checks_fails():
-    class NoHealthException(ReferenceAuth):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
-            scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and token in self.tokens:
-                return handler
-            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
-
-    result = checks.auth_interceptor(NoHealthException)
-    assert_fails(result, "health check", in_hint=("load balancers",))
-
-
-def test_auth_refusal_that_raises_is_reported():
-    class RaisesToRefuse(ReferenceAuth):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
-            if "authorization" in dict(handler_call_details.invocation_metadata):
-                return super().intercept_service(lambda _: handler, handler_call_details)
-
-            def deny(request, context):
-                raise PermissionError("no token")
-
-            return grpc_handlers.wrap_behaviour(handler, lambda behaviour, streams: deny)
-
-    assert_fails(checks.auth_interceptor(RaisesToRefuse), "raised PermissionError: no token inside the server")
-
-
-# --- Exercise 2: client interceptor -------------------------------------------------------------------
-
-
-class ReferenceToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
-    def __init__(self, token):
-        self.token = token
-
-    def with_metadata(self, details):
-        metadata = [*(details.metadata or []), ("authorization", f"Bearer {self.token}"),
-                    ("x-request-id", uuid.uuid4().hex)]
-        return details._replace(metadata=metadata)
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self.with_metadata(client_call_details), request)
-
-    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
-        return continuation(self.with_metadata(client_call_details), request_iterator)
-
-
-def test_client_interceptor_reference_passes():
-    assert_passes(checks.client_interceptor(ReferenceToken("tok-123")))
-
-
-def test_client_interceptor_placeholder_is_not_done():
-    assert_not_done(checks.client_interceptor(...))
-
-
-def test_client_interceptor_without_stream_support_fails():
-    class UnaryOnly(grpc.UnaryUnaryClientInterceptor):
-        def intercept_unary_unary(self, continuation, client_call_details, request):
-            return ReferenceToken("tok-123").intercept_unary_unary(continuation, client_call_details, request)
-
-    result = checks.client_interceptor(UnaryOnly())
-    assert_fails(result, "UploadReadings", in_hint=("intercept_stream_unary",))
-
-
-def test_client_interceptor_that_replaces_metadata_fails():
-    class Replaces(ReferenceToken):
-        def with_metadata(self, details):
-            return details._replace(metadata=[("authorization", f"Bearer {self.token}"),
-                                              ("x-request-id", uuid.uuid4().hex)])
-
-    assert_fails(checks.client_interceptor(Replaces("tok-123")), "x-tenant")
-
-
-def test_client_interceptor_with_one_request_id_fails():
-    class SameId(ReferenceToken):
-        request_id = uuid.uuid4().hex
-
-        def with_metadata(self, details):
-            metadata = [*(details.metadata or []), ("authorization", f"Bearer {self.token}"),
-                        ("x-request-id", self.request_id)]
-            return details._replace(metadata=metadata)
-
-    assert_fails(checks.client_interceptor(SameId("tok-123")), "request ids repeat")
-
-
-def test_client_interceptor_with_a_capitalised_key_fails():
-    class Capitalised(ReferenceToken):
-        def with_metadata(self, details):
-            return details._replace(metadata=[*(details.metadata or []), ("Authorization", f"Bearer {self.token}"),
-                                              ("x-request-id", uuid.uuid4().hex)])
-
-    result = checks.client_interceptor(Capitalised("tok-123"))
-    assert_fails(result, "failed with INTERNAL: Invalid metadata", in_hint=("lowercase",))
-
-
-# --- Exercise 3: retry policy -------------------------------------------------------------------------
-
-
-def _config(service="course.v1.TelemetryService", attempts=4, codes=("UNAVAILABLE",), initial="0.1s", cap="1s",
-            multiplier=2):
-    return {"methodConfig": [{"name": [{"service": service}], "retryPolicy": {
-        "maxAttempts": attempts, "initialBackoff": initial, "maxBackoff": cap, "backoffMultiplier": multiplier,
-        "retryableStatusCodes": list(codes)}}]}
-
-
-def test_retry_reference_passes():
-    assert_passes(checks.retry_config(_config()))
-
-
-def test_retry_placeholder_is_not_done():
-    assert_not_done(checks.retry_config(...))
-
-
-def test_retry_for_the_wrong_service_fails():
-    result = checks.retry_config(_config(service="TelemetryService"))
-    assert_fails(result, "not retried at all", in_hint=("course.v1",))
-
-
-def test_retry_with_a_backoff_longer_than_the_deadline_is_named():
-    config = _config()
-    config["methodConfig"][0]["retryPolicy"].update(initialBackoff="10s", maxBackoff="30s")
-    result = checks.retry_config(config)
-    assert_fails(result, "backoff", in_hint=("initialBackoff",))
-
-
-def test_retry_with_too_few_attempts_fails():
-    result = checks.retry_config(_config(attempts=2))
-    assert_fails(result, "still failed", in_hint=("at least 3",))
-
-
-@pytest.mark.parametrize(("fields", "says"), [
-    ({"attempts": 5}, "maxAttempts is 5"),
-    ({"initial": "0.05s"}, "initialBackoff is '0.05s'"),
-    ({"cap": "0.5s"}, "maxBackoff is '0.5s'"),
-    ({"multiplier": 1.5}, "backoffMultiplier is 1.5"),
-    ({"codes": ("UNAVAILABLE", "RESOURCE_EXHAUSTED")}, "no other code than UNAVAILABLE"),
-])
-def test_retry_policy_fields_other_than_asked_fail(fields, says):
-    assert_fails(checks.retry_config(_config(**fields)), says)
-
-
-def test_retry_of_invalid_argument_fails():
-    assert_fails(checks.retry_config(_config(codes=("UNAVAILABLE", "INVALID_ARGUMENT"))), "INVALID_ARGUMENT was tried")
-
-
-# --- Exercise 4: graceful shutdown --------------------------------------------------------------------
-
-
-def reference_shutdown(server, health_servicer, drain_s, grace_s):
-    health_servicer.enter_graceful_shutdown()
-    time.sleep(drain_s)
-    server.stop(grace=grace_s).wait()
-
-
-def test_shutdown_reference_passes():
-    assert_passes(checks.graceful_shutdown(reference_shutdown))
-
-
-def test_shutdown_stub_is_not_done():
-    def stub(server, health_servicer, drain_s, grace_s):
+def test_apply_update_stub_is_not_done():
+    def stub(current, patch, mask):
         raise NotImplementedError
 
-    assert_not_done(checks.graceful_shutdown(stub))
+    assert_not_done(checks.apply_update(stub))
 
 
-def test_shutdown_without_grace_fails():
-    def abrupt(server, health_servicer, drain_s, grace_s):
-        health_servicer.enter_graceful_shutdown()
-        time.sleep(drain_s)
-        server.stop(grace=None).wait()
+def test_apply_update_merge_from_ignores_the_mask():
+    def merge_everything(current, patch, mask):
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        updated.MergeFrom(patch)
+        return updated
 
-    result = checks.graceful_shutdown(abrupt)
-    assert_fails(result, "cut off", in_hint=("stop(grace_s)",))
-
-
-def test_shutdown_without_health_flip_fails():
-    def silent(server, health_servicer, drain_s, grace_s):
-        time.sleep(drain_s)
-        server.stop(grace=grace_s).wait()
-
-    assert_fails(checks.graceful_shutdown(silent), "never reported NOT_SERVING")
+    assert_fails(checks.apply_update(merge_everything), "does not name were changed")
 
 
-def test_shutdown_without_drain_fails():
-    def hasty(server, health_servicer, drain_s, grace_s):
-        health_servicer.enter_graceful_shutdown()
-        server.stop(grace=grace_s).wait()
+def test_apply_update_in_place_is_reported():
+    def in_place(current, patch, mask):
+        mask.MergeMessage(patch, current)
+        return current
 
-    result = checks.graceful_shutdown(hasty)
-    assert_fails(result, "after health said NOT_SERVING", in_hint=("drain_s",))
-
-
-def test_shutdown_that_does_not_wait_fails():
-    def impatient(server, health_servicer, drain_s, grace_s):
-        health_servicer.enter_graceful_shutdown()
-        time.sleep(drain_s)
-        server.stop(grace=grace_s)
-
-    result = checks.graceful_shutdown(impatient)
-    assert_fails(result, "still running", in_hint=("wait()",))
+    result = checks.apply_update(in_place)
+    assert_fails(result, "in place", in_hint=("CopyFrom",))
 
 
-def test_shutdown_that_never_returns_is_cut_off():
-    released = threading.Event()
+def test_apply_update_that_skips_empty_values_fails():
+    def skip_empty(current, patch, mask):
+        if not mask.paths or set(mask.paths) - UPDATABLE:
+            raise ValueError("bad mask")
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        for path in mask.paths:
+            if getattr(patch, path):
+                setattr(updated, path, getattr(patch, path))
+        return updated
 
-    def stuck(server, health_servicer, drain_s, grace_s):
-        health_servicer.enter_graceful_shutdown()
-        released.wait(30)  # as a wait for something that never comes
-
-    try:
-        result = checks.graceful_shutdown(stuck)
-    finally:
-        released.set()
-    assert_fails(result, "1 of 2 threads", "did not return within 5.3 s")
-
-
-# --- Exercise 5: metrics interceptor ------------------------------------------------------------------
+    assert_fails(checks.apply_update(skip_empty), "cleared")
 
 
-class ReferenceMetrics(grpc.ServerInterceptor):
-    def __init__(self, histogram):
-        self.histogram = histogram
+def test_apply_update_without_validation_fails():
+    def trusting(current, patch, mask):
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        mask.MergeMessage(patch, updated)
+        return updated
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-
-        def observe(context, started, failed):
-            code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
-            self.histogram.labels(method, code.name).observe(time.perf_counter() - started)
-
-        def around(behaviour, response_streams):
-            def timed(request, context):
-                started, failed = time.perf_counter(), True
-                try:
-                    response, failed = behaviour(request, context), False
-                    return response
-                finally:
-                    observe(context, started, failed)
-
-            def timed_stream(request, context):
-                started, failed = time.perf_counter(), True
-                try:
-                    yield from behaviour(request, context)
-                    failed = False
-                finally:
-                    observe(context, started, failed)
-
-            return timed_stream if response_streams and self.streams_timed else timed
-
-        return grpc_handlers.wrap_behaviour(handler, around)
-
-    streams_timed = True
+    result = checks.apply_update(trusting)
+    assert_fails(result, "['id'] was accepted", in_hint=("ValueError",))
 
 
-def test_metrics_reference_passes():
-    assert_passes(checks.metrics_interceptor(ReferenceMetrics))
+# --- Exercise 2: CreateUser ---------------------------------------------------------------------------
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
+COLUMNS = "id, email, display_name, role, phone, slack_handle, created_at"
 
 
-def test_metrics_stub_is_not_done():
-    class Stub(ReferenceMetrics):
-        def intercept_service(self, continuation, handler_call_details):
+@pytest.fixture
+def pool(conn, pg_ns):
+    conn.execute("""CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        email text NOT NULL UNIQUE, display_name text NOT NULL, role text NOT NULL, phone text,
+        slack_handle text, created_at timestamptz NOT NULL DEFAULT now())""")
+    with ConnectionPool(pg_ns.postgres_dsn(), min_size=1, max_size=2, kwargs={"autocommit": True}, open=True) as p:
+        yield p
+
+
+def _problems(user):
+    found = []
+    if not EMAIL.fullmatch(user.email):
+        found.append(("user.email", "must look like name@example.com"))
+    if not user.display_name.strip():
+        found.append(("user.display_name", "must not be blank"))
+    if user.role == users_pb2.ROLE_UNSPECIFIED:
+        found.append(("user.role", "must be set"))
+    return found
+
+
+def _rich(found):
+    details = any_pb2.Any()
+    details.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in found]))
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="invalid",
+                                                  details=[details]))
+
+
+def _insert(pool, user):
+    with pool.connection() as c:
+        row = c.execute(f"INSERT INTO users (email, display_name, role, phone, slack_handle) VALUES "
+                        f"(%s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+                        (user.email, user.display_name, users_pb2.Role.Name(user.role), user.phone or None,
+                         user.slack_handle or None)).fetchone()
+    stored = users_pb2.User(id=row[0], email=row[1], display_name=row[2], role=users_pb2.Role.Value(row[3]),
+                            phone=row[4], slack_handle=row[5])
+    stored.create_time.FromDatetime(row[6])
+    return users_pb2.CreateUserResponse(user=stored)
+
+
+class ReferenceUsers(users_pb2_grpc.UserServiceServicer):
+    def __init__(self, pool):
+        self.pool = pool
+
+    def CreateUser(self, request, context):
+        if found := _problems(request.user):
+            context.abort_with_status(_rich(found))
+        try:
+            return _insert(self.pool, request.user)
+        except psycopg.errors.UniqueViolation:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, "taken")
+
+
+def test_create_user_reference_passes(pool):
+    assert_passes(checks.create_user(ReferenceUsers(pool)))
+
+
+def test_create_user_stub_is_not_done(pool):
+    class Stub(users_pb2_grpc.UserServiceServicer):
+        def CreateUser(self, request, context):
             raise NotImplementedError
 
-    assert_not_done(checks.metrics_interceptor(Stub))
+    assert_not_done(checks.create_user(Stub()))
 
 
-def test_metrics_without_finally_misses_failures():
-    class SuccessOnly(ReferenceMetrics):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
-            method = handler_call_details.method
+def test_create_user_without_details_fails(pool):
+    class PlainAbort(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if _problems(request.user):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid user")
+            return super().CreateUser(request, context)
 
-            def around(behaviour, response_streams):
-                def timed(request, context):
-                    started = time.perf_counter()
-                    response = behaviour(request, context)
-                    self.histogram.labels(method, "OK").observe(time.perf_counter() - started)
-                    return response
-
-                return timed
-
-            return grpc_handlers.wrap_behaviour(handler, around)
-
-    result = checks.metrics_interceptor(SuccessOnly)
-    assert_fails(result, "INVALID_ARGUMENT", in_hint=("finally",))
+    result = checks.create_user(PlainAbort(pool))
+    assert_fails(result, "no rich status", in_hint=("abort_with_status",))
 
 
-def test_metrics_with_short_method_names_fails():
-    class ShortNames(ReferenceMetrics):
-        def intercept_service(self, continuation, handler_call_details):
-            short = handler_call_details.method.rsplit("/", 1)[-1]  # "RecordReading"
-            handler = continuation(handler_call_details)
+def test_create_user_reporting_only_the_first_problem_fails(pool):
+    class FirstOnly(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if found := _problems(request.user):
+                context.abort_with_status(_rich(found[:1]))
+            return super().CreateUser(request, context)
 
-            def around(behaviour, response_streams):
-                def timed(request, context):
-                    started = time.perf_counter()
-                    try:
-                        return behaviour(request, context)
-                    finally:
-                        code = context.code() or grpc.StatusCode.OK
-                        self.histogram.labels(short, code.name).observe(time.perf_counter() - started)
-
-                return timed
-
-            return grpc_handlers.wrap_behaviour(handler, around)
-
-    result = checks.metrics_interceptor(ShortNames)
-    assert_fails(result, "RecordReading/OK was observed 0 times", in_hint=("handler_call_details.method",))
+    assert_fails(checks.create_user(FirstOnly(pool)), "field violations name ['user.email']")
 
 
-def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():
-    class UnaryOnly(ReferenceMetrics):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
-            if handler is None or handler.request_streaming:
-                return handler
-            return super().intercept_service(lambda _: handler, handler_call_details)
+def test_create_user_with_the_wrong_code_fails(pool):
+    class Precondition(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if _problems(request.user):
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, "invalid user")
+            return super().CreateUser(request, context)
 
-    assert_fails(checks.metrics_interceptor(UnaryOnly), "UploadReadings stream was not observed")
-
-
-def test_metrics_timing_a_response_stream_until_its_generator_is_returned_fails():
-    class StreamsUntimed(ReferenceMetrics):
-        streams_timed = False  # observes when the handler returns its generator, before a message is sent
-
-    result = checks.metrics_interceptor(StreamsUntimed)
-    assert_fails(result, "server-streaming call", "clock stopped", in_hint=("yield from",))
+    assert_fails(checks.create_user(Precondition(pool)), "FAILED_PRECONDITION", "INVALID_ARGUMENT", hint=False)
 
 
-def test_metrics_with_wrong_label_names_is_reported():
-    class NamedLabels(ReferenceMetrics):
-        def intercept_service(self, continuation, handler_call_details):
-            handler = continuation(handler_call_details)
+def test_create_user_raising_an_exception_is_reported(pool):
+    class Raises(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if _problems(request.user):
+                raise ValueError("bad user")
+            return super().CreateUser(request, context)
 
-            def around(behaviour, response_streams):
-                def timed(request, context):
-                    try:
-                        return behaviour(request, context)
-                    finally:
-                        self.histogram.labels(method=handler_call_details.method, code="OK").observe(0.1)
+    assert_fails(checks.create_user(Raises(pool)), "raised ValueError")
 
-                return timed
 
-            return grpc_handlers.wrap_behaviour(handler, around)
+def test_create_user_letting_unique_violation_escape_fails(pool):
+    class NoDuplicateHandling(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if found := _problems(request.user):
+                context.abort_with_status(_rich(found))
+            return _insert(self.pool, request.user)
 
-    assert_fails(checks.metrics_interceptor(NamedLabels), "raised ValueError: Incorrect label names")
+    assert_fails(checks.create_user(NoDuplicateHandling(pool)), "UniqueViolation")
+
+
+def test_create_user_that_never_answers_is_cut_off():
+    released = threading.Event()
+
+    class Stuck(users_pb2_grpc.UserServiceServicer):
+        def CreateUser(self, request, context):
+            released.wait(30)  # a pool connection that never comes back
+
+    try:
+        result = checks.create_user(Stuck())
+    finally:
+        released.set()
+    assert_fails(result, "did not answer within", in_hint=("pool",))
+
+
+# --- Exercise 3: WatchPrices --------------------------------------------------------------------------
+
+
+class ReferenceMarket(market_pb2_grpc.MarketServiceServicer):
+    def __init__(self, feed, tick_s=0.1):
+        self.feed, self.tick_s = feed, tick_s
+
+    def WatchPrices(self, request, context):
+        if not request.symbols:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no symbols")
+        yield from self.ticks(request, context)
+
+    def ticks(self, request, context):
+        """Every tick_s until the client cancels or max_ticks (0: no limit) ticks were sent."""
+        ended = threading.Event()
+        context.add_callback(ended.set)
+        sequence = 0
+        while not ended.wait(self.tick_s) and (request.max_ticks == 0 or sequence < request.max_ticks):
+            sequence += 1
+            yield self.tick(request, sequence)
+
+    def tick(self, request, sequence):
+        """The tick numbered SEQUENCE (from 1): the symbols take turns."""
+        symbol = request.symbols[(sequence - 1) % len(request.symbols)]
+        return market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                              sequence=sequence)
+
+
+def test_watch_prices_reference_passes():
+    assert_passes(checks.watch_prices(ReferenceMarket))
+
+
+def test_watch_prices_stub_is_not_done():
+    class Stub(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            raise NotImplementedError
+
+    assert_not_done(checks.watch_prices(Stub))
+
+
+def test_watch_prices_that_sleeps_blindly_fails():
+    class Sleeper(ReferenceMarket):
+        def ticks(self, request, context):
+            sequence = 0
+            while context.is_active() and (request.max_ticks == 0 or sequence < request.max_ticks):
+                time.sleep(self.tick_s)
+                sequence += 1
+                yield self.tick(request, sequence)
+
+    result = checks.watch_prices(Sleeper)
+    assert_fails(result, "after the client cancelled", in_hint=("Event",))
+
+
+def test_watch_prices_without_symbol_check_fails():
+    class NoValidation(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            yield from self.ticks(request, context)
+
+    assert_fails(checks.watch_prices(NoValidation), "without symbols")
+
+
+def test_watch_prices_counting_from_zero_fails():
+    class FromZero(ReferenceMarket):
+        def WatchPrices(self, request, context):
+            for tick in super().WatchPrices(request, context):
+                tick.sequence -= 1
+                yield tick
+
+    assert_fails(checks.watch_prices(FromZero), "from 1", hint=False)
+
+
+def test_watch_prices_ignoring_max_ticks_is_cut_off():
+    class Endless(ReferenceMarket):
+        def ticks(self, request, context):
+            for sequence in itertools.count(1):
+                time.sleep(self.tick_s)
+                yield self.tick(request, sequence)
+
+    result = checks.watch_prices(Endless)
+    assert_fails(result, "still streaming", in_hint=("max_ticks",))
+
+
+def test_watch_prices_with_no_ticks_for_max_ticks_zero_fails():
+    class Counted(ReferenceMarket):
+        def ticks(self, request, context):
+            for sequence in range(1, request.max_ticks + 1):
+                yield self.tick(request, sequence)
+
+    assert_fails(checks.watch_prices(Counted), "max_ticks=0", "without a single tick")
+
+
+# --- Exercise 4: fetch_user ---------------------------------------------------------------------------
+
+
+def reference_fetch_user(stub, user_id, timeout_s):
+    try:
+        return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return None
+        raise
+
+
+def test_fetch_user_reference_passes():
+    assert_passes(checks.fetch_user(reference_fetch_user))
+
+
+def test_fetch_user_without_timeout_fails():
+    def no_deadline(stub, user_id, timeout_s):
+        return stub.GetUser(users_pb2.GetUserRequest(id=user_id)).user
+
+    result = checks.fetch_user(no_deadline)
+    assert_fails(result, "waited", in_hint=("timeout=",))
+
+
+def test_fetch_user_that_swallows_every_error_fails():
+    def swallow(stub, user_id, timeout_s):
+        try:
+            return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
+        except grpc.RpcError:
+            return None
+
+    assert_fails(checks.fetch_user(swallow), "NOT_FOUND error was swallowed")
+
+
+def test_fetch_user_returning_the_response_fails():
+    def whole_response(stub, user_id, timeout_s):
+        return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s)
+
+    result = checks.fetch_user(whole_response)
+    assert_fails(result, "GetUserResponse", in_hint=("response.user",))
+
+
+def test_fetch_user_that_retries_forever_is_cut_off():
+    def retry_until_found(stub, user_id, timeout_s):
+        while True:  # ends once the check closes the channel (ValueError)
+            try:
+                return stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=timeout_s).user
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+
+    assert_fails(checks.fetch_user(retry_until_found), "did not return within")
+
+
+# --- Exercise 5: fetch_many ---------------------------------------------------------------------------
+
+
+async def reference_fetch_many(stub, ids):
+    async def one(user_id):
+        try:
+            return (await stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5)).user
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    return list(await asyncio.gather(*(one(user_id) for user_id in ids)))
+
+
+def test_fetch_many_reference_passes():
+    assert_passes(checks.fetch_many(reference_fetch_many))
+
+
+def test_fetch_many_one_after_another_fails():
+    async def sequential(stub, ids):
+        users = []
+        for user_id in ids:
+            try:
+                users.append((await stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5)).user)
+            except grpc.aio.AioRpcError:
+                users.append(None)
+        return users
+
+    result = checks.fetch_many(sequential)
+    assert_fails(result, "one after another", in_hint=("gather",))
+
+
+def test_fetch_many_in_completion_order_fails():
+    async def as_they_come(stub, ids):
+        async def one(user_id):
+            await asyncio.sleep(0.01 * (user_id % 5))  # finish in a different order than asked
+            return await reference_fetch_many(stub, [user_id])
+
+        return [users[0] for users in [await c for c in asyncio.as_completed([one(i) for i in ids])]]
+
+    assert_fails(checks.fetch_many(as_they_come), "order of ids")
+
+
+def test_fetch_many_stub_is_not_done():
+    async def stub(stub_, ids):
+        raise NotImplementedError
+
+    assert_not_done(checks.fetch_many(stub))
+
+
+def test_fetch_many_without_not_found_handling_fails():
+    async def lets_errors_through(stub, ids):
+        calls = (stub.GetUser(users_pb2.GetUserRequest(id=user_id), timeout=5) for user_id in ids)
+        return [response.user for response in await asyncio.gather(*calls)]
+
+    result = checks.fetch_many(lets_errors_through)
+    assert_fails(result, "raised NOT_FOUND", in_hint=("None",))
+
+
+def test_fetch_many_that_awaits_forever_is_cut_off():
+    async def waits_for_nothing(stub, ids):
+        queue = asyncio.Queue()
+        for user_id in ids:
+            queue.put_nowait(user_id)
+        await queue.join()  # no worker ever calls task_done()
+
+    started = time.monotonic()
+    assert_fails(checks.fetch_many(waits_for_nothing), "did not return within")
+    assert time.monotonic() - started < checks.AIO_LIMIT_S + 5

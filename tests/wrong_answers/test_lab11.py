@@ -1,295 +1,436 @@
-"""Lab 11 checks fail on plausible wrong answers, with a message that helps, and pass the right one."""
+"""Lab 11 checks fail plausible wrong answers with a message that helps, and pass the reference answers."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 
-import psycopg
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc
 import pytest
-from prometheus_client import Counter, Gauge, Histogram
 from verdicts import assert_fails, assert_not_done, assert_passes
 
-from infracourse import config, notebook
 from infracourse.checks import lab11 as checks
-from infracourse.clients import promql
-from infracourse.lessons.example_app import ExampleShop
-from infracourse.namespace import Namespace
-from infracourse.services import prometheus_targets
+from infracourse.lessons import grpc_handlers
+
+# --- Exercise 1: auth interceptor ---------------------------------------------------------------------
 
 
-# exercise 1 ---------------------------------------------------------------------------------------------
-def test_worker_metrics_reference_passes():
-    assert_passes(checks.worker_metrics(checks.reference_worker_metrics))
+class ReferenceAuth(grpc.ServerInterceptor):
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith("/grpc.health.v1.Health/"):
+            return handler
+        scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token in self.tokens:
+            return handler
+        return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
 
 
-def worker_metrics(*, processed=Counter, duration_labels=("queue",), buckets=checks.WORKER_BUCKETS):
-    """A define_worker_metrics like the reference, but for the choice the arguments change."""
-    def define(registry):
-        return (processed("jobs_processed_total", "x", ["queue", "outcome"], registry=registry),
-                Histogram("job_duration_seconds", "x", duration_labels, buckets=buckets, registry=registry),
-                Gauge("jobs_in_progress", "x", ["queue"], registry=registry))
-    return define
+def test_auth_reference_passes():
+    assert_passes(checks.auth_interceptor(ReferenceAuth))
 
 
-def test_worker_metrics_gauge_for_a_count_fails():
-    assert_fails(checks.worker_metrics(worker_metrics(processed=Gauge)), "no metric named jobs_processed_total")
+def test_auth_stub_is_not_done():
+    class Stub(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            raise NotImplementedError
+
+    assert_not_done(checks.auth_interceptor(Stub))
 
 
-def test_worker_metrics_outcome_on_histogram_fails():
-    assert_fails(checks.worker_metrics(worker_metrics(duration_labels=("queue", "outcome"))), "exactly the label queue")
+def test_auth_with_permission_denied_fails():
+    class Denied(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = super().intercept_service(continuation, handler_call_details)
+            if handler is not None and handler.unary_unary is not None and "authorization" not in dict(
+                    handler_call_details.invocation_metadata):
+                return grpc_handlers.refuse(handler, grpc.StatusCode.PERMISSION_DENIED, "no")
+            return handler
+
+    assert_fails(checks.auth_interceptor(Denied), "PERMISSION_DENIED", "UNAUTHENTICATED")
 
 
-def test_worker_metrics_default_buckets_fail():
-    assert_fails(checks.worker_metrics(worker_metrics(buckets=Histogram.DEFAULT_BUCKETS)), "bucket bounds")
+def test_auth_reading_a_capitalised_key_refuses_everyone():
+    class Capitalised(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if handler_call_details.method.startswith("/grpc.health.v1.Health/"):
+                return handler
+            header = dict(handler_call_details.invocation_metadata).get("Authorization", "")
+            if header == "Bearer tok-123":
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    result = checks.auth_interceptor(Capitalised)
+    assert_fails(result, "valid token was refused", in_hint=("lowercase",))
 
 
-def test_worker_metrics_in_global_registry_fails():
-    assert_fails(checks.worker_metrics(lambda registry: (None, None, None)), "registry")
+def test_auth_with_a_prefix_check_fails():
+    class Prefix(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            header = dict(handler_call_details.invocation_metadata).get("authorization", "")
+            if handler_call_details.method.startswith("/grpc.health.v1.Health/") or any(
+                    header.lower().startswith(f"bearer {token}") for token in self.tokens):
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    assert_fails(checks.auth_interceptor(Prefix), "only starts like a valid one got through")
 
 
-# exercise 2 ---------------------------------------------------------------------------------------------
-def reference_process(queue, job, metrics):
-    processed, duration, in_progress = metrics
-    with in_progress.labels(queue).track_inprogress(), duration.labels(queue).time():
-        try:
-            job()
-        except Exception:
-            processed.labels(queue, "error").inc()
-            return False
-    processed.labels(queue, "ok").inc()
-    return True
+def test_auth_that_blocks_health_checks_fails():
+    class NoHealthException(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token in self.tokens:
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    result = checks.auth_interceptor(NoHealthException)
+    assert_fails(result, "health check", in_hint=("load balancers",))
 
 
-def test_process_reference_passes():
-    assert_passes(checks.process_job(reference_process))
+def test_auth_refusal_that_raises_is_reported():
+    class RaisesToRefuse(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if "authorization" in dict(handler_call_details.invocation_metadata):
+                return super().intercept_service(lambda _: handler, handler_call_details)
+
+            def deny(request, context):
+                raise PermissionError("no token")
+
+            return grpc_handlers.wrap_behaviour(handler, lambda behaviour, streams: deny)
+
+    assert_fails(checks.auth_interceptor(RaisesToRefuse), "raised PermissionError: no token inside the server")
 
 
-def test_process_letting_exceptions_escape_fails():
-    def wrong(queue, job, metrics):
-        processed, duration, in_progress = metrics
-        with in_progress.labels(queue).track_inprogress(), duration.labels(queue).time():
-            job()
-        processed.labels(queue, "ok").inc()
-        return True
-
-    assert_fails(checks.process_job(wrong), "escape")
+# --- Exercise 2: client interceptor -------------------------------------------------------------------
 
 
-def test_process_timing_only_successes_fails():
-    def wrong(queue, job, metrics):
-        processed, duration, in_progress = metrics
-        in_progress.labels(queue).inc()
-        started = time.perf_counter()
-        try:
-            job()
-        except Exception:
-            processed.labels(queue, "error").inc()
-            in_progress.labels(queue).dec()
-            return False
-        duration.labels(queue).observe(time.perf_counter() - started)
-        processed.labels(queue, "ok").inc()
-        in_progress.labels(queue).dec()
-        return True
+class ReferenceToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    def __init__(self, token):
+        self.token = token
 
-    assert_fails(checks.process_job(wrong), "counted 2 jobs")
+    def with_metadata(self, details):
+        metadata = [*(details.metadata or []), ("authorization", f"Bearer {self.token}"),
+                    ("x-request-id", uuid.uuid4().hex)]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self.with_metadata(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self.with_metadata(client_call_details), request_iterator)
 
 
-def test_process_gauge_left_raised_on_failure_fails():
-    def wrong(queue, job, metrics):
-        processed, duration, in_progress = metrics
-        in_progress.labels(queue).inc()
-        with duration.labels(queue).time():
-            try:
-                job()
-            except Exception:
-                processed.labels(queue, "error").inc()
-                return False
-        processed.labels(queue, "ok").inc()
-        in_progress.labels(queue).dec()
-        return True
-
-    result = checks.process_job(wrong)
-    assert_fails(result, "after all jobs finished", in_hint=("finally",))
+def test_client_interceptor_reference_passes():
+    assert_passes(checks.client_interceptor(ReferenceToken("tok-123")))
 
 
-def test_process_milliseconds_fail():
-    def wrong(queue, job, metrics):
-        processed, duration, in_progress = metrics
-        with in_progress.labels(queue).track_inprogress():
-            started = time.perf_counter()
-            ok = True
-            try:
-                job()
-            except Exception:
-                ok = False
-            duration.labels(queue).observe((time.perf_counter() - started) / 1000)
-        processed.labels(queue, "ok" if ok else "error").inc()
-        return ok
-
-    assert_fails(checks.process_job(wrong), "adds up to")
+def test_client_interceptor_placeholder_is_not_done():
+    assert_not_done(checks.client_interceptor(...))
 
 
-def test_process_retrying_a_failing_job_forever_is_cut(monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-    give_up = time.monotonic() + 15  # never, as far as the check is concerned (the old check waited it out)
+def test_client_interceptor_without_stream_support_fails():
+    class UnaryOnly(grpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            return ReferenceToken("tok-123").intercept_unary_unary(continuation, client_call_details, request)
 
-    def retries(queue, job, metrics):
-        while time.monotonic() < give_up:
-            if reference_process(queue, job, metrics):
-                return True
-            time.sleep(0.05)
-        return False
-
-    assert_fails(checks.process_job(retries), "retries() did not return within 1 s")
+    result = checks.client_interceptor(UnaryOnly())
+    assert_fails(result, "UploadReadings", in_hint=("intercept_stream_unary",))
 
 
-def test_process_stub_is_not_done():
-    def stub(queue, job, metrics):
+def test_client_interceptor_that_replaces_metadata_fails():
+    class Replaces(ReferenceToken):
+        def with_metadata(self, details):
+            return details._replace(metadata=[("authorization", f"Bearer {self.token}"),
+                                              ("x-request-id", uuid.uuid4().hex)])
+
+    assert_fails(checks.client_interceptor(Replaces("tok-123")), "x-tenant")
+
+
+def test_client_interceptor_with_one_request_id_fails():
+    class SameId(ReferenceToken):
+        request_id = uuid.uuid4().hex
+
+        def with_metadata(self, details):
+            metadata = [*(details.metadata or []), ("authorization", f"Bearer {self.token}"),
+                        ("x-request-id", self.request_id)]
+            return details._replace(metadata=metadata)
+
+    assert_fails(checks.client_interceptor(SameId("tok-123")), "request ids repeat")
+
+
+def test_client_interceptor_with_a_capitalised_key_fails():
+    class Capitalised(ReferenceToken):
+        def with_metadata(self, details):
+            return details._replace(metadata=[*(details.metadata or []), ("Authorization", f"Bearer {self.token}"),
+                                              ("x-request-id", uuid.uuid4().hex)])
+
+    result = checks.client_interceptor(Capitalised("tok-123"))
+    assert_fails(result, "failed with INTERNAL: Invalid metadata", in_hint=("lowercase",))
+
+
+# --- Exercise 3: retry policy -------------------------------------------------------------------------
+
+
+def _config(service="course.v1.TelemetryService", attempts=4, codes=("UNAVAILABLE",), initial="0.1s", cap="1s",
+            multiplier=2):
+    return {"methodConfig": [{"name": [{"service": service}], "retryPolicy": {
+        "maxAttempts": attempts, "initialBackoff": initial, "maxBackoff": cap, "backoffMultiplier": multiplier,
+        "retryableStatusCodes": list(codes)}}]}
+
+
+def test_retry_reference_passes():
+    assert_passes(checks.retry_config(_config()))
+
+
+def test_retry_placeholder_is_not_done():
+    assert_not_done(checks.retry_config(...))
+
+
+def test_retry_for_the_wrong_service_fails():
+    result = checks.retry_config(_config(service="TelemetryService"))
+    assert_fails(result, "not retried at all", in_hint=("course.v1",))
+
+
+def test_retry_with_a_backoff_longer_than_the_deadline_is_named():
+    config = _config()
+    config["methodConfig"][0]["retryPolicy"].update(initialBackoff="10s", maxBackoff="30s")
+    result = checks.retry_config(config)
+    assert_fails(result, "backoff", in_hint=("initialBackoff",))
+
+
+def test_retry_with_too_few_attempts_fails():
+    result = checks.retry_config(_config(attempts=2))
+    assert_fails(result, "still failed", in_hint=("at least 3",))
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"attempts": 5}, "maxAttempts is 5"),
+    ({"initial": "0.05s"}, "initialBackoff is '0.05s'"),
+    ({"cap": "0.5s"}, "maxBackoff is '0.5s'"),
+    ({"multiplier": 1.5}, "backoffMultiplier is 1.5"),
+    ({"codes": ("UNAVAILABLE", "RESOURCE_EXHAUSTED")}, "no other code than UNAVAILABLE"),
+])
+def test_retry_policy_fields_other_than_asked_fail(fields, says):
+    assert_fails(checks.retry_config(_config(**fields)), says)
+
+
+def test_retry_of_invalid_argument_fails():
+    assert_fails(checks.retry_config(_config(codes=("UNAVAILABLE", "INVALID_ARGUMENT"))), "INVALID_ARGUMENT was tried")
+
+
+# --- Exercise 4: graceful shutdown --------------------------------------------------------------------
+
+
+def reference_shutdown(server, health_servicer, drain_s, grace_s):
+    health_servicer.enter_graceful_shutdown()
+    time.sleep(drain_s)
+    server.stop(grace=grace_s).wait()
+
+
+def test_shutdown_reference_passes():
+    assert_passes(checks.graceful_shutdown(reference_shutdown))
+
+
+def test_shutdown_stub_is_not_done():
+    def stub(server, health_servicer, drain_s, grace_s):
         raise NotImplementedError
 
-    assert_not_done(checks.process_job(stub))
+    assert_not_done(checks.graceful_shutdown(stub))
 
 
-# exercise 3 ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def queue_key(r, pg_ns):
-    return pg_ns.key("emails")
+def test_shutdown_without_grace_fails():
+    def abrupt(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        time.sleep(drain_s)
+        server.stop(grace=None).wait()
+
+    result = checks.graceful_shutdown(abrupt)
+    assert_fails(result, "cut off", in_hint=("stop(grace_s)",))
 
 
-def test_queue_depth_reference_passes(r, queue_key):
-    def right(registry, client, key):
-        Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails").set_function(lambda: client.llen(key))
+def test_shutdown_without_health_flip_fails():
+    def silent(server, health_servicer, drain_s, grace_s):
+        time.sleep(drain_s)
+        server.stop(grace=grace_s).wait()
 
-    assert_passes(checks.queue_depth(right, r, queue_key))
-
-
-def test_queue_depth_set_once_fails(r, queue_key):
-    def wrong(registry, client, key):
-        Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails").set(client.llen(key))
-
-    result = checks.queue_depth(wrong, r, queue_key)
-    assert_fails(result, "shows 0 with 3 messages", in_hint=("set_function",))
+    assert_fails(checks.graceful_shutdown(silent), "never reported NOT_SERVING")
 
 
-def test_queue_depth_without_label_fails(r, queue_key):
-    def wrong(registry, client, key):
-        Gauge("queue_depth", "x", registry=registry).set_function(lambda: client.llen(key))
+def test_shutdown_without_drain_fails():
+    def hasty(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        server.stop(grace=grace_s).wait()
 
-    assert_fails(checks.queue_depth(wrong, r, queue_key), "no queue_depth")
-
-
-def test_queue_depth_polling_loop_is_cut(r, queue_key, monkeypatch):
-    monkeypatch.setattr(checks, "LIMIT_S", 1)
-    give_up = time.monotonic() + 15  # never, as far as the check is concerned (the old check waited it out)
-
-    def polls(registry, client, key):  # refreshes the gauge in a loop instead of at scrape time
-        gauge = Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails")
-        while time.monotonic() < give_up:
-            gauge.set(client.llen(key))
-            time.sleep(0.1)
-
-    assert_fails(checks.queue_depth(polls, r, queue_key), "polls() did not return within 1 s")
+    result = checks.graceful_shutdown(hasty)
+    assert_fails(result, "after health said NOT_SERVING", in_hint=("drain_s",))
 
 
-# exercises 4 and 5: live Prometheus ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def scraped_traffic():
-    notebook.require("postgres", "redis", "prometheus")
-    ns = Namespace("pytest_lab11_" + uuid.uuid4().hex[:6])
-    ns.reset("postgres", "redis")
-    shop = ExampleShop(ns).start()
-    prometheus_targets.register(ns.slug, shop.address)
+def test_shutdown_that_does_not_wait_fails():
+    def impatient(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        time.sleep(drain_s)
+        server.stop(grace=grace_s)
+
+    result = checks.graceful_shutdown(impatient)
+    assert_fails(result, "still running", in_hint=("wait()",))
+
+
+def test_shutdown_that_never_returns_is_cut_off():
+    released = threading.Event()
+
+    def stuck(server, health_servicer, drain_s, grace_s):
+        health_servicer.enter_graceful_shutdown()
+        released.wait(30)  # as a wait for something that never comes
+
     try:
-        promql.wait_for('up{namespace="$namespace"} == 1', namespace=ns.slug)
-        traffic = shop.drive(rounds=8)
-        promql.wait_for('sum(http_requests_total{namespace="$namespace"})', namespace=ns.slug,
-                        until=lambda res: res and res[0]["value"] == sum(traffic.sent.values()))
-        yield ns.slug, traffic
+        result = checks.graceful_shutdown(stuck)
     finally:
-        prometheus_targets.unregister(ns.slug)
-        shop.close()
-        with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{ns.schema}" CASCADE')
+        released.set()
+    assert_fails(result, "1 of 2 threads", "did not return within 5.3 s")
 
 
-def test_error_ratio_reference_passes(scraped_traffic):
-    assert_passes(checks.error_ratio_query(checks.REFERENCE_ERROR_RATIO, *scraped_traffic))
+# --- Exercise 5: metrics interceptor ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("wrong", "says"), [
-    # counters without rate(): the ratio since the app started, not over the window
-    ('sum by (endpoint) (http_requests_total{namespace="$namespace", status=~"5.."})'
-     ' / sum by (endpoint) (http_requests_total{namespace="$namespace"}) + 0 * vector(0)[$window:]', "rejected"),
-    ('sum by (endpoint) (increase(http_requests_total{namespace="$namespace", status=~"5.."}[1h]))'
-     ' / sum by (endpoint) (increase(http_requests_total{namespace="$namespace"}[1h])) # $window', "not right"),
-    ('sum by (endpoint) (rate(http_requests_total{namespace="$namespace", status=~"4..|5.."}[$window]))'
-     ' / sum by (endpoint) (rate(http_requests_total{namespace="$namespace"}[$window]))', "should not appear"),
-    ('sum(rate(http_requests_total{namespace="$namespace", status=~"5.."}[$window]))'
-     ' / sum(rate(http_requests_total{namespace="$namespace"}[$window]))', "endpoint label"),
-    ('sum by (endpoint) (rate(http_requests_total{status=~"5.."}[$window]))'
-     ' / sum by (endpoint) (rate(http_requests_total[$window]))', "namespace"),
-    ('sum by (endpoint) (rate(http_requests_total{namespace="$namespace", status=~"5.."}[$window]))', "not right"),
-])
-def test_error_ratio_wrong_answers_fail(scraped_traffic, wrong, says):
-    # a query Prometheus rejects gets Prometheus's own error, which names the problem: no hint there
-    assert_fails(checks.error_ratio_query(wrong, *scraped_traffic), says, hint=says != "rejected")
+class ReferenceMetrics(grpc.ServerInterceptor):
+    def __init__(self, histogram):
+        self.histogram = histogram
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def observe(context, started, failed):
+            code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
+            self.histogram.labels(method, code.name).observe(time.perf_counter() - started)
+
+        def around(behaviour, response_streams):
+            def timed(request, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    response, failed = behaviour(request, context), False
+                    return response
+                finally:
+                    observe(context, started, failed)
+
+            def timed_stream(request, context):
+                started, failed = time.perf_counter(), True
+                try:
+                    yield from behaviour(request, context)
+                    failed = False
+                finally:
+                    observe(context, started, failed)
+
+            return timed_stream if response_streams and self.streams_timed else timed
+
+        return grpc_handlers.wrap_behaviour(handler, around)
+
+    streams_timed = True
 
 
-def test_p95_reference_passes(scraped_traffic):
-    assert_passes(checks.p95_query(checks.REFERENCE_P95, *scraped_traffic))
+def test_metrics_reference_passes():
+    assert_passes(checks.metrics_interceptor(ReferenceMetrics))
 
 
-@pytest.mark.parametrize(("wrong", "says"), [
-    ('histogram_quantile(0.95, sum by (endpoint) '
-     '(rate(http_request_duration_seconds_bucket{namespace="$namespace"}[$window])))', "returned nothing"),
-    ('histogram_quantile(0.5, sum by (le, endpoint) '
-     '(rate(http_request_duration_seconds_bucket{namespace="$namespace"}[$window])))', "not right"),
-    ('histogram_quantile(0.95, sum by (le, endpoint) '
-     '(http_request_duration_seconds_bucket{namespace="$namespace"})) # $window', "not right"),
-    ('sum by (endpoint) (rate(http_request_duration_seconds_sum{namespace="$namespace"}[$window]))'
-     ' / sum by (endpoint) (rate(http_request_duration_seconds_count{namespace="$namespace"}[$window]))', "not right"),
-])
-def test_p95_wrong_answers_fail(scraped_traffic, wrong, says):
-    assert_fails(checks.p95_query(wrong, *scraped_traffic), says)
+def test_metrics_stub_is_not_done():
+    class Stub(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            raise NotImplementedError
+
+    assert_not_done(checks.metrics_interceptor(Stub))
 
 
-def test_promql_stub_is_not_done(scraped_traffic):
-    assert_not_done(checks.p95_query(..., *scraped_traffic))
+def test_metrics_without_finally_misses_failures():
+    class SuccessOnly(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            method = handler_call_details.method
+
+            def around(behaviour, response_streams):
+                def timed(request, context):
+                    started = time.perf_counter()
+                    response = behaviour(request, context)
+                    self.histogram.labels(method, "OK").observe(time.perf_counter() - started)
+                    return response
+
+                return timed
+
+            return grpc_handlers.wrap_behaviour(handler, around)
+
+    result = checks.metrics_interceptor(SuccessOnly)
+    assert_fails(result, "INVALID_ARGUMENT", in_hint=("finally",))
 
 
-# exercise 6 ---------------------------------------------------------------------------------------------
-RULE = """
-groups:
-  - name: checkout
-    rules:
-      - alert: CheckoutSlow
-        expr: |
-          histogram_quantile(0.95,
-            sum by (namespace, le) (rate(http_request_duration_seconds_bucket{endpoint="/checkout"}[5m]))
-          ) > 0.25
-        for: {for_}
-        labels:
-          severity: page
-        annotations:
-          summary: "{{ $labels.namespace }}: checkout p95 is {{ $value | humanizeDuration }}"
-"""
+def test_metrics_with_short_method_names_fails():
+    class ShortNames(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            short = handler_call_details.method.rsplit("/", 1)[-1]  # "RecordReading"
+            handler = continuation(handler_call_details)
+
+            def around(behaviour, response_streams):
+                def timed(request, context):
+                    started = time.perf_counter()
+                    try:
+                        return behaviour(request, context)
+                    finally:
+                        code = context.code() or grpc.StatusCode.OK
+                        self.histogram.labels(short, code.name).observe(time.perf_counter() - started)
+
+                return timed
+
+            return grpc_handlers.wrap_behaviour(handler, around)
+
+    result = checks.metrics_interceptor(ShortNames)
+    assert_fails(result, "RecordReading/OK was observed 0 times", in_hint=("handler_call_details.method",))
 
 
-def test_alert_rule_reference_passes():
-    assert_passes(checks.alert_rule(RULE.replace("{for_}", "5m")))
+def test_metrics_that_only_wraps_unary_handlers_misses_the_stream():
+    class UnaryOnly(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if handler is None or handler.request_streaming:
+                return handler
+            return super().intercept_service(lambda _: handler, handler_call_details)
+
+    assert_fails(checks.metrics_interceptor(UnaryOnly), "UploadReadings stream was not observed")
 
 
-@pytest.mark.parametrize(("wrong", "says"), [
-    (RULE.replace("{for_}", "1m"), "not before"),
-    (RULE.replace("{for_}", "5m").replace('{endpoint="/checkout"}', ""), "slow product lookups"),
-    (RULE.replace("{for_}", "5m").replace("0.95", "0.5"), "slowest 20%"),
-    (RULE.replace("{for_}", "5m").replace("0.95", "0.99"), "4% of requests"),
-    (RULE.replace("{for_}", "5m").replace("namespace, le", "namespace, instance, le"), "two namespaces"),
-    (RULE.replace("{for_}", "5m").replace("severity: page", "severity: ticket"), "fires after 5 minutes"),
-    (RULE.replace("{for_}", "5m").replace("rate(", "rate(("), "promtool check rules failed"),
-    (RULE.replace("{for_}", "5m").replace("CheckoutSlow", "SlowCheckout"), "no alerting rule named"),
-    ("groups:\n\t- name: x", "not valid YAML"),
-])
-def test_alert_rule_wrong_answers_fail(wrong, says):
-    assert_fails(checks.alert_rule(wrong), says)
+def test_metrics_timing_a_response_stream_until_its_generator_is_returned_fails():
+    class StreamsUntimed(ReferenceMetrics):
+        streams_timed = False  # observes when the handler returns its generator, before a message is sent
+
+    result = checks.metrics_interceptor(StreamsUntimed)
+    assert_fails(result, "server-streaming call", "clock stopped", in_hint=("yield from",))
+
+
+def test_metrics_with_wrong_label_names_is_reported():
+    class NamedLabels(ReferenceMetrics):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+
+            def around(behaviour, response_streams):
+                def timed(request, context):
+                    try:
+                        return behaviour(request, context)
+                    finally:
+                        self.histogram.labels(method=handler_call_details.method, code="OK").observe(0.1)
+
+                return timed
+
+            return grpc_handlers.wrap_behaviour(handler, around)
+
+    assert_fails(checks.metrics_interceptor(NamedLabels), "raised ValueError: Incorrect label names")

@@ -1,265 +1,295 @@
-"""Lab 13 checks fail on plausible wrong answers, with a message that helps, and pass the reference answers."""
+"""Lab 13 checks fail on plausible wrong answers, with a message that helps, and pass the right one."""
 
 from __future__ import annotations
 
-import contextlib
-import json
+import time
+import uuid
 
-import numpy as np
+import psycopg
 import pytest
-from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from prometheus_client import Counter, Gauge, Histogram
 from verdicts import assert_fails, assert_not_done, assert_passes
 
+from infracourse import config, notebook
 from infracourse.checks import lab13 as checks
-from infracourse.lessons import shop_data
-
-TTL_S = 60
-
-
-@pytest.fixture
-def shop(conn, pg_ns):
-    shop_data.create(conn, orders=0)
-    conn.execute("CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL, "
-                 "payload jsonb NOT NULL)")
-    conn.execute("CREATE TABLE processed_events (event_id text PRIMARY KEY)")
-    conn.execute("CREATE TABLE product_sales (product_id int PRIMARY KEY, units bigint NOT NULL)")
-    with ConnectionPool(pg_ns.postgres_dsn(), min_size=1, max_size=2, open=True, timeout=5) as pool:
-        yield pool
+from infracourse.clients import promql
+from infracourse.lessons.example_app import ExampleShop
+from infracourse.namespace import Namespace
+from infracourse.services import prometheus_targets
 
 
-# exercise 1 ---------------------------------------------------------------------------------------------------
-def _reader(pg_ns, ttl_s=TTL_S, use_cache=True):
-    def get_product(r, pool, product_id):
-        key = pg_ns.key("product", product_id)
-        if use_cache and (cached := r.get(key)) is not None:
-            return json.loads(cached)
-        with pool.connection() as conn:
-            row = conn.execute("SELECT product_id, name, price::float FROM products WHERE product_id = %s",
-                               [product_id]).fetchone()
-        if row is None:
-            return None
-        product = dict(zip(("product_id", "name", "price"), row, strict=True))
-        r.set(key, json.dumps(product), ex=ttl_s)
-        return product
-    return get_product
+# exercise 1 ---------------------------------------------------------------------------------------------
+def test_worker_metrics_reference_passes():
+    assert_passes(checks.worker_metrics(checks.reference_worker_metrics))
 
 
-def _writer(pg_ns, invalidate="after"):
-    def set_price(r, pool, product_id, price):
-        if invalidate == "before":
-            r.delete(pg_ns.key("product", product_id))
-        with pool.connection() as conn:
-            conn.execute("UPDATE products SET price = %s WHERE product_id = %s", [price, product_id])
-        if invalidate == "after":
-            r.delete(pg_ns.key("product", product_id))
-    return set_price
+def worker_metrics(*, processed=Counter, duration_labels=("queue",), buckets=checks.WORKER_BUCKETS):
+    """A define_worker_metrics like the reference, but for the choice the arguments change."""
+    def define(registry):
+        return (processed("jobs_processed_total", "x", ["queue", "outcome"], registry=registry),
+                Histogram("job_duration_seconds", "x", duration_labels, buckets=buckets, registry=registry),
+                Gauge("jobs_in_progress", "x", ["queue"], registry=registry))
+    return define
 
 
-@pytest.fixture
-def check_cache(shop, r, pg_ns):
-    return lambda get_product, set_price: checks.cache_aside(
-        get_product, set_price, r, shop, lambda p: pg_ns.key("product", p), pg_ns.postgres_dsn(), TTL_S)
+def test_worker_metrics_gauge_for_a_count_fails():
+    assert_fails(checks.worker_metrics(worker_metrics(processed=Gauge)), "no metric named jobs_processed_total")
 
 
-def test_cache_reference_passes(check_cache, pg_ns):
-    assert_passes(check_cache(_reader(pg_ns), _writer(pg_ns)))
+def test_worker_metrics_outcome_on_histogram_fails():
+    assert_fails(checks.worker_metrics(worker_metrics(duration_labels=("queue", "outcome"))), "exactly the label queue")
 
 
-def test_cache_with_getconn_and_putconn_passes(check_cache, pg_ns):
-    cached_reader = _reader(pg_ns)
-
-    def get_product(r, pool, product_id):  # the same reader, borrowing by hand instead of `with`
-        class ByHand:
-            @contextlib.contextmanager
-            def connection(self):
-                conn = pool.getconn()
-                try:
-                    yield conn
-                    conn.commit()
-                finally:
-                    pool.putconn(conn)
-        return cached_reader(r, ByHand(), product_id)
-
-    assert_passes(check_cache(get_product, _writer(pg_ns)))
+def test_worker_metrics_default_buckets_fail():
+    assert_fails(checks.worker_metrics(worker_metrics(buckets=Histogram.DEFAULT_BUCKETS)), "bucket bounds")
 
 
-def test_cache_never_read_fails(check_cache, pg_ns):
-    assert_fails(check_cache(_reader(pg_ns, use_cache=False), _writer(pg_ns)), "borrowed a database connection 4 times")
+def test_worker_metrics_in_global_registry_fails():
+    assert_fails(checks.worker_metrics(lambda registry: (None, None, None)), "registry")
 
 
-def test_cache_without_ttl_fails(check_cache, pg_ns):
-    assert_fails(check_cache(_reader(pg_ns, ttl_s=None), _writer(pg_ns)), "never expires")
+# exercise 2 ---------------------------------------------------------------------------------------------
+def reference_process(queue, job, metrics):
+    processed, duration, in_progress = metrics
+    with in_progress.labels(queue).track_inprogress(), duration.labels(queue).time():
+        try:
+            job()
+        except Exception:
+            processed.labels(queue, "error").inc()
+            return False
+    processed.labels(queue, "ok").inc()
+    return True
 
 
-def test_write_without_invalidation_fails(check_cache, pg_ns):
-    assert_fails(check_cache(_reader(pg_ns), _writer(pg_ns, invalidate="never")), "never deleted")
+def test_process_reference_passes():
+    assert_passes(checks.process_job(reference_process))
 
 
-def test_invalidation_before_commit_fails(check_cache, pg_ns):
-    assert_fails(check_cache(_reader(pg_ns), _writer(pg_ns, invalidate="before")), "before the new price was committed")
+def test_process_letting_exceptions_escape_fails():
+    def wrong(queue, job, metrics):
+        processed, duration, in_progress = metrics
+        with in_progress.labels(queue).track_inprogress(), duration.labels(queue).time():
+            job()
+        processed.labels(queue, "ok").inc()
+        return True
+
+    assert_fails(checks.process_job(wrong), "escape")
 
 
-def test_cache_unsolved_is_not_done(check_cache):
-    def stub(*args):
+def test_process_timing_only_successes_fails():
+    def wrong(queue, job, metrics):
+        processed, duration, in_progress = metrics
+        in_progress.labels(queue).inc()
+        started = time.perf_counter()
+        try:
+            job()
+        except Exception:
+            processed.labels(queue, "error").inc()
+            in_progress.labels(queue).dec()
+            return False
+        duration.labels(queue).observe(time.perf_counter() - started)
+        processed.labels(queue, "ok").inc()
+        in_progress.labels(queue).dec()
+        return True
+
+    assert_fails(checks.process_job(wrong), "counted 2 jobs")
+
+
+def test_process_gauge_left_raised_on_failure_fails():
+    def wrong(queue, job, metrics):
+        processed, duration, in_progress = metrics
+        in_progress.labels(queue).inc()
+        with duration.labels(queue).time():
+            try:
+                job()
+            except Exception:
+                processed.labels(queue, "error").inc()
+                return False
+        processed.labels(queue, "ok").inc()
+        in_progress.labels(queue).dec()
+        return True
+
+    result = checks.process_job(wrong)
+    assert_fails(result, "after all jobs finished", in_hint=("finally",))
+
+
+def test_process_milliseconds_fail():
+    def wrong(queue, job, metrics):
+        processed, duration, in_progress = metrics
+        with in_progress.labels(queue).track_inprogress():
+            started = time.perf_counter()
+            ok = True
+            try:
+                job()
+            except Exception:
+                ok = False
+            duration.labels(queue).observe((time.perf_counter() - started) / 1000)
+        processed.labels(queue, "ok" if ok else "error").inc()
+        return ok
+
+    assert_fails(checks.process_job(wrong), "adds up to")
+
+
+def test_process_retrying_a_failing_job_forever_is_cut(monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    give_up = time.monotonic() + 15  # never, as far as the check is concerned (the old check waited it out)
+
+    def retries(queue, job, metrics):
+        while time.monotonic() < give_up:
+            if reference_process(queue, job, metrics):
+                return True
+            time.sleep(0.05)
+        return False
+
+    assert_fails(checks.process_job(retries), "retries() did not return within 1 s")
+
+
+def test_process_stub_is_not_done():
+    def stub(queue, job, metrics):
         raise NotImplementedError
 
-    assert_not_done(check_cache(stub, stub))
+    assert_not_done(checks.process_job(stub))
 
 
-# exercise 2 ---------------------------------------------------------------------------------------------------
-def _place_order(one_transaction=True):
-    def place_order(pool, product_id, quantity):
-        with pool.connection() as conn:  # not autocommit: one transaction until the block ends
-            row = conn.execute("""INSERT INTO orders (product_id, quantity, amount, ordered_at)
-                                  SELECT product_id, %s, %s * price, now() FROM products WHERE product_id = %s
-                                  RETURNING order_id""", [quantity, quantity, product_id]).fetchone()
-            if not one_transaction:
-                conn.commit()  # the order is saved on its own: the bug
-            if row is None:
-                return None
-            event = {"event_id": f"order-{row[0]}", "order_id": row[0], "product_id": product_id,
-                     "quantity": quantity}
-            conn.execute("INSERT INTO outbox (key, payload) VALUES (%s, %s)", [str(product_id), Jsonb(event)])
-        return row[0]
-    return place_order
-
-
+# exercise 3 ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def check_outbox(shop, pg_ns):
-    return lambda place_order: checks.outbox_write(place_order, shop, pg_ns.postgres_dsn())
+def queue_key(r, pg_ns):
+    return pg_ns.key("emails")
 
 
-def test_outbox_reference_passes(check_outbox):
-    assert_passes(check_outbox(_place_order()))
+def test_queue_depth_reference_passes(r, queue_key):
+    def right(registry, client, key):
+        Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails").set_function(lambda: client.llen(key))
+
+    assert_passes(checks.queue_depth(right, r, queue_key))
 
 
-def test_order_committed_before_outbox_fails(check_outbox):
-    result = check_outbox(_place_order(one_transaction=False))
-    assert_fails(result, "without its event", in_hint=("transaction",))
+def test_queue_depth_set_once_fails(r, queue_key):
+    def wrong(registry, client, key):
+        Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails").set(client.llen(key))
+
+    result = checks.queue_depth(wrong, r, queue_key)
+    assert_fails(result, "shows 0 with 3 messages", in_hint=("set_function",))
 
 
-def test_error_swallowed_fails(check_outbox):
-    def swallowing(pool, product_id, quantity):
-        try:
-            return _place_order()(pool, product_id, quantity)
-        except Exception:  # noqa: BLE001 - the wrong answer under test
-            return None
+def test_queue_depth_without_label_fails(r, queue_key):
+    def wrong(registry, client, key):
+        Gauge("queue_depth", "x", registry=registry).set_function(lambda: client.llen(key))
 
-    assert_fails(check_outbox(swallowing), "did not raise")
+    assert_fails(checks.queue_depth(wrong, r, queue_key), "no queue_depth")
 
 
-def test_outbox_without_event_id_fails(check_outbox):
-    def no_event_id(pool, product_id, quantity):
-        with pool.connection() as conn, conn.transaction():
-            row = conn.execute("""INSERT INTO orders (product_id, quantity, amount, ordered_at)
-                                  SELECT product_id, %s, %s * price, now() FROM products WHERE product_id = %s
-                                  RETURNING order_id""", [quantity, quantity, product_id]).fetchone()
-            if row is None:
-                return None
-            conn.execute("INSERT INTO outbox (key, payload) VALUES (%s, %s)",
-                         [str(product_id), Jsonb({"order_id": row[0], "product_id": product_id})])
-        return row[0]
+def test_queue_depth_polling_loop_is_cut(r, queue_key, monkeypatch):
+    monkeypatch.setattr(checks, "LIMIT_S", 1)
+    give_up = time.monotonic() + 15  # never, as far as the check is concerned (the old check waited it out)
 
-    assert_fails(check_outbox(no_event_id), "payload", hint=False)
+    def polls(registry, client, key):  # refreshes the gauge in a loop instead of at scrape time
+        gauge = Gauge("queue_depth", "x", ["queue"], registry=registry).labels("emails")
+        while time.monotonic() < give_up:
+            gauge.set(client.llen(key))
+            time.sleep(0.1)
+
+    assert_fails(checks.queue_depth(polls, r, queue_key), "polls() did not return within 1 s")
 
 
-# exercise 3 ---------------------------------------------------------------------------------------------------
-UPSERT = """INSERT INTO product_sales VALUES (%s, %s) ON CONFLICT (product_id)
-            DO UPDATE SET units = product_sales.units + EXCLUDED.units"""
+# exercises 4 and 5: live Prometheus ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def scraped_traffic():
+    notebook.require("postgres", "redis", "prometheus")
+    ns = Namespace("pytest_lab13_" + uuid.uuid4().hex[:6])
+    ns.reset("postgres", "redis")
+    shop = ExampleShop(ns).start()
+    prometheus_targets.register(ns.slug, shop.address)
+    try:
+        promql.wait_for('up{namespace="$namespace"} == 1', namespace=ns.slug)
+        traffic = shop.drive(rounds=8)
+        promql.wait_for('sum(http_requests_total{namespace="$namespace"})', namespace=ns.slug,
+                        until=lambda res: res and res[0]["value"] == sum(traffic.sent.values()))
+        yield ns.slug, traffic
+    finally:
+        prometheus_targets.unregister(ns.slug)
+        shop.close()
+        with psycopg.connect(config.postgres_dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{ns.schema}" CASCADE')
 
 
-def reference_apply(conn, event):
-    with conn.transaction():
-        if conn.execute("INSERT INTO processed_events VALUES (%s) ON CONFLICT DO NOTHING",
-                        [event["event_id"]]).rowcount:
-            conn.execute(UPSERT, [event["product_id"], event["quantity"]])
+def test_error_ratio_reference_passes(scraped_traffic):
+    assert_passes(checks.error_ratio_query(checks.REFERENCE_ERROR_RATIO, *scraped_traffic))
 
 
-def test_consumer_reference_passes(shop, conn, pg_ns):
-    assert_passes(checks.idempotent_consumer(reference_apply, conn, pg_ns.postgres_dsn()))
+@pytest.mark.parametrize(("wrong", "says"), [
+    # counters without rate(): the ratio since the app started, not over the window
+    ('sum by (endpoint) (http_requests_total{namespace="$namespace", status=~"5.."})'
+     ' / sum by (endpoint) (http_requests_total{namespace="$namespace"}) + 0 * vector(0)[$window:]', "rejected"),
+    ('sum by (endpoint) (increase(http_requests_total{namespace="$namespace", status=~"5.."}[1h]))'
+     ' / sum by (endpoint) (increase(http_requests_total{namespace="$namespace"}[1h])) # $window', "not right"),
+    ('sum by (endpoint) (rate(http_requests_total{namespace="$namespace", status=~"4..|5.."}[$window]))'
+     ' / sum by (endpoint) (rate(http_requests_total{namespace="$namespace"}[$window]))', "should not appear"),
+    ('sum(rate(http_requests_total{namespace="$namespace", status=~"5.."}[$window]))'
+     ' / sum(rate(http_requests_total{namespace="$namespace"}[$window]))', "endpoint label"),
+    ('sum by (endpoint) (rate(http_requests_total{status=~"5.."}[$window]))'
+     ' / sum by (endpoint) (rate(http_requests_total[$window]))', "namespace"),
+    ('sum by (endpoint) (rate(http_requests_total{namespace="$namespace", status=~"5.."}[$window]))', "not right"),
+])
+def test_error_ratio_wrong_answers_fail(scraped_traffic, wrong, says):
+    # a query Prometheus rejects gets Prometheus's own error, which names the problem: no hint there
+    assert_fails(checks.error_ratio_query(wrong, *scraped_traffic), says, hint=says != "rejected")
 
 
-def test_consumer_without_dedup_fails(shop, conn, pg_ns):
-    def counts_twice(conn, event):
-        conn.execute(UPSERT, [event["product_id"], event["quantity"]])
-
-    assert_fails(checks.idempotent_consumer(counts_twice, conn, pg_ns.postgres_dsn()), "counted again")
+def test_p95_reference_passes(scraped_traffic):
+    assert_passes(checks.p95_query(checks.REFERENCE_P95, *scraped_traffic))
 
 
-def test_consumer_marking_outside_the_transaction_fails(shop, conn, pg_ns):
-    def marks_first(conn, event):  # autocommit: the mark commits on its own before the counter update
-        if conn.execute("INSERT INTO processed_events VALUES (%s) ON CONFLICT DO NOTHING",
-                        [event["event_id"]]).rowcount:
-            conn.execute(UPSERT, [event["product_id"], event["quantity"]])
-
-    result = checks.idempotent_consumer(marks_first, conn, pg_ns.postgres_dsn())
-    assert_fails(result, "marked processed", in_hint=("one transaction",))
-
-
-def test_consumer_leaving_its_transaction_open_fails(shop, conn, pg_ns):
-    # Its lock on product_sales used to block the check's CREATE TRIGGER forever.
-    def never_commits(conn, event):
-        conn.execute("BEGIN")
-        if conn.execute("INSERT INTO processed_events VALUES (%s) ON CONFLICT DO NOTHING",
-                        [event["event_id"]]).rowcount:
-            conn.execute(UPSERT, [event["product_id"], event["quantity"]])
-
-    # the lock timeout makes the old check fail here instead of hanging
-    dsn = pg_ns.postgres_dsn().replace("options='", "options='-c lock_timeout=10s ")
-    result = checks.idempotent_consumer(never_commits, conn, dsn)
-    assert_fails(result, "transaction still open", in_hint=("COMMIT",))
-    assert_passes(checks.idempotent_consumer(reference_apply, conn, pg_ns.postgres_dsn()))
+@pytest.mark.parametrize(("wrong", "says"), [
+    ('histogram_quantile(0.95, sum by (endpoint) '
+     '(rate(http_request_duration_seconds_bucket{namespace="$namespace"}[$window])))', "returned nothing"),
+    ('histogram_quantile(0.5, sum by (le, endpoint) '
+     '(rate(http_request_duration_seconds_bucket{namespace="$namespace"}[$window])))', "not right"),
+    ('histogram_quantile(0.95, sum by (le, endpoint) '
+     '(http_request_duration_seconds_bucket{namespace="$namespace"})) # $window', "not right"),
+    ('sum by (endpoint) (rate(http_request_duration_seconds_sum{namespace="$namespace"}[$window]))'
+     ' / sum by (endpoint) (rate(http_request_duration_seconds_count{namespace="$namespace"}[$window]))', "not right"),
+])
+def test_p95_wrong_answers_fail(scraped_traffic, wrong, says):
+    assert_fails(checks.p95_query(wrong, *scraped_traffic), says)
 
 
-# exercise 4 ---------------------------------------------------------------------------------------------------
-def reference_summary(latencies_ms, statuses, duration_s):
-    errors = sum(1 for s in statuses if s >= 500 or s == 0)
-    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
-    return {"requests": len(latencies_ms), "req_per_s": len(latencies_ms) / duration_s,
-            "error_ratio": errors / len(statuses), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+def test_promql_stub_is_not_done(scraped_traffic):
+    assert_not_done(checks.p95_query(..., *scraped_traffic))
 
 
-def test_summary_reference_passes():
-    assert_passes(checks.load_summary(reference_summary))
+# exercise 6 ---------------------------------------------------------------------------------------------
+RULE = """
+groups:
+  - name: checkout
+    rules:
+      - alert: CheckoutSlow
+        expr: |
+          histogram_quantile(0.95,
+            sum by (namespace, le) (rate(http_request_duration_seconds_bucket{endpoint="/checkout"}[5m]))
+          ) > 0.25
+        for: {for_}
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.namespace }}: checkout p95 is {{ $value | humanizeDuration }}"
+"""
 
 
-def test_summary_nearest_rank_percentiles_pass():
-    def nearest_rank(latencies_ms, statuses, duration_s):
-        ordered = sorted(latencies_ms)
-        ranks = {q: ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] for q in (50, 95, 99)}
-        return {**reference_summary(latencies_ms, statuses, duration_s),
-                "p50_ms": ranks[50], "p95_ms": ranks[95], "p99_ms": ranks[99]}
-
-    assert_passes(checks.load_summary(nearest_rank))
+def test_alert_rule_reference_passes():
+    assert_passes(checks.alert_rule(RULE.replace("{for_}", "5m")))
 
 
-def test_summary_counting_404_as_error_fails():
-    def with_404(latencies_ms, statuses, duration_s):
-        return {**reference_summary(latencies_ms, statuses, duration_s),
-                "error_ratio": sum(1 for s in statuses if s >= 400 or s == 0) / len(statuses)}
-
-    assert_fails(checks.load_summary(with_404), "4xx")
-
-
-def test_summary_ignoring_no_answer_fails():
-    def without_zero(latencies_ms, statuses, duration_s):
-        return {**reference_summary(latencies_ms, statuses, duration_s),
-                "error_ratio": sum(1 for s in statuses if s >= 500) / len(statuses)}
-
-    assert_fails(checks.load_summary(without_zero), "no answer", hint=False)
-
-
-def test_summary_rate_from_summed_latency_fails():
-    def busy_time(latencies_ms, statuses, duration_s):
-        return {**reference_summary(latencies_ms, statuses, duration_s),
-                "req_per_s": len(latencies_ms) / (sum(latencies_ms) / 1000)}
-
-    assert_fails(checks.load_summary(busy_time), "wall time")
-
-
-def test_summary_mean_instead_of_median_fails():
-    def mean(latencies_ms, statuses, duration_s):
-        return {**reference_summary(latencies_ms, statuses, duration_s), "p50_ms": float(np.mean(latencies_ms))}
-
-    assert_fails(checks.load_summary(mean), "p50_ms")
+@pytest.mark.parametrize(("wrong", "says"), [
+    (RULE.replace("{for_}", "1m"), "not before"),
+    (RULE.replace("{for_}", "5m").replace('{endpoint="/checkout"}', ""), "slow product lookups"),
+    (RULE.replace("{for_}", "5m").replace("0.95", "0.5"), "slowest 20%"),
+    (RULE.replace("{for_}", "5m").replace("0.95", "0.99"), "4% of requests"),
+    (RULE.replace("{for_}", "5m").replace("namespace, le", "namespace, instance, le"), "two namespaces"),
+    (RULE.replace("{for_}", "5m").replace("severity: page", "severity: ticket"), "fires after 5 minutes"),
+    (RULE.replace("{for_}", "5m").replace("rate(", "rate(("), "promtool check rules failed"),
+    (RULE.replace("{for_}", "5m").replace("CheckoutSlow", "SlowCheckout"), "no alerting rule named"),
+    ("groups:\n\t- name: x", "not valid YAML"),
+])
+def test_alert_rule_wrong_answers_fail(wrong, says):
+    assert_fails(checks.alert_rule(wrong), says)

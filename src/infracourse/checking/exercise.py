@@ -48,7 +48,7 @@ class Exercise:
     points: int = 1
     hidden: bool = False  # an instructor's hidden check: graded, never shown in the lab
     check: str = ""  # the name of the check function in its module
-    module: str = ""  # the check module, e.g. infracourse.checks.lab05
+    module: str = ""  # the check module, e.g. infracourse.checks.lab06
 
     @property
     def label(self) -> str:

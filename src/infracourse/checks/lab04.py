@@ -1,292 +1,224 @@
-"""Checks of labs/04_caching_patterns.ipynb: cache-aside, invalidation, two rate limiters, a lock, a stampede
-guard and a write-behind counter, each against the live PostgreSQL and Redis.
+"""Checks of labs/04_redis_data_structures.ipynb: a leaderboard, a capped feed, unique visitors, a pipelined
+bulk load and a withdrawal that survives a conflicting writer.
 
-The checks count what matters (database calls, allowed requests, statements sent) and, where a race is the
-bug, make the race happen on purpose with redis_spy (another client writes right after your read).
+Every check works on its own keys (named by the lab's key functions with a "check" suffix), deletes them
+afterwards, and runs learner code under a time limit.
 """
 
 from __future__ import annotations
 
-import json
-import random
-import time
-import uuid
-from collections import Counter
-
-import psycopg
 import redis
 
 from infracourse import config
-from infracourse.checking import exercise, expect, postgres, time_limit
-from infracourse.checking.redis_spy import Spy
+from infracourse.checking import exercise, expect, time_limit
+from infracourse.checking.redis_spy import Spy, SpyConnection
 
 LIMIT_S = 10
+ATOMIC_COMMANDS = (b"MULTI", b"EVAL", b"EVALSHA", b"FCALL")  # what makes a round trip run as one unit
 
 
-def _plain_client() -> redis.Redis:
-    return redis.Redis.from_url(config.redis_url(), decode_responses=True, socket_timeout=5)
+class _AtomicSpy(Spy):
+    """A Spy whose client also counts the round trips that run as one unit (MULTI/EXEC, or a script): a plain
+    pipeline is one round trip too, but another client's commands can run between the ones it holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.atomic_trips = 0
+
+    def client(self, **options: object) -> redis.Redis:
+        pool = redis.ConnectionPool.from_url(
+            config.redis_url(), connection_class=_AtomicSpyConnection, spy=self,
+            decode_responses=True, socket_timeout=5, socket_connect_timeout=3, **options,
+        )
+        return redis.Redis(connection_pool=pool)
+
+    def reset(self) -> None:
+        super().reset()
+        self.atomic_trips = 0
 
 
-def _run_id() -> str:
-    return uuid.uuid4().hex[:8]
+class _AtomicSpyConnection(SpyConnection):
+    def send_packed_command(self, command, check_health=True):
+        chunks = [command] if isinstance(command, (bytes, str)) else command
+        sent = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if not self._connecting and any(b"\r\n" + name + b"\r\n" in sent.upper() for name in ATOMIC_COMMANDS):
+            self.spy.atomic_trips += 1
+        return super().send_packed_command(command, check_health=check_health)
 
 
-def _start_of_window(window_s: float) -> None:
-    """Sleep until 50 ms after the next multiple of WINDOW_S, so a burst cannot straddle a fixed window's edge."""
-    time.sleep(window_s - time.time() % window_s + 0.05)
-
-
-@exercise("1", "Cache-aside with a TTL")
-def cache_aside(get_top_products, r: redis.Redis, report_key, load, ttl_s: int) -> str:
-    calls: list[str] = []
-
-    def counting_load(category):
-        calls.append(category)
-        return load(category)
-
-    r.delete(report_key("books"), report_key("toys"))
+def _pairs(value: object) -> list[tuple[str, float]] | None:
+    """[(member, score), ...] from what a learner's top() returned, or None if it is not that shape."""
     try:
-        first = time_limit.call(LIMIT_S, get_top_products, r, "books", counting_load)
-        expect(first == load("books"), "the first call (a miss) should return what load(category) returns")
-        expect(r.exists(report_key("books")), "nothing was cached under report_key(category) after a miss",
-               hint="on a miss, SET the loaded value at report_key(category)")
-        for _ in range(4):
-            again = time_limit.call(LIMIT_S, get_top_products, r, "books", counting_load)
-        expect(len(calls) == 1, f"5 calls for the same category queried the database {len(calls)} times",
-               hint="read the cache first and return on a hit")
-        expect(again == first, f"a hit returned a {type(again).__name__} that differs from the report",
-               hint="decode what you stored (json.loads) before returning it")
-        ttl = r.ttl(report_key("books"))
-        expect(ttl != -1, "the cached report never expires", hint="SET ... ex=TTL_S")
-        expect(0 < ttl <= ttl_s, f"the cached report lives {ttl} s; TTL_S is {ttl_s}")
-        toys = time_limit.call(LIMIT_S, get_top_products, r, "toys", counting_load)
-        expect(toys == load("toys") and len(calls) == 2, "asking for another category returned the first one's report",
-               hint="one key per category: report_key(category)")
-        return "5 calls, 1 database query, TTL set"
-    finally:
-        r.delete(report_key("books"), report_key("toys"))
+        return [(str(member), float(score)) for member, score in value]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
 
 
-@exercise("2", "Invalidate on write")
-def invalidation(record_order_and_invalidate, r: redis.Redis, conn: psycopg.Connection, report_key) -> str:
-    stale = json.dumps([{"name": "a stale report"}])
-    r.set(report_key("books"), stale, ex=60)
-    r.set(report_key("toys"), stale, ex=60)
+@exercise("1", "Leaderboard: add points, top N")
+def leaderboard(add_score, top, r: redis.Redis, board_key) -> str:
+    board = board_key("check")
+    r.delete(board)
     try:
-        before = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-        time_limit.call(LIMIT_S, record_order_and_invalidate, r, 63, 1, "books")  # product 63 is a books product
-        after = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-        expect(after == before + 1, f"{after - before} orders were inserted, expected 1",
-               hint="write the database first: record_order(product_id, quantity)")
-        expect(not r.exists(report_key("books")),
-               "the cached books report is still there: readers see stale data until its TTL runs out",
-               hint="delete report_key(category) after the write")
-        expect(r.get(report_key("toys")) == stale, "the cached toys report was deleted too",
-               hint="invalidate only the category that changed")
-        return "order written, books report dropped, toys kept"
+        games = [("ada", 5), ("bob", 3), ("ada", 4), ("cy", 12), ("bob", 7), ("dee", 1)]
+        for player, points in games:
+            time_limit.call(LIMIT_S, add_score, r, board, player, points)
+        expect(r.exists(board), "nothing was stored at the board's key", hint="write to the key you are given")
+        ada = r.zscore(board, "ada")
+        expect(ada is not None, "ada played but is not on the board", hint="a sorted set: ZADD / ZINCRBY")
+        expect(float(ada) == 9, f"ada scored 5 then 4, and her score is {float(ada):g}",
+               hint="points add up: ZINCRBY adds to a score, ZADD replaces it")
+        returned = time_limit.call(LIMIT_S, add_score, r, board, "dee", 2)
+        expect(returned is not None and float(returned) == 3,
+               f"add_score should return the player's new score; for dee (1 + 2) it returned {returned!r}")
+        got = _pairs(time_limit.call(LIMIT_S, top, r, board, 3))
+        expect(got is not None, "top() should return a list of (player, score) pairs",
+               hint="withscores=True gives the scores too")
+        expect(len(got) == 3, f"top(r, board, 3) returned {len(got)} players",
+               hint="ranges in Redis include both ends: 0 to n - 1 is n elements")
+        expect(got[0][1] >= got[-1][1], "top() returned the lowest scores first",
+               hint="ZREVRANGE (or ZRANGE ... REV) is best first")
+        expect(got == [("cy", 12.0), ("bob", 10.0), ("ada", 9.0)], "top() returned the wrong players or scores",
+               hint="read the sorted set best first with scores")
+        return "4 players, top 3 best first"
     finally:
-        r.delete(report_key("books"), report_key("toys"))
+        r.delete(board)
 
 
-@exercise("3", "A fixed-window rate limiter")
-def fixed_window(allow_fixed, r: redis.Redis, rate_key) -> str:
-    limit, window_s, run = 10, 1.0, _run_id()
-    time_limit.call(LIMIT_S, allow_fixed, r, f"probe-{run}", limit, window_s)
-    _start_of_window(window_s)
-    client = f"check-{run}"
-    burst = [time_limit.call(LIMIT_S, allow_fixed, r, client, limit, window_s) for _ in range(25)]
-    expect(all(isinstance(ok, bool) for ok in burst), "allow_fixed should return True or False")
-    allowed = sum(burst)
-    expect(allowed == limit, f"a burst of 25 let {allowed} requests through with a limit of {limit}",
-           hint="INCR returns the count including this request: allow while count <= limit")
-    expect(burst[:limit] == [True] * limit, "the first requests of the burst should be the ones allowed")
-    keys = [k for k in r.scan_iter(match=rate_key("*"), count=1000) if client in k]
-    expect(keys, "no counter key contains the client id under rate_key(...)",
-           hint="build the key with rate_key(...) and the client id")
-    expect(all(r.ttl(k) != -1 for k in keys), "a counter key has no TTL: one key per window would pile up",
-           hint="EXPIRE the counter (NX: only when it is new)")
-    time.sleep(window_s + 0.1)
-    expect(time_limit.call(LIMIT_S, allow_fixed, r, client, limit, window_s),
-           "1.1 s later (a new window) the client is still rejected: the counter never resets",
-           hint="give the counter a TTL, or put the window number in the key")
-    return f"{allowed} of 25 allowed, reset after the window"
+@exercise("2", "Leaderboard: rank of a player")
+def rank(rank_of, r: redis.Redis, board_key) -> str:
+    board = board_key("check")
+    r.delete(board)
+    try:
+        r.zadd(board, {"ada": 9, "bob": 10, "cy": 12, "dee": 3})
+        best = time_limit.call(LIMIT_S, rank_of, r, board, "cy")
+        expect(best is not None, "rank_of returned None for the best player, who is on the board")
+        expect(best != 0, "the best player got rank 0; ranks start at 1 here",
+               hint="Redis ranks count from 0")
+        expect(best == 1, f"the best player (highest score) should have rank 1, got {best!r}",
+               hint="ZRANK counts from the lowest score; ZREVRANK from the highest")
+        expect(time_limit.call(LIMIT_S, rank_of, r, board, "dee") == 4, "the last of 4 players should be rank 4")
+        missing = time_limit.call(LIMIT_S, rank_of, r, board, "nobody")
+        expect(missing is None, f"a player who never scored should get None, got {missing!r}",
+               hint="ZREVRANK replies nil (None) for an unknown member")
+        return "ranks 1..4 and None"
+    finally:
+        r.delete(board)
 
 
-@exercise("4", "A sliding-window rate limiter")
-def sliding_window(allow_sliding, r: redis.Redis) -> str:
-    limit, window_s, run = 5, 1.0, _run_id()
-    time_limit.call(LIMIT_S, allow_sliding, r, f"probe-{run}", limit, window_s)
-
-    def allow(client):
-        return time_limit.call(LIMIT_S, allow_sliding, r, client, limit, window_s)
-
-    _start_of_window(window_s)
-    client, t0 = f"check-{run}", time.monotonic()
-    expect(allow(client) is True, "the first request of a new client was rejected")
-    time.sleep(0.6)
-    later = [allow(client) for _ in range(4)]
-    expect(all(later), f"4 more requests 0.6 s later (5 in the window, limit {limit}): {later.count(False)} rejected")
-    expect(allow(client) is False, f"a 6th request within one window was allowed (limit {limit})")
-    time.sleep(max(0.0, t0 + window_s + 0.15 - time.monotonic()))
-    after = sum(allow(client) for _ in range(5))
-    expect(after != 0, "1.15 s after the first request, which has left the window, nothing was allowed",
-           hint="remove entries older than the window; do not record rejected requests")
-    expect(after == 1, f"1.15 s after the first request {after} of 5 were allowed, though 4 requests of the last "
-           "second are still in the window: that is a fixed window", hint="a sorted set of request times")
-    with_threads = time_limit.in_threads(LIMIT_S, allow_sliding, [(r, f"burst-{run}", limit, window_s)] * 20,
-                                         what="concurrent calls to allow()", together=False)
-    expect(sum(with_threads) == limit, f"20 concurrent requests: {sum(with_threads)} allowed, limit {limit}",
-           hint="count and add in one atomic step: a Lua script")
-    return "sliding, atomic under 20 concurrent requests"
-
-
-@exercise("5", "A lock with a token-safe release")
-def lock(acquire, release, lock_key) -> str:
-    spy, other = Spy(), _plain_client()
+@exercise("3", "A capped notification feed")
+def feed(push_notification, latest, feed_key, cap: int) -> str:
+    spy = _AtomicSpy()
     r = spy.client()
-    name = f"check-{_run_id()}"
-    key = lock_key(name)
+    user = "check"
+    key = feed_key(user)
+    r.delete(key)
     try:
-        token = time_limit.call(LIMIT_S, acquire, r, name, 2000)
-        expect(token, "acquire on a free lock returned no token")
-        expect(other.exists(key), "acquire stored nothing at lock_key(name)")
-        pttl = other.pttl(key)
-        expect(pttl > 0, "the lock never expires: a crashed holder would block everyone forever", hint="SET ... px=")
-        expect(pttl <= 2000, f"the lock lives {pttl} ms; 2000 ms were asked for")
-        expect(time_limit.call(LIMIT_S, acquire, r, name, 2000) is None,
-               "a second acquire succeeded while the lock was held", hint="SET ... nx=True")
-        expect(time_limit.call(LIMIT_S, release, r, name, "not-the-token") is False and other.exists(key),
-               "a release with the wrong token removed the lock", hint="compare the token before deleting")
-        expect(time_limit.call(LIMIT_S, release, r, name, token) is True and not other.exists(key),
-               "release with the right token should return True and free the lock")
-        first = time_limit.call(LIMIT_S, acquire, r, name, 100)
-        time.sleep(0.15)  # the first holder stalls; its lock expires
-        second = time_limit.call(LIMIT_S, acquire, r, name, 2000)
-        expect(second, "the lock was not free after its TTL ran out")
-        time_limit.call(LIMIT_S, release, r, name, first)
-        expect(other.get(key) == second, "the first holder's late release removed the second holder's lock",
-               hint="a random token per acquisition (secrets.token_hex)")
-        time_limit.call(LIMIT_S, release, r, name, second)
-        mine = time_limit.call(LIMIT_S, acquire, r, name, 2000)
-        spy.after_read("GET", key, lambda: other.set(key, "another-worker", px=5000))  # the lock expires right then
-        time_limit.call(LIMIT_S, release, r, name, mine)
-        if spy.fired:
-            expect(other.get(key) == "another-worker",
-                   "between your GET and your DEL the lock expired and another worker took it: your DEL removed "
-                   "their lock", hint="compare and delete in one step: a Lua script")
-        else:
-            expect(not other.exists(key), "release with the right token did not free the lock")
-        return "NX, PX, token and atomic release"
+        spy.reset()
+        total = cap + 5
+        for i in range(1, total + 1):
+            time_limit.call(LIMIT_S, push_notification, r, user, f"note {i}")
+        trips = spy.round_trips
+        expect(r.exists(key), "nothing was stored at feed_key(user)", hint="push to the key feed_key(user) gives")
+        kind = r.type(key)
+        expect(kind == "list", f"the feed is a {kind}, not a list")
+        length = r.llen(key)
+        expect(length <= cap, f"after {total} pushes the feed holds {length} items; the cap is {cap}",
+               hint="LTRIM after each LPUSH keeps the newest items")
+        expect(length == cap, f"after {total} pushes the feed holds {length} items; it should keep {cap}",
+               hint="LTRIM's stop index is inclusive")
+        expect(trips == total,
+               f"{total} pushes took {trips} round trips: between a separate LPUSH and LTRIM a reader "
+               "sees the feed over its cap",
+               hint="send both in one MULTI/EXEC pipeline (transaction=True)")
+        expect(spy.atomic_trips == total,
+               f"{total - spy.atomic_trips} of {total} pushes sent LPUSH and LTRIM in one round trip but not in "
+               "MULTI/EXEC: another client's commands can run between the two, and see the feed over its cap",
+               hint="r.pipeline(transaction=True) wraps the commands in MULTI/EXEC")
+        got = time_limit.call(LIMIT_S, latest, r, user, 3)
+        expect(list(got) == [f"note {total}", f"note {total - 1}", f"note {total - 2}"],
+               "latest(r, user, 3) should return the 3 newest notifications, newest first",
+               hint="LPUSH adds at the head (index 0); read from 0")
+        return f"{total} pushes, {cap} kept, one round trip each"
     finally:
-        other.delete(key)
+        r.delete(key)
+        r.close()
+
+
+@exercise("4", "Unique visitors with HyperLogLog")
+def unique_visitors(record_visit, count_unique, r: redis.Redis, visits_key) -> str:
+    days = ["check-1", "check-2", "check-3"]
+    r.delete(*(visits_key(d) for d in days))
+    try:
+        for offset, day in enumerate(days):  # 2,000 visitors a day, half of them also came the day before
+            for visitor in range(offset * 1000, offset * 1000 + 2000):
+                time_limit.call(LIMIT_S, record_visit, r, day, f"visitor-{visitor:05d}")
+        expect(all(r.exists(visits_key(d)) for d in days), "some day has nothing stored at visits_key(day)")
+        one_day = int(time_limit.call(LIMIT_S, count_unique, r, days[:1]))
+        expect(abs(one_day - 2000) <= 40, f"day 1 had 2,000 distinct visitors; count_unique said {one_day:,}")
+        three = int(time_limit.call(LIMIT_S, count_unique, r, days))
+        expect(three < 5000, f"the 3 days had 4,000 distinct visitors; count_unique said {three:,}",
+               hint="visitors who came on several days were counted several times: count over all keys at once")
+        expect(abs(three - 4000) <= 80, f"the 3 days had 4,000 distinct visitors; count_unique said {three:,}")
+        used = sum(r.memory_usage(visits_key(d)) or 0 for d in days)
+        expect(used < 3 * 16_000, f"the 3 days use {used / 1024:.0f} KB; a HyperLogLog needs at most ~14 KB a day",
+               hint="a set keeps every id; PFADD keeps a fixed-size sketch")
+        return f"error {100 * abs(three - 4000) / 4000:.1f} %, {used / 1024:.0f} KB for 3 days"
+    finally:
+        r.delete(*(visits_key(d) for d in days))
+
+
+@exercise("5", "A pipelined bulk load")
+def bulk_load(load_prices, price_key) -> str:
+    spy = Spy()
+    r = spy.client()
+    prices = {f"check-{i:03d}": round(1 + i * 0.37, 2) for i in range(500)}
+    keys = [price_key(sku) for sku in prices]
+    r.delete(*keys)
+    try:
+        spy.reset()
+        time_limit.call(LIMIT_S, load_prices, r, prices)
+        trips = spy.round_trips
+        stored = r.mget(keys)
+        expect(all(v is not None for v in stored),
+               f"{sum(v is None for v in stored)} of 500 prices are missing", hint="one key per sku: price_key(sku)")
+        expect(all(float(v) == p for v, p in zip(stored, prices.values(), strict=True)),
+               "some stored prices differ from the ones given")
+        expect(trips <= 3, f"loading 500 prices took {trips} round trips",
+               hint="queue the SETs on r.pipeline() and execute() once")
+        return f"500 prices in {trips} round trip{'s' if trips > 1 else ''}"
+    finally:
+        r.delete(*keys)
+        r.close()
+
+
+@exercise("6", "A withdrawal that survives a concurrent writer", stretch=True)
+def withdraw(withdraw_fn, wallet_key) -> str:
+    spy = Spy()
+    r = spy.client()
+    other = redis.Redis.from_url(config.redis_url(), decode_responses=True, socket_timeout=5)  # another app
+    key = wallet_key("check")
+    try:
+        r.set(key, 100)
+        ok = time_limit.call(LIMIT_S, withdraw_fn, r, key, 30)
+        expect(ok is True and int(r.get(key)) == 70, "withdrawing 30 from 100 should return True and leave 70")
+        ok = time_limit.call(LIMIT_S, withdraw_fn, r, key, 100)
+        expect(ok is False and int(r.get(key)) == 70,
+               "withdrawing 100 from 70 should return False and leave the balance alone")
+        r.set(key, 100)
+        spy.after_read("GET", key, lambda: other.decrby(key, 80))  # another client spends 80 right then
+        ok = time_limit.call(LIMIT_S, withdraw_fn, r, key, 60)
+        balance = int(other.get(key))  # not through the spy: this read must not trigger the hook
+        if not spy.fired:  # no GET of the key: a Lua script or a server-side check; it must still add up
+            expect(ok is True and balance == 40, "withdrawing 60 from 100 should return True and leave 40")
+            return "atomic on the server"
+        expect(balance >= 0, f"the balance went negative ({balance}): both withdrawals went through",
+               hint="WATCH the key before reading it; EXEC then fails if another client wrote it")
+        expect(balance == 100 - 80 - (60 if ok else 0),
+               "another client's withdrawal of 80, made between your read and your write, was lost",
+               hint="WATCH the key, read, then MULTI/EXEC; retry on redis.WatchError")
+        expect(ok is False, "withdraw returned True but the money was not taken")
+        return "a conflicting withdrawal was detected and retried"
+    finally:
+        r.delete(key)
         r.close()
         other.close()
-
-
-@exercise("6", "A stampede guard", stretch=True)
-def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
-    key = cache_key(f"hot-{_run_id()}")
-    calls: list[int] = []
-
-    def slow_load():
-        calls.append(1)
-        time.sleep(0.2)
-        return {"report": 42}
-
-    probe = cache_key(f"probe-{_run_id()}")
-    try:
-        time_limit.call(LIMIT_S, get_guarded, r, probe, dict, 5)
-        clients = 50
-        answers = time_limit.in_threads(2 * LIMIT_S, get_guarded, [(r, key, slow_load, 5)] * clients,
-                                        what="concurrent requests",
-                                        hint="waiters must give up after a while (and the lock must expire)")
-        expect(len(calls) > 0, "the loader never ran")
-        expect(len(calls) == 1, f"{clients} concurrent misses ran the loader {len(calls)} times",
-               hint="only the request holding the lock (SET NX PX) loads; check the cache again once you hold it")
-        wrong = sum(a != {"report": 42} for a in answers)
-        expect(len(answers) == clients and wrong == 0, f"{wrong} of {clients} requests got no report or a wrong one",
-               hint="waiters poll the cache until the winner has filled it")
-        ttl = r.ttl(key)
-        expect(0 < ttl <= 5, "the cached value should expire after ttl_s", hint="SET ... ex=ttl_s")
-        time_limit.call(LIMIT_S, get_guarded, r, key, slow_load, 5)
-        expect(len(calls) == 1, "a call after the value was cached ran the loader again")
-        return f"{clients} concurrent misses, 1 load"
-    finally:
-        r.delete(key, key + ":lock", probe, probe + ":lock")
-
-
-def _counting_connection(conn: psycopg.Connection) -> tuple[psycopg.Connection, list[int]]:
-    """A connection to the same schema whose cursors count the statements they send."""
-    sent = [0]
-
-    class CountingCursor(psycopg.Cursor):
-        def execute(self, query, params=None, **kwargs):
-            sent[0] += 1
-            return super().execute(query, params, **kwargs)
-
-        def executemany(self, query, params_seq, **kwargs):
-            params_seq = list(params_seq)
-            sent[0] += len(params_seq)
-            return super().executemany(query, params_seq, **kwargs)
-
-    search_path = conn.execute("SHOW search_path").fetchone()[0].replace(" ", "")
-    counting = psycopg.connect(config.postgres_dsn(options=f"-c search_path={search_path}"),
-                               autocommit=True, cursor_factory=CountingCursor)
-    return counting, sent
-
-
-@exercise("7", "A write-behind view counter", stretch=True)
-def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) -> str:
-    spy, other = Spy(), _plain_client()
-    r = spy.client()
-    counting, sent = _counting_connection(conn)
-    key = views_key()
-    try:
-        time_limit.call(LIMIT_S, flush_views, r, counting)  # drains what earlier attempts left behind
-        conn.execute("UPDATE products SET views = 0 WHERE product_id <= 5")
-        other.delete(key)
-        rng, expected = random.Random(1), Counter()
-        for product_id in rng.choices([1, 2, 3, 4, 5], [50, 20, 15, 10, 5], k=1000):
-            time_limit.call(LIMIT_S, record_view, r, product_id)
-            expected[product_id] += 1
-        pending = sum(int(v) for v in other.hgetall(key).values())
-        expect(pending == 1000, f"after 1,000 views, views_key() holds {pending}",
-               hint="HINCRBY views_key() product_id 1, and nothing else until the flush")
-        sent[0] = 0
-        spy.after_read("HGETALL", key, lambda: other.hincrby(key, 3, 1))  # a view arrives mid-flush
-        time_limit.call(LIMIT_S, flush_views, r, counting)
-        statements = sent[0]
-        expected[3] += spy.fired
-        expect(statements <= 5, f"the flush sent {statements} statements for 5 products",
-               hint="one UPDATE ... FROM unnest(%s::int[], %s::bigint[]) for the whole batch")
-
-        def seen() -> Counter:
-            stored = dict(conn.execute("SELECT product_id, views FROM products WHERE product_id <= 5").fetchall())
-            waiting = {int(p): int(n) for p, n in other.hgetall(key).items()}
-            return Counter({p: stored.get(p, 0) + waiting.get(p, 0) for p in range(1, 6)})
-
-        got = seen()
-        expect(sum(got.values()) >= sum(expected.values()),
-               f"{sum(expected.values()) - sum(got.values())} view(s) recorded while the flush ran were lost",
-               hint="hand the pending hash over atomically (RENAME it, or HGETALL and DEL in one MULTI/EXEC)")
-        expect(sum(got.values()) <= sum(expected.values()),
-               "the flushed views are still pending in Redis too: the next flush would count them again",
-               hint="remove what was flushed from Redis")
-        expect(got == expected, "after one flush, some views ended up on the wrong products",
-               hint="the hash field is the product id, the value its count")
-        for product_id in rng.choices([1, 2, 3, 4, 5], k=500):
-            time_limit.call(LIMIT_S, record_view, r, product_id)
-            expected[product_id] += 1
-        time_limit.call(LIMIT_S, flush_views, r, counting)
-        time_limit.call(LIMIT_S, flush_views, r, counting)
-        got = seen()
-        expect(sum(got.values()) >= sum(expected.values()), "a second flush overwrote the stored views",
-               hint="add to the column: SET views = views + n")
-        expect(got == expected, "after two more flushes some views were counted twice",
-               hint="remove what was flushed from Redis")
-        return f"1,500 views, {statements} SQL statement{'s' if statements != 1 else ''} in the flush"
-    finally:
-        other.delete(key)
-        r.close()
-        other.close()
-        postgres.close_when_idle(counting)  # a timed-out flush_views may still be running a query on it

@@ -1,507 +1,292 @@
-"""Checks of labs/05_kafka.ipynb: event-driven order processing with Kafka.
+"""Checks of labs/05_caching_patterns.ipynb: cache-aside, invalidation, two rate limiters, a lock, a stampede
+guard and a write-behind counter, each against the live PostgreSQL and Redis.
 
-Every check works on topics and groups of its own (inside the notebook's namespace) and deletes them after,
-so checks can run again and again. No loop waits without a deadline.
+The checks count what matters (database calls, allowed requests, statements sent) and, where a race is the
+bug, make the race happen on purpose with redis_spy (another client writes right after your read).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-import multiprocessing
-import os
-import signal
-import sys
-import threading
+import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+import psycopg
+import redis
 
-from infracourse.checking import exercise, expect, kafka_readback, time_limit
-from infracourse.clients import kafka_config
-from infracourse.namespace import Namespace
-from infracourse.waiting import wait_until
+from infracourse import config
+from infracourse.checking import exercise, expect, postgres, time_limit
+from infracourse.checking.redis_spy import Spy
 
-STAGES = ("placed", "paid", "packed", "shipped")
-MAX_RETRIES = 3
-LIMIT_S = 10  # for one call of learner code
-READ_BACK_S = 20  # for reading back a topic the learner's code wrote
+LIMIT_S = 10
 
 
-# plumbing ------------------------------------------------------------------------------------------------
-@functools.cache
-def _admin() -> AdminClient:
-    """One admin client for all checks (a temporary one would be destroyed before its futures resolve)."""
-    return AdminClient(kafka_config.client())
+def _plain_client() -> redis.Redis:
+    return redis.Redis.from_url(config.redis_url(), decode_responses=True, socket_timeout=5)
 
 
-class _RevocableConsumer:
-    """The consumer handed to learner code that runs in a thread. librdkafka hangs in close(), and crashes the
-    process when the topic is deleted, while another thread is inside poll(); once revoked, this stand-in stops
-    passing calls through (each raises after a short pause), so a loop that ignores its stop signal can be left
-    running while the check closes the real consumer and cleans up."""
-
-    def __init__(self, consumer: Consumer) -> None:
-        self._consumer = consumer
-        self._lock = threading.Lock()
-        self._revoked = False
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._consumer, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            with self._lock:
-                if not self._revoked:
-                    return attr(*args, **kwargs)
-            time.sleep(0.5)  # a loop that swallows the error below must not spin
-            raise RuntimeError("Consumer closed by the check")
-
-        return call
-
-    def revoke(self, wait_s: float = 5) -> bool:
-        """Stop passing calls through; False if the learner's thread stayed inside a call for WAIT_S."""
-        if not self._lock.acquire(timeout=wait_s):
-            return False
-        self._revoked = True
-        self._lock.release()
-        return True
+def _run_id() -> str:
+    return uuid.uuid4().hex[:8]
 
 
-@contextlib.contextmanager
-def _closed_after(consumer: Consumer) -> Iterator[Consumer]:
-    """Close CONSUMER when the block ends, however it ends: a consumer left open while _drop deletes its topics
-    can crash librdkafka (and the kernel with it)."""
+def _start_of_window(window_s: float) -> None:
+    """Sleep until 50 ms after the next multiple of WINDOW_S, so a burst cannot straddle a fixed window's edge."""
+    time.sleep(window_s - time.time() % window_s + 0.05)
+
+
+@exercise("1", "Cache-aside with a TTL")
+def cache_aside(get_top_products, r: redis.Redis, report_key, load, ttl_s: int) -> str:
+    calls: list[str] = []
+
+    def counting_load(category):
+        calls.append(category)
+        return load(category)
+
+    r.delete(report_key("books"), report_key("toys"))
     try:
-        yield consumer
+        first = time_limit.call(LIMIT_S, get_top_products, r, "books", counting_load)
+        expect(first == load("books"), "the first call (a miss) should return what load(category) returns")
+        expect(r.exists(report_key("books")), "nothing was cached under report_key(category) after a miss",
+               hint="on a miss, SET the loaded value at report_key(category)")
+        for _ in range(4):
+            again = time_limit.call(LIMIT_S, get_top_products, r, "books", counting_load)
+        expect(len(calls) == 1, f"5 calls for the same category queried the database {len(calls)} times",
+               hint="read the cache first and return on a hit")
+        expect(again == first, f"a hit returned a {type(again).__name__} that differs from the report",
+               hint="decode what you stored (json.loads) before returning it")
+        ttl = r.ttl(report_key("books"))
+        expect(ttl != -1, "the cached report never expires", hint="SET ... ex=TTL_S")
+        expect(0 < ttl <= ttl_s, f"the cached report lives {ttl} s; TTL_S is {ttl_s}")
+        toys = time_limit.call(LIMIT_S, get_top_products, r, "toys", counting_load)
+        expect(toys == load("toys") and len(calls) == 2, "asking for another category returned the first one's report",
+               hint="one key per category: report_key(category)")
+        return "5 calls, 1 database query, TTL set"
     finally:
-        try:
-            consumer.close()
-        except RuntimeError:  # the learner's code closed it already
-            pass
+        r.delete(report_key("books"), report_key("toys"))
 
 
-def _fresh_topics(ns: Namespace, partitions: int, *names: str) -> list[str]:
-    suffix = uuid.uuid4().hex[:6]
-    topics = [ns.topic(f"check-{name}-{suffix}") for name in names]
-    futures = _admin().create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
-    for future in futures.values():
-        future.result(timeout=15)
-    return topics
-
-
-def _drop(*topics: str, groups: tuple[str, ...] = ()) -> None:
-    admin = _admin()
-    for future in admin.delete_topics(list(topics), operation_timeout=10).values():
-        future.exception(timeout=15)
-    if groups:
-        for future in admin.delete_consumer_groups(list(groups), request_timeout=10).values():
-            future.exception(timeout=15)
-
-
-def _reader(group: str, topics: list[str], partitions: int) -> Consumer:
-    consumer = Consumer({**kafka_config.consumer(group), "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    # start from the committed offsets, or the beginning: explicit offsets make the first poll() fetch at
-    # once (an offset reset can take a second, and learners' loops stop at the first empty poll)
-    wanted = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-    committed = consumer.committed(wanted, timeout=10)
-    consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                     for tp in committed])
-    return consumer
-
-
-def _send_one_per_request(topic: str, values: list[tuple[int, bytes]]) -> None:
-    """(partition, value) pairs, one per request: Tansu's end offsets are exact only then (see lesson 05)."""
-    producer = Producer(kafka_config.client())
-    for partition, value in values:
-        producer.produce(topic, value, partition=partition)
-        producer.flush(10)
-
-
-def _order_events() -> list[dict]:
-    """Eight orders through four stages, interleaved as a busy shop would write them."""
-    return [{"order_id": 100 + n, "stage": stage, "amount": 5 * (n + 1)} for stage in STAGES for n in range(8)]
-
-
-FAILED_ORDER = 999  # the one event whose delivery fails in exercise 1
-
-
-class _OneDeliveryFails:
-    """The producer handed to publish_events: it sends every message but the one of FAILED_ORDER, whose delivery
-    report carries an error and is served, as librdkafka serves reports, by the learner's next poll() or flush().
-    A broker cannot be made to reject one message on demand; this stand-in can."""
-
-    def __init__(self, producer: Producer) -> None:
-        self._producer = producer
-        self._failed: list[tuple[Callable | None, Message]] = []
-
-    def __getattr__(self, name: str):
-        return getattr(self._producer, name)
-
-    def __len__(self) -> int:
-        return len(self._producer) + len(self._failed)
-
-    def produce(self, topic: str, *args, **kwargs) -> None:
-        value = kwargs.get("value", args[0] if args else None)
-        try:
-            failing = json.loads(value).get("order_id") == FAILED_ORDER
-        except (TypeError, ValueError, AttributeError):
-            failing = False
-        if not failing:
-            return self._producer.produce(topic, *args, **kwargs)
-        key = kwargs.get("key", args[1] if len(args) > 1 else None)
-        report = Message(topic=topic, key=key, value=value, error=KafkaError(KafkaError._MSG_TIMED_OUT))
-        self._failed.append((kwargs.get("on_delivery") or kwargs.get("callback"), report))
-        return None
-
-    def _serve_failed(self) -> None:
-        failed, self._failed = self._failed, []
-        for callback, report in failed:
-            if callback is not None:
-                callback(report.error(), report)
-
-    def poll(self, *args, **kwargs) -> int:
-        self._serve_failed()
-        return self._producer.poll(*args, **kwargs)
-
-    def flush(self, *args, **kwargs) -> int:
-        self._serve_failed()
-        return self._producer.flush(*args, **kwargs)
-
-
-# exercise 1 ----------------------------------------------------------------------------------------------
-@exercise("1", "A keyed producer that waits for its delivery reports")
-def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
-    (topic,) = _fresh_topics(ns, 4, "orders")
-    events = _order_events()
-    events.insert(len(events) // 2, {"order_id": FAILED_ORDER, "stage": "placed", "amount": 1})
-    delivered = len(events) - 1
-    producer = _OneDeliveryFails(Producer({**kafka_config.client(), "enable.idempotence": True, "linger.ms": 5}))
+@exercise("2", "Invalidate on write")
+def invalidation(record_order_and_invalidate, r: redis.Redis, conn: psycopg.Connection, report_key) -> str:
+    stale = json.dumps([{"name": "a stale report"}])
+    r.set(report_key("books"), stale, ex=60)
+    r.set(report_key("toys"), stale, ex=60)
     try:
-        returned = time_limit.bounded_here(LIMIT_S, publish_events, producer, topic, events,
-                                           hint="flush(timeout) waits for the delivery reports; then return")
-        arrived = kafka_readback.read_back(topic, group=ns.topic("check-reader"), timeout_s=READ_BACK_S)
+        before = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        time_limit.call(LIMIT_S, record_order_and_invalidate, r, 63, 1, "books")  # product 63 is a books product
+        after = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        expect(after == before + 1, f"{after - before} orders were inserted, expected 1",
+               hint="write the database first: record_order(product_id, quantity)")
+        expect(not r.exists(report_key("books")),
+               "the cached books report is still there: readers see stale data until its TTL runs out",
+               hint="delete report_key(category) after the write")
+        expect(r.get(report_key("toys")) == stale, "the cached toys report was deleted too",
+               hint="invalidate only the category that changed")
+        return "order written, books report dropped, toys kept"
     finally:
-        _drop(topic, groups=(ns.topic("check-reader"),))
-    expect(arrived, "nothing arrived in the topic", hint="produce() only queues: flush() sends and waits")
-    expect(len(arrived) >= delivered, f"only {len(arrived)} of {delivered} events arrived",
-           hint="call producer.flush() before returning, so every queued message is sent")
-    expect(len(arrived) == delivered, f"{len(arrived)} messages arrived for {delivered} deliverable events",
-           hint="produce each event exactly once")
-    keys = {m.key() for m in arrived}
-    expect(None not in keys, "some messages have no key", hint="pass key=... to produce()")
-    by_key: dict[bytes, list[Message]] = {}
-    for msg in arrived:
-        by_key.setdefault(msg.key(), []).append(msg)
-    expect(len(by_key) == 8, f"the events carry {len(by_key)} distinct keys for 8 orders",
-           hint="key every event by its order_id, so all events of an order share one key")
-    for key, messages in by_key.items():
-        body = json.loads(messages[0].value())
-        expect(key == str(body["order_id"]).encode(), f"key {key!r} does not match the order_id of its event",
-               hint="use str(event['order_id']) as the key")
-        expect(len({m.partition() for m in messages}) == 1, f"the events of order {key.decode()} are spread "
-               "over several partitions", hint="the same key always maps to the same partition")
-        stages = [json.loads(m.value())["stage"] for m in sorted(messages, key=Message.offset)]
-        expect(tuple(stages) == STAGES, f"order {key.decode()}'s events are out of order: {stages}")
-    expect(returned != len(events), f"publish_events returned {returned!r}, the number of events, but the delivery "
-           f"of order {FAILED_ORDER}'s event failed: {delivered} deliveries succeeded",
-           hint="count only the delivery reports whose err is None (they arrive during flush)")
-    expect(returned == delivered, f"publish_events returned {returned!r}; {delivered} deliveries succeeded",
-           hint="count the delivery reports whose error is None (they arrive during flush)")
-    return f"{delivered} events, {len(by_key)} keys, order kept per key"
+        r.delete(report_key("books"), report_key("toys"))
 
 
-# exercise 2 ----------------------------------------------------------------------------------------------
-CRASH_AT = 7  # the worker dies as it starts charging the 7th order, before the charge takes effect
-IDLE_HINT = "stop when poll(idle_s) returns None"
-IDLE_S = 2.0  # generous: a first fetch can take half a second on a busy machine
-NOT_DECODED_EXIT = 4  # the crashing worker's exit code when charge() was given something else than a dict
+@exercise("3", "A fixed-window rate limiter")
+def fixed_window(allow_fixed, r: redis.Redis, rate_key) -> str:
+    limit, window_s, run = 10, 1.0, _run_id()
+    time_limit.call(LIMIT_S, allow_fixed, r, f"probe-{run}", limit, window_s)
+    _start_of_window(window_s)
+    client = f"check-{run}"
+    burst = [time_limit.call(LIMIT_S, allow_fixed, r, client, limit, window_s) for _ in range(25)]
+    expect(all(isinstance(ok, bool) for ok in burst), "allow_fixed should return True or False")
+    allowed = sum(burst)
+    expect(allowed == limit, f"a burst of 25 let {allowed} requests through with a limit of {limit}",
+           hint="INCR returns the count including this request: allow while count <= limit")
+    expect(burst[:limit] == [True] * limit, "the first requests of the burst should be the ones allowed")
+    keys = [k for k in r.scan_iter(match=rate_key("*"), count=1000) if client in k]
+    expect(keys, "no counter key contains the client id under rate_key(...)",
+           hint="build the key with rate_key(...) and the client id")
+    expect(all(r.ttl(k) != -1 for k in keys), "a counter key has no TTL: one key per window would pile up",
+           hint="EXPIRE the counter (NX: only when it is new)")
+    time.sleep(window_s + 0.1)
+    expect(time_limit.call(LIMIT_S, allow_fixed, r, client, limit, window_s),
+           "1.1 s later (a new window) the client is still rejected: the counter never resets",
+           hint="give the counter a TTL, or put the window number in the key")
+    return f"{allowed} of 25 allowed, reset after the window"
 
 
-def _run_crashing(bill_orders: Callable, group: str, topic: str, charges) -> int | None:
-    """Run BILL_ORDERS in a forked process whose charge() kills it (SIGKILL) at the CRASH_AT-th call."""
+@exercise("4", "A sliding-window rate limiter")
+def sliding_window(allow_sliding, r: redis.Redis) -> str:
+    limit, window_s, run = 5, 1.0, _run_id()
+    time_limit.call(LIMIT_S, allow_sliding, r, f"probe-{run}", limit, window_s)
 
-    def child() -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process dies, nothing to close
-        calls = 0
+    def allow(client):
+        return time_limit.call(LIMIT_S, allow_sliding, r, client, limit, window_s)
 
-        def charge(order: dict) -> None:
-            nonlocal calls
-            if not isinstance(order, dict):
-                os._exit(NOT_DECODED_EXIT)
-            calls += 1
-            if calls == CRASH_AT:
-                os.kill(os.getpid(), signal.SIGKILL)
-            charges[order["order_id"]] += 1
-
-        try:
-            bill_orders(_reader(group, [topic], 2), charge, IDLE_S)
-        finally:
-            os._exit(3)  # returned or raised without crashing: charge() was not called CRASH_AT times
-
-    process = multiprocessing.get_context("fork").Process(target=child)
-    process.start()
-    process.join(30)
-    if process.is_alive():
-        process.kill()
-        process.join()
-        return None
-    return process.exitcode
+    _start_of_window(window_s)
+    client, t0 = f"check-{run}", time.monotonic()
+    expect(allow(client) is True, "the first request of a new client was rejected")
+    time.sleep(0.6)
+    later = [allow(client) for _ in range(4)]
+    expect(all(later), f"4 more requests 0.6 s later (5 in the window, limit {limit}): {later.count(False)} rejected")
+    expect(allow(client) is False, f"a 6th request within one window was allowed (limit {limit})")
+    time.sleep(max(0.0, t0 + window_s + 0.15 - time.monotonic()))
+    after = sum(allow(client) for _ in range(5))
+    expect(after != 0, "1.15 s after the first request, which has left the window, nothing was allowed",
+           hint="remove entries older than the window; do not record rejected requests")
+    expect(after == 1, f"1.15 s after the first request {after} of 5 were allowed, though 4 requests of the last "
+           "second are still in the window: that is a fixed window", hint="a sorted set of request times")
+    with_threads = time_limit.in_threads(LIMIT_S, allow_sliding, [(r, f"burst-{run}", limit, window_s)] * 20,
+                                         what="concurrent calls to allow()", together=False)
+    expect(sum(with_threads) == limit, f"20 concurrent requests: {sum(with_threads)} allowed, limit {limit}",
+           hint="count and add in one atomic step: a Lua script")
+    return "sliding, atomic under 20 concurrent requests"
 
 
-@exercise("2", "At-least-once billing: charge, then commit")
-def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
-    (topic,) = _fresh_topics(ns, 2, "billing")
-    group = ns.topic(f"check-billing-{uuid.uuid4().hex[:6]}")
+@exercise("5", "A lock with a token-safe release")
+def lock(acquire, release, lock_key) -> str:
+    spy, other = Spy(), _plain_client()
+    r = spy.client()
+    name = f"check-{_run_id()}"
+    key = lock_key(name)
     try:
-        with _closed_after(_reader(group + "-dry", [topic], 2)) as empty:
-            dry = time_limit.bounded_here(LIMIT_S, bill_orders, empty, lambda order: None, 0.5,  # a stub raises here
-                                          hint=IDLE_HINT)
-        expect(dry == 0, f"on an empty topic bill_orders returned {dry!r}, expected 0",
-               hint="return how many orders you charged")
-        orders = 12
-        _send_one_per_request(topic, [(n % 2, json.dumps({"order_id": n}).encode()) for n in range(orders)])
-        charges = multiprocessing.Array("i", orders, lock=False)
-        exitcode = _run_crashing(bill_orders, group, topic, charges)
-        expect(exitcode is not None, "bill_orders did not return within 30 s", hint=IDLE_HINT)
-        expect(exitcode != NOT_DECODED_EXIT,
-               "charge() was given something else than the order: a dict decoded from the JSON body",
-               hint="pass the decoded JSON body: charge(json.loads(msg.value()))")
-        expect(exitcode == -signal.SIGKILL, f"the worker should have died while charging order {CRASH_AT}, but "
-               f"it ended with {sum(charges)} charges", hint="call charge(order) once for every message")
-        def charge(order: dict) -> None:
-            charges[order["order_id"]] += 1
-
-        with _closed_after(_reader(group, [topic], 2)) as consumer:
-            second = time_limit.bounded_here(2 * LIMIT_S, bill_orders, consumer, charge, IDLE_S, hint=IDLE_HINT)
-        with _closed_after(Consumer(kafka_config.consumer(group))) as reader:  # also if the learner closed theirs
-            committed = reader.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
+        token = time_limit.call(LIMIT_S, acquire, r, name, 2000)
+        expect(token, "acquire on a free lock returned no token")
+        expect(other.exists(key), "acquire stored nothing at lock_key(name)")
+        pttl = other.pttl(key)
+        expect(pttl > 0, "the lock never expires: a crashed holder would block everyone forever", hint="SET ... px=")
+        expect(pttl <= 2000, f"the lock lives {pttl} ms; 2000 ms were asked for")
+        expect(time_limit.call(LIMIT_S, acquire, r, name, 2000) is None,
+               "a second acquire succeeded while the lock was held", hint="SET ... nx=True")
+        expect(time_limit.call(LIMIT_S, release, r, name, "not-the-token") is False and other.exists(key),
+               "a release with the wrong token removed the lock", hint="compare the token before deleting")
+        expect(time_limit.call(LIMIT_S, release, r, name, token) is True and not other.exists(key),
+               "release with the right token should return True and free the lock")
+        first = time_limit.call(LIMIT_S, acquire, r, name, 100)
+        time.sleep(0.15)  # the first holder stalls; its lock expires
+        second = time_limit.call(LIMIT_S, acquire, r, name, 2000)
+        expect(second, "the lock was not free after its TTL ran out")
+        time_limit.call(LIMIT_S, release, r, name, first)
+        expect(other.get(key) == second, "the first holder's late release removed the second holder's lock",
+               hint="a random token per acquisition (secrets.token_hex)")
+        time_limit.call(LIMIT_S, release, r, name, second)
+        mine = time_limit.call(LIMIT_S, acquire, r, name, 2000)
+        spy.after_read("GET", key, lambda: other.set(key, "another-worker", px=5000))  # the lock expires right then
+        time_limit.call(LIMIT_S, release, r, name, mine)
+        if spy.fired:
+            expect(other.get(key) == "another-worker",
+                   "between your GET and your DEL the lock expired and another worker took it: your DEL removed "
+                   "their lock", hint="compare and delete in one step: a Lua script")
+        else:
+            expect(not other.exists(key), "release with the right token did not free the lock")
+        return "NX, PX, token and atomic release"
     finally:
-        _drop(topic, groups=(group, group + "-dry"))
-    counts = list(charges)
-    lost = counts.count(0)
-    expect(lost == 0, f"{lost} order(s) were never charged after the crash",
-           hint="commit an order's offset only after charge() has returned for it")
-    twice = sum(c > 1 for c in counts)
-    expect(twice <= 3, f"{twice} orders were charged twice after the restart",
-           hint="commit after each order (or each small batch): the restart resumes from the last commit")
-    expect(sum(max(tp.offset, 0) for tp in committed) == orders,
-           "after the second run the committed offsets do not cover every order",
-           hint="commit the message you just processed: consumer.commit(message=msg, asynchronous=False)")
-    expect(isinstance(second, int), f"bill_orders returned {second!r}", hint="return how many orders you charged")
-    return f"0 lost, {twice} charged twice after a crash at order {CRASH_AT}"
+        other.delete(key)
+        r.close()
+        other.close()
 
 
-# exercise 3 ----------------------------------------------------------------------------------------------
-@exercise("3", "Consumer lag from the admin API")
-def group_lag(group_lag_fn: Callable, admin: AdminClient, ns: Namespace) -> str:
-    (topic,) = _fresh_topics(ns, 3, "lag")
-    group = ns.topic(f"check-lag-{uuid.uuid4().hex[:6]}")
+@exercise("6", "A stampede guard", stretch=True)
+def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
+    key = cache_key(f"hot-{_run_id()}")
+    calls: list[int] = []
+
+    def slow_load():
+        calls.append(1)
+        time.sleep(0.2)
+        return {"report": 42}
+
+    probe = cache_key(f"probe-{_run_id()}")
     try:
-        sizes = {0: 10, 1: 6, 2: 4}
-        _send_one_per_request(topic, [(p, b"shipment") for p, n in sizes.items() for _ in range(n)])
-        done = {0: 4, 1: 6}  # partition 2: the group has not read anything yet
-        consumer = Consumer(kafka_config.consumer(group))
-        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in done.items()], asynchronous=False)
-        consumer.close()
-        got = group_lag_fn(admin, group, topic)
+        time_limit.call(LIMIT_S, get_guarded, r, probe, dict, 5)
+        clients = 50
+        answers = time_limit.in_threads(2 * LIMIT_S, get_guarded, [(r, key, slow_load, 5)] * clients,
+                                        what="concurrent requests",
+                                        hint="waiters must give up after a while (and the lock must expire)")
+        expect(len(calls) > 0, "the loader never ran")
+        expect(len(calls) == 1, f"{clients} concurrent misses ran the loader {len(calls)} times",
+               hint="only the request holding the lock (SET NX PX) loads; check the cache again once you hold it")
+        wrong = sum(a != {"report": 42} for a in answers)
+        expect(len(answers) == clients and wrong == 0, f"{wrong} of {clients} requests got no report or a wrong one",
+               hint="waiters poll the cache until the winner has filled it")
+        ttl = r.ttl(key)
+        expect(0 < ttl <= 5, "the cached value should expire after ttl_s", hint="SET ... ex=ttl_s")
+        time_limit.call(LIMIT_S, get_guarded, r, key, slow_load, 5)
+        expect(len(calls) == 1, "a call after the value was cached ran the loader again")
+        return f"{clients} concurrent misses, 1 load"
     finally:
-        _drop(topic, groups=(group,))
-    expected = {p: n - done.get(p, 0) for p, n in sizes.items()}
-    expect(isinstance(got, dict), f"group_lag returned a {type(got).__name__}, expected a dict",
-           hint="return {partition number: lag}")
-    expect(set(got) == set(expected), f"the result has partitions {sorted(got)}, the topic has {sorted(expected)}",
-           hint="include every partition of the topic, also one the group never committed")
-    expect(got.get(1) == 0, f"partition 1 is fully read but its lag is {got.get(1)!r}",
-           hint="lag = end offset - committed offset")
-    expect(got.get(2) == expected[2], f"partition 2 has no committed offset; its lag is {got.get(2)!r}",
-           hint="with no commit, every message of the partition is lag")
-    expect(got == expected, "the lag of partition 0 is not right", hint="end offset (latest) - committed offset")
-    return f"total lag {sum(expected.values())}"
+        r.delete(key, key + ":lock", probe, probe + ":lock")
 
 
-# exercise 4 ----------------------------------------------------------------------------------------------
-def _checkout_charge(charged: list) -> Callable[[Message], int]:
-    def charge(msg: Message) -> int:
-        order = json.loads(msg.value())  # malformed JSON raises ValueError
-        if order["amount"] <= 0:
-            raise ValueError(f"amount must be positive, got {order['amount']}")
-        charged.append(msg.key())
-        return order["amount"]
+def _counting_connection(conn: psycopg.Connection) -> tuple[psycopg.Connection, list[int]]:
+    """A connection to the same schema whose cursors count the statements they send."""
+    sent = [0]
 
-    return charge
+    class CountingCursor(psycopg.Cursor):
+        def execute(self, query, params=None, **kwargs):
+            sent[0] += 1
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query, params_seq, **kwargs):
+            params_seq = list(params_seq)
+            sent[0] += len(params_seq)
+            return super().executemany(query, params_seq, **kwargs)
+
+    search_path = conn.execute("SHOW search_path").fetchone()[0].replace(" ", "")
+    counting = psycopg.connect(config.postgres_dsn(options=f"-c search_path={search_path}"),
+                               autocommit=True, cursor_factory=CountingCursor)
+    return counting, sent
 
 
-@exercise("4", "Poison messages: retries in headers, then the dead-letter topic")
-def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
-    source, retry, dlt = _fresh_topics(ns, 2, "checkout", "retry", "dlt")
-    group = ns.topic(f"check-checkout-{uuid.uuid4().hex[:6]}")
-    bodies = {"A1": '{"amount": 30}', "B2": "{not json", "C3": '{"amount": 12}', "D4": '{"amount": -5}',
-              "E5": '{"amount": 7}', "F6": '{"amount": 9}'}
-    charged: list = []
+@exercise("7", "A write-behind view counter", stretch=True)
+def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) -> str:
+    spy, other = Spy(), _plain_client()
+    r = spy.client()
+    counting, sent = _counting_connection(conn)
+    key = views_key()
     try:
-        producer = Producer({**kafka_config.client(), "enable.idempotence": True})
-        for key, body in bodies.items():
-            producer.produce(source, body, key=key)
-        producer.flush(10)
-        handled, deadline = 0, time.monotonic() + 30
-        with _closed_after(_reader(group, [source, retry], 2)) as consumer:
-            while handled < 60 and time.monotonic() < deadline and (msg := consumer.poll(1.5)) is not None:
-                if not msg.error():
-                    time_limit.bounded_here(LIMIT_S, handle_checkout, msg, producer, _checkout_charge(charged), retry,
-                                            dlt, hint="handle one message and return; retries go through the retry "
-                                                      "topic, not a loop")
-                    expect(len(producer) == 0, "handle_checkout returned before its copy was delivered: the caller "
-                           "commits right after, so a crash then loses the message",
-                           hint="producer.flush() before returning (produce() only queues the copy)")
-                    consumer.commit(message=msg, asynchronous=False)
-                    handled += 1
-        producer.flush(10)
-        retried = kafka_readback.read_back(retry, group=group + "-r", timeout_s=READ_BACK_S)
-        dead = kafka_readback.read_back(dlt, group=group + "-d", timeout_s=READ_BACK_S)
+        time_limit.call(LIMIT_S, flush_views, r, counting)  # drains what earlier attempts left behind
+        conn.execute("UPDATE products SET views = 0 WHERE product_id <= 5")
+        other.delete(key)
+        rng, expected = random.Random(1), Counter()
+        for product_id in rng.choices([1, 2, 3, 4, 5], [50, 20, 15, 10, 5], k=1000):
+            time_limit.call(LIMIT_S, record_view, r, product_id)
+            expected[product_id] += 1
+        pending = sum(int(v) for v in other.hgetall(key).values())
+        expect(pending == 1000, f"after 1,000 views, views_key() holds {pending}",
+               hint="HINCRBY views_key() product_id 1, and nothing else until the flush")
+        sent[0] = 0
+        spy.after_read("HGETALL", key, lambda: other.hincrby(key, 3, 1))  # a view arrives mid-flush
+        time_limit.call(LIMIT_S, flush_views, r, counting)
+        statements = sent[0]
+        expected[3] += spy.fired
+        expect(statements <= 5, f"the flush sent {statements} statements for 5 products",
+               hint="one UPDATE ... FROM unnest(%s::int[], %s::bigint[]) for the whole batch")
+
+        def seen() -> Counter:
+            stored = dict(conn.execute("SELECT product_id, views FROM products WHERE product_id <= 5").fetchall())
+            waiting = {int(p): int(n) for p, n in other.hgetall(key).items()}
+            return Counter({p: stored.get(p, 0) + waiting.get(p, 0) for p in range(1, 6)})
+
+        got = seen()
+        expect(sum(got.values()) >= sum(expected.values()),
+               f"{sum(expected.values()) - sum(got.values())} view(s) recorded while the flush ran were lost",
+               hint="hand the pending hash over atomically (RENAME it, or HGETALL and DEL in one MULTI/EXEC)")
+        expect(sum(got.values()) <= sum(expected.values()),
+               "the flushed views are still pending in Redis too: the next flush would count them again",
+               hint="remove what was flushed from Redis")
+        expect(got == expected, "after one flush, some views ended up on the wrong products",
+               hint="the hash field is the product id, the value its count")
+        for product_id in rng.choices([1, 2, 3, 4, 5], k=500):
+            time_limit.call(LIMIT_S, record_view, r, product_id)
+            expected[product_id] += 1
+        time_limit.call(LIMIT_S, flush_views, r, counting)
+        time_limit.call(LIMIT_S, flush_views, r, counting)
+        got = seen()
+        expect(sum(got.values()) >= sum(expected.values()), "a second flush overwrote the stored views",
+               hint="add to the column: SET views = views + n")
+        expect(got == expected, "after two more flushes some views were counted twice",
+               hint="remove what was flushed from Redis")
+        return f"1,500 views, {statements} SQL statement{'s' if statements != 1 else ''} in the flush"
     finally:
-        _drop(source, retry, dlt, groups=(group, group + "-r", group + "-d"))
-    expect(handled < 60, "poison messages keep coming back from the retry topic",
-           hint=f"increase the 'retries' header on every retry and stop at {MAX_RETRIES}")
-    good = {"A1", "C3", "E5", "F6"}
-    expect(Counter(k.decode() for k in charged if k) == Counter(good),
-           "the good orders were not each charged exactly once", hint="call charge(msg) once per message")
-    expect(dead, "nothing reached the dead-letter topic", hint="after the last retry, produce to dlt_topic")
-    expect(all(m.key() for m in dead) and {m.key().decode() for m in dead} == {"B2", "D4"},
-           f"the DLT holds keys {sorted(str(m.key()) for m in dead)}, expected the two poison orders",
-           hint="copy the key of the failed message to the copy you produce")
-    expect(len(dead) == 2, f"{len(dead)} messages reached the DLT for 2 poison orders",
-           hint="send each poison message to the DLT once, after its last retry")
-    for msg in dead:
-        headers = kafka_readback.headers_of(msg)
-        expect(headers.get("retries") == str(MAX_RETRIES).encode(),
-               f"a DLT message has retries={headers.get('retries')!r}, expected {MAX_RETRIES}",
-               hint="retry a failed message MAX_RETRIES times (retries 1, 2, 3) before the DLT")
-        expect(headers.get("error"), "a DLT message has no 'error' header", hint="put str(exc) in an 'error' header")
-    per_key = Counter(m.key().decode() for m in retried if m.key())
-    expect(per_key == Counter({"B2": MAX_RETRIES, "D4": MAX_RETRIES}),
-           f"the retry topic holds {dict(per_key)} copies", hint=f"each poison order goes to retry {MAX_RETRIES} times")
-    return f"4 charged once, 2 dead-lettered after {MAX_RETRIES} retries"
-
-
-# exercise 5 ----------------------------------------------------------------------------------------------
-FAILING_VALUE = 3  # the message process() raises on in the second run: partition 1, offset 1
-
-
-def _start_runner(run_until_stopped: Callable, consumer: Consumer, process: Callable, stop: threading.Event,
-                  errors: list[BaseException]) -> tuple[threading.Thread, _RevocableConsumer]:
-    """RUN_UNTIL_STOPPED(consumer, PROCESS, STOP) in a daemon thread, handed a revocable CONSUMER; what it raises
-    goes to ERRORS."""
-    handed_out = _RevocableConsumer(consumer)
-
-    def target() -> None:
-        try:
-            run_until_stopped(handed_out, process, stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the check
-            errors.append(exc)
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    return worker, handed_out
-
-
-def _is_open(consumer: Consumer) -> bool:
-    try:
-        consumer.poll(0)
-    except RuntimeError:
-        return False
-    return True
-
-
-def _committed(group: str, topic: str, partitions: int) -> list[TopicPartition]:
-    with _closed_after(Consumer(kafka_config.consumer(group))) as reader:
-        return reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-
-
-@exercise("5", "Graceful shutdown: commit, close, leave the group", stretch=True)
-def graceful_shutdown(run_until_stopped: Callable, admin: AdminClient, ns: Namespace) -> str:
-    (topic,) = _fresh_topics(ns, 2, "shutdown")
-    group = ns.topic(f"check-shutdown-{uuid.uuid4().hex[:6]}")
-    groups = (group, group + "-failing")
-    processed: list[int] = []
-    errors: list[BaseException] = []
-    consumers = [Consumer({**kafka_config.consumer(g), "auto.offset.reset": "earliest",
-                           "enable.auto.commit": False}) for g in groups]
-    stop = threading.Event()
-    handed_out: list[_RevocableConsumer] = []
-    try:
-        consumers[0].subscribe([topic])
-        worker, revocable = _start_runner(run_until_stopped, consumers[0],
-                                          lambda msg: processed.append(int(msg.value())), stop, errors)
-        handed_out.append(revocable)
-        _send_one_per_request(topic, [(n % 2, str(n).encode()) for n in range(20)])
-        with contextlib.suppress(TimeoutError):
-            wait_until(lambda: len(processed) >= 20 or errors or not worker.is_alive(), timeout_s=30)
-        stop.set()
-        worker.join(10)
-        time_limit.stop(worker)
-        if errors:
-            raise errors[0]
-        expect(not worker.is_alive(), "run_until_stopped did not return within 10 s after stop was set",
-               hint="check stop.is_set() in the poll loop, with a short poll timeout")
-        expect(sorted(processed) == list(range(20)), f"{len(processed)} of 20 messages were processed",
-               hint="call process(msg) for every message poll() returns (skip None and errors)")
-        expect(not _is_open(consumers[0]), "the consumer is still open after run_until_stopped returned",
-               hint="close() it on the way out (a finally block), so it leaves the group at once")
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-        expect(not description.members, "the consumer is still a member of the group", hint="call consumer.close()")
-        committed = _committed(group, topic, 2)
-        covered = sum(max(tp.offset, 0) for tp in committed)
-        expect(covered == 20, f"the committed offsets cover {covered} of the 20 processed messages",
-               hint="commit what you processed before closing (close() does not commit when auto-commit is off)")
-        _fails_cleanly(run_until_stopped, consumers[1], groups[1], topic, handed_out)
-    finally:
-        stop.set()
-        if all(c.revoke() for c in handed_out):  # else a thread is stuck inside a call: leave its consumer alone
-            for consumer in consumers:
-                with contextlib.suppress(RuntimeError):  # the learner closed it already
-                    consumer.close()
-            _drop(topic, groups=groups)
-    return "20 processed, committed, group left"
-
-
-def _fails_cleanly(run_until_stopped: Callable, consumer: Consumer, group: str, topic: str,
-                   handed_out: list[_RevocableConsumer]) -> None:
-    """A second run, in a group of its own, whose process() raises on FAILING_VALUE: the consumer must be closed
-    all the same, and the failed message must not be committed."""
-    seen: list[int] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def process(msg: Message) -> None:
-        seen.append(int(msg.value()))
-        if seen[-1] == FAILING_VALUE:
-            raise ValueError(f"process() failed on message {FAILING_VALUE}")
-
-    consumer.subscribe([topic])
-    worker, revocable = _start_runner(run_until_stopped, consumer, process, stop, errors)
-    handed_out.append(revocable)
-    with contextlib.suppress(TimeoutError):  # a loop that swallows the error goes on to the end of the topic
-        wait_until(lambda: not worker.is_alive() or len(seen) >= 20, timeout_s=30)
-    stop.set()
-    worker.join(10)
-    time_limit.stop(worker)
-    expect(not worker.is_alive(), f"after process() raised on message {FAILING_VALUE}, run_until_stopped did not "
-           "return within 10 s of stop being set", hint="check stop.is_set() in the poll loop")
-    expect(FAILING_VALUE in seen, f"a second run, whose process() raises on message {FAILING_VALUE}, never got "
-           "to that message", hint="call process(msg) for every message poll() returns")
-    expect(not _is_open(consumer), "when process() raised, the consumer was left open",
-           hint="close() in a finally block, so it runs also when process() raises")
-    failed_partition_end = _committed(group, topic, 2)[1].offset
-    expect(failed_partition_end <= 1, f"the offset of message {FAILING_VALUE} was committed although process() "
-           "raised on it", hint="commit a message only after process(msg) has returned")
+        other.delete(key)
+        r.close()
+        other.close()
+        postgres.close_when_idle(counting)  # a timed-out flush_views may still be running a query on it

@@ -1,241 +1,331 @@
-"""Checks of labs/07_nats_jetstream.ipynb: real-time notifications with NATS.
+"""Checks of labs/07_rabbitmq.ipynb: a thumbnail task queue with RabbitMQ.
 
-nats-py is asyncio and the learner's code holds connections of the notebook's event loop, so every check
-here is an async check (infracourse.checking.async_exercise) that the check cell awaits:
-
-    await checks.notify(notify, nc, ns)
-
-Each check creates what it needs under the lab's namespace, waits with timeouts only, and removes the
-consumers and messages it made before it starts, so it can be run again.
+Each check declares queues and exchanges of its own (inside the notebook's namespace, with a random suffix)
+on its own connection, and deletes them after. Every wait has a deadline.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-import nats.errors
-import nats.js.errors
-from nats.aio.client import Client
+import pika
 
-from infracourse.checking import CheckFailed, expect
-from infracourse.checking.async_exercise import async_exercise
+from infracourse import config
+from infracourse.checking import exercise, expect, time_limit
+from infracourse.checking.explain import one_line
+from infracourse.clients import pika_logging, rabbitmq_admin
 from infracourse.namespace import Namespace
 
-NOTIFY_STREAM = "notify"  # ns.stream(NOTIFY_STREAM) holds notify.user.* in the lab
+pika_logging.quiet()  # pika warns about nacks and returns through logging; keep stderr clean
 
 
-async def _collect(nc: Client, subject: str, into: list) -> nats.aio.subscription.Subscription:
-    async def keep(msg) -> None:
-        into.append(msg)
-
-    return await nc.subscribe(subject, cb=keep)
-
-
-async def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
-@async_exercise("1", "Send a notification to one user")
-async def notify(fn, nc: Client, ns: Namespace) -> str:
-    everything: list = []
-    per_user: dict[str, list] = {"alice": [], "bob": []}
-    subs = [await _collect(nc, ns.subject(">"), everything)]
-    subs += [await _collect(nc, ns.subject(f"notify.user.{user}"), got) for user, got in per_user.items()]
-    await nc.flush()
+@contextmanager
+def _channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url()))
     try:
-        await fn(nc, "alice", "your order shipped")
-        await fn(nc, "bob", "new follower")
-        await nc.flush()
-        await _wait_for(lambda: len(everything) >= 2, 1.0)
+        channel = connection.channel()
+        channel.confirm_delivery()  # the check's own publishes are in the queue when basic_publish returns
+        yield channel
     finally:
-        for sub in subs:
-            await sub.unsubscribe()
-    expect(everything, "nothing was published under this lab's namespace",
-           hint="build the subject with ns.subject(...) and publish with nc.publish")
-    subjects = sorted({msg.subject.removeprefix(ns.subject("")) for msg in everything})
-    for user, got in per_user.items():
-        expect(len(got) == 1, f"{user}'s subject notify.user.{user} received {len(got)} messages, expected 1 "
-               f"(you published to {', '.join(subjects)})",
-               hint="one subject per user: notify.user.<user_id>, under ns.subject(...)")
-    expect(len(everything) == 2, f"{len(everything)} messages were published for 2 notifications",
-           hint="publish each notification once, to its user's subject only")
-    for user, got in per_user.items():
+        if connection.is_open:
+            connection.close()
+
+
+def _names(ns: Namespace, *parts: str) -> list[str]:
+    suffix = uuid.uuid4().hex[:6]
+    return [ns.queue(f"check-{part}-{suffix}") for part in parts]
+
+
+def _cleanup(queues: list[str], exchanges: list[str] = ()) -> None:
+    existing = set(rabbitmq_admin.names("queues")) | set(rabbitmq_admin.names("exchanges"))
+    for name in queues:
+        if name in existing:
+            rabbitmq_admin.delete("queues", name)
+    for name in exchanges:
+        if name in existing:
+            rabbitmq_admin.delete("exchanges", name)
+
+
+def _drain(channel, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+    got = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append((properties, body))
+
+
+# exercise 1 ----------------------------------------------------------------------------------------------
+ROUTING_CASES = {  # routing key -> the queues that must receive it
+    "task.image.resize": {"images", "audit"},
+    "task.image.resize.large": {"audit"},
+    "task.email.welcome": {"emails", "audit"},
+    "task.email.welcome.fr": {"emails", "audit"},
+    "task.video.transcode": {"audit"},
+    "report.daily": set(),
+}
+
+
+@exercise("1", "Route tasks with a topic exchange")
+def routing(declare_routing: Callable, ns: Namespace) -> str:
+    exchange, images, emails, audit = _names(ns, "tasks", "images", "emails", "audit")
+    queues = {"images": images, "emails": emails, "audit": audit}
+    try:
+        with _channel() as channel:
+            declare_routing(channel, exchange, queues)
+            expect(exchange in rabbitmq_admin.names("exchanges"), "the exchange was not declared",
+                   hint="channel.exchange_declare(exchange, exchange_type=...)")
+            kind = rabbitmq_admin.exchange_info(exchange)["type"]
+            expect(kind == "topic", f"the exchange is of type {kind!r}",
+                   hint="routing by word patterns needs exchange_type='topic'")
+            transient = [name for name, info in [(exchange, rabbitmq_admin.exchange_info(exchange)),
+                                                 *((q, rabbitmq_admin.queue_info(q)) for q in queues.values())]
+                         if not info.get("durable")]
+            expect(not transient, f"{', '.join(transient)} {'is' if len(transient) == 1 else 'are'} not durable: "
+                   "a broker restart deletes them, and the tasks queued in them",
+                   hint="declare the exchange and each queue with durable=True")
+            for key in ROUTING_CASES:
+                channel.basic_publish(exchange, key, key.encode())
+            received = {role: {body.decode() for _, body in _drain(channel, q)} for role, q in queues.items()}
+    finally:
+        _cleanup(list(queues.values()), [exchange])
+    for key, expected in ROUTING_CASES.items():
+        for role in queues:
+            if (role in expected) != (key in received[role]):
+                verb = "should" if role in expected else "should not"
+                expect(False, f"the {role} queue {verb} receive a task routed with {key!r}",
+                       hint="'*' matches exactly one word, '#' zero or more words")
+    return f"{len(ROUTING_CASES)} routing keys land where they should"
+
+
+# exercise 2 ----------------------------------------------------------------------------------------------
+HEAVY_S, LIGHT_S = 0.2, 0.02
+
+
+@exercise("2", "A fair worker: prefetch 1, ack after the work")
+def fair_worker(work: Callable, ns: Namespace) -> str:
+    (queue,) = _names(ns, "thumbnails")
+    done: list[tuple[str, float]] = []
+    errors: list[BaseException] = []
+    returned: dict[str, object] = {}
+
+    def handle_for(name: str) -> Callable[[bytes], None]:
+        def handle(body: bytes) -> None:
+            time.sleep(float(body))
+            done.append((name, float(body)))
+
+        return handle
+
+    def run(name: str) -> None:
         try:
-            payload = json.loads(got[0].data)
-        except ValueError:
-            raise CheckFailed(f"the payload for {user} is not JSON: {got[0].data[:60]!r}",
-                              hint="json.dumps({...}).encode()") from None
-        expect(isinstance(payload, dict) and payload.get("user") == user,
-               f"the payload for {user} should have \"user\": {user!r}", hint='{"user": ..., "text": ...}')
-    expect(json.loads(per_user["alice"][0].data).get("text") == "your order shipped",
-           'the payload\'s "text" should be the text passed to notify', hint='{"user": ..., "text": ...}')
-    return "each user got exactly their own notification"
-
-
-@async_exercise("2", "Ask whether a user is online")
-async def presence(fn, nc: Client, ns: Namespace) -> str:
-    async def online(msg) -> None:
-        await msg.respond(b"online")
-
-    async def slow(msg) -> None:
-        await asyncio.sleep(1.0)
-        await msg.respond(b"online")
-
-    subs = [await nc.subscribe(ns.subject("presence.alice"), cb=online),
-            await nc.subscribe(ns.subject("presence.bob"), cb=slow)]
-    await nc.flush()
-    try:
-        results = {}
-        for user in ["alice", "carol", "bob"]:
-            started = time.monotonic()
+            connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url()))
             try:
-                answer = await fn(nc, user)
-            except (nats.errors.NoRespondersError, TimeoutError) as exc:
-                raise CheckFailed(
-                    f"presence(nc, {user!r}) raised {type(exc).__name__}",
-                    hint="a missing or slow presence service means 'unknown': catch NoRespondersError and "
-                         "TimeoutError",
-                ) from None
-            results[user] = (answer, time.monotonic() - started)
+                returned[name] = work(connection.channel(), queue, handle_for(name), 1.0)
+            finally:
+                if connection.is_open:
+                    connection.close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    try:
+        with _channel() as channel:
+            channel.queue_declare(queue, durable=True)
+            threads = [threading.Thread(target=run, args=(f"worker-{i}",), daemon=True) for i in (1, 2)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 10
+            while channel.queue_declare(queue, passive=True).method.consumer_count < 2:
+                if errors or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if errors:
+                raise errors[0]
+            expect(channel.queue_declare(queue, passive=True).method.consumer_count == 2,
+                   "the workers did not start consuming within 10 s", hint="basic_consume or channel.consume(queue)")
+            for seconds in [HEAVY_S, LIGHT_S] * 6:
+                channel.basic_publish("", queue, str(seconds).encode(), pika.BasicProperties(delivery_mode=2))
+            deadline = time.monotonic() + 20  # for both workers together
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            time_limit.stop(*threads)
+            if errors:
+                raise errors[0]
+            expect(not any(t.is_alive() for t in threads), "work() did not return within 20 s",
+                   hint="stop when nothing arrives for idle_s (inactivity_timeout)")
+            left = channel.queue_declare(queue, passive=True).method.message_count
     finally:
-        for sub in subs:
-            await sub.unsubscribe()
-    answer, _ = results["alice"]
-    expect(answer == "online", f"presence(nc, 'alice') returned {answer!r}; the service replied 'online'",
-           hint="decode the reply's data: reply.data.decode()")
-    answer, waited = results["carol"]
-    expect(answer == "unknown", f"nobody answers for carol, yet presence returned {answer!r}",
-           hint="return 'unknown' when there are no responders")
-    answer, waited = results["bob"]
-    expect(waited < 0.7, f"bob's presence service takes 1 s and presence(nc, 'bob') waited {waited:.1f} s",
-           hint="pass a short timeout to nc.request (0.5 s at most)")
-    expect(answer == "unknown", f"bob's service is too slow, yet presence returned {answer!r}",
-           hint="return 'unknown' when the request times out")
-    return "online, no responders and timeout all handled"
+        _cleanup([queue])
+    expect(left == 0, f"{len(done)} of 12 jobs were handled and {left} went back to the queue when the workers "
+           "stopped: they were never acked", hint="basic_ack(method.delivery_tag) after handle(body) returns (with "
+           "a prefetch limit, an unacked job also holds back the next one)")
+    expect(len(done) >= 12, f"{len(done)} of 12 jobs were handled", hint="call handle(body) for every message")
+    expect(len(done) == 12, f"{len(done)} jobs were handled for 12 published (some twice)",
+           hint="ack each message once, after handling it")
+    heavy = Counter(name for name, seconds in done if seconds == HEAVY_S)
+    expect(min(heavy["worker-1"], heavy["worker-2"]) >= 2,
+           f"one worker got {max(heavy.values())} of the 6 heavy jobs: dispatch was round-robin, not fair",
+           hint="basic_qos(prefetch_count=1) before consuming, and manual acks (prefetch is ignored with auto_ack)")
+    expect(sorted(returned.values()) == sorted(Counter(n for n, _ in done).values()),
+           f"work() returned {sorted(returned.values())}", hint="return how many jobs this worker handled")
+    return "the heavy jobs went to both workers"
 
 
-async def _reset_inbox(js, ns: Namespace, user: str) -> None:
+# exercise 3 ----------------------------------------------------------------------------------------------
+@exercise("3", "Poison jobs go to the dead-letter queue")
+def dead_letters(declare_work_queue: Callable, on_job: Callable, ns: Namespace) -> str:
+    queue, dlx, dlq = _names(ns, "render", "dlx", "dead")
+    jobs = [b"render 1", b"POISON 2", b"render 3", b"POISON 4", b"render 5"]
+    handled: list[bytes] = []
+
+    def handle(body: bytes) -> None:
+        if body.startswith(b"POISON"):
+            raise ValueError("cannot render a corrupt image")
+        handled.append(body)
+
     try:
-        await js.delete_consumer(ns.stream(NOTIFY_STREAM), ns.stream(f"inbox_{user}"))
-    except nats.js.errors.NotFoundError:
-        pass
-    await js.purge_stream(ns.stream(NOTIFY_STREAM), subject=ns.subject(f"notify.user.{user}"))
+        with _channel() as channel:
+            channel.exchange_declare(dlx, exchange_type="fanout", durable=True)
+            channel.queue_declare(dlq, durable=True)
+            channel.queue_bind(dlq, dlx)
+            declare_work_queue(channel, queue, dlx)
+            for body in jobs:
+                channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+            deliveries = 0
+            while deliveries < 30:
+                method, properties, body = channel.basic_get(queue)
+                if method is None:
+                    break
+                deliveries += 1
+                on_job(channel, method, properties, body, handle)
+            time.sleep(0.2)  # rejections are dead-lettered asynchronously
+            dead = _drain(channel, dlq)
+            left = channel.queue_declare(queue, passive=True).method.message_count
+    finally:
+        _cleanup([queue, dlq], [dlx])
+    expect(deliveries < 30, "poison jobs keep coming back to the work queue",
+           hint="reject a poison job with requeue=False, so the broker dead-letters it")
+    expect(sorted(handled) == [b"render 1", b"render 3", b"render 5"], "the good jobs were not each handled once",
+           hint="call handle(body) once per delivery")
+    expect(left == 0, f"{left} jobs are still in the work queue", hint="ack every good job after handling it")
+    expect(dead, "nothing reached the dead-letter queue",
+           hint="declare the work queue with arguments={'x-dead-letter-exchange': ...} and reject poison jobs "
+                "with requeue=False (an ack drops them for good)")
+    expect(sorted(body for _, body in dead) == [b"POISON 2", b"POISON 4"],
+           f"the dead-letter queue holds {len(dead)} jobs, expected the 2 poison ones",
+           hint="only a job whose handle() raised is rejected")
+    reasons = {d["reason"] for props, _ in dead for d in (props.headers or {}).get("x-death", [])}
+    expect(reasons == {"rejected"}, f"dead-lettered for {sorted(reasons)}, expected 'rejected'",
+           hint="basic_reject(delivery_tag, requeue=False) or basic_nack(..., requeue=False)")
+    return "3 handled, 2 dead-lettered"
 
 
-async def _send(js, ns: Namespace, user: str, texts: list[str]) -> None:
-    for text in texts:
-        await js.publish(ns.subject(f"notify.user.{user}"), json.dumps({"user": user, "text": text}).encode())
-
-
-@async_exercise("3", "Catch up after being offline (pull consumer)", time_limit_s=30)
-async def catch_up(fn, js, ns: Namespace) -> str:
+# exercise 4 ----------------------------------------------------------------------------------------------
+@exercise("4", "Publish with confirms, mandatory and persistence")
+def reliable_publish(publish_jobs: Callable, ns: Namespace) -> str:
+    exchange, queue = _names(ns, "jobs", "resize")
+    jobs = [("resize", f"resize {n}".encode()) for n in range(5)]
+    jobs.insert(3, ("crop", b"crop 9"))  # no queue is bound for crop
     try:
-        await js.stream_info(ns.stream(NOTIFY_STREAM))
-    except nats.js.errors.NotFoundError:
-        raise CheckFailed("the notifications stream does not exist",
-                          hint="run the cell above the exercise that creates it") from None
-    for user in ["dave", "erin"]:
-        await _reset_inbox(js, ns, user)
-    missed = [f"#{n} while you were away" for n in range(12)]
-    await _send(js, ns, "dave", missed)
-    await _send(js, ns, "erin", ["#0 for erin only", "#1 for erin only", "#2 for erin only"])
+        with _channel() as channel:
+            channel.exchange_declare(exchange, exchange_type="direct", durable=True)
+            channel.queue_declare(queue, durable=True, arguments={"x-max-length": 3, "x-overflow": "reject-publish"})
+            channel.queue_bind(queue, exchange, routing_key="resize")
+            connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url()))
+            try:
+                failed = publish_jobs(connection.channel(), exchange, jobs)
+            finally:
+                if connection.is_open:
+                    connection.close()
+            stored = _drain(channel, queue)
+    finally:
+        _cleanup([queue], [exchange])
+    expect(isinstance(failed, list), f"publish_jobs returned {type(failed).__name__}, expected a list",
+           hint="return the (routing_key, body) pairs the broker did not accept")
+    failed_bodies = sorted(body for _, body in failed)
+    expect(len(stored) == 3, f"{len(stored)} jobs are in the queue, expected 3 (it holds at most 3)")
+    expect(failed, "publish_jobs reported no failure, but 3 of the 6 jobs never reached a queue",
+           hint="turn on publisher confirms (channel.confirm_delivery()): without them basic_publish never hears "
+                "that the broker refused or could not route a message")
+    expect(b"crop 9" in failed_bodies, "the unroutable crop job is not among the failures",
+           hint="publish with mandatory=True, so an unroutable message raises UnroutableError")
+    expect(sorted([b"resize 3", b"resize 4"]) == sorted(b for b in failed_bodies if b.startswith(b"resize")),
+           f"{sum(b.startswith(b'resize') for b in failed_bodies)} resize jobs reported failed; the full queue "
+           "refused 2", hint="channel.confirm_delivery() first; a refused message raises NackError")
+    expect(len(failed) == 3, f"{len(failed)} failures reported, expected 3")
+    modes = {props.delivery_mode for props, _ in stored}
+    expect(modes == {2}, f"the stored jobs have delivery_mode {sorted(map(str, modes))}, expected 2 (persistent)",
+           hint="properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)")
+    return "3 failures reported (2 refused, 1 unroutable), stored jobs persistent"
 
-    got = await fn(js, "dave")
-    expect(isinstance(got, list), f"catch_up should return a list of texts, got {type(got).__name__}")
-    expect(not any("erin" in str(text) for text in got), "dave received erin's notifications",
-           hint="filter the consumer to the user's own subject")
-    expect(len(got) >= len(missed), f"catch_up returned {len(got)} of the {len(missed)} missed notifications",
-           hint="one fetch returns at most one batch: keep fetching until a fetch times out")
-    expect(got == missed, "catch_up returned the right number of notifications but not their texts, in order",
-           hint="json.loads(msg.data)['text'] for each message, in the order fetched")
+
+# exercise 5 ----------------------------------------------------------------------------------------------
+@exercise("5", "An RPC client that matches correlation ids and times out", stretch=True)
+def rpc_client(rpc_call: Callable, ns: Namespace) -> str:
+    (queue,) = _names(ns, "quotes")
+    stop = threading.Event()
+    served: list[str] = []
+
+    def server() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url()))
+        channel = connection.channel()
+        for method, props, body in channel.consume(queue, inactivity_timeout=0.1):
+            if stop.is_set():
+                break
+            if method is None:
+                continue
+            served.append(body.decode())
+            if body != b"silent":  # a stale answer to someone else's call first, then the real one
+                channel.basic_publish("", props.reply_to, b"stale answer",
+                                      pika.BasicProperties(correlation_id=f"not-{props.correlation_id}"))
+                channel.basic_publish("", props.reply_to, b"quote for " + body,
+                                      pika.BasicProperties(correlation_id=props.correlation_id))
+            channel.basic_ack(method.delivery_tag)
+        connection.close()
+
+    results: dict[str, object] = {}
+
+    def call(request: str, timeout_s: float) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url()))
+        try:
+            results[request] = rpc_call(connection, queue, request.encode(), timeout_s)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[request] = exc
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    with _channel() as channel:
+        channel.queue_declare(queue)
+    serving = threading.Thread(target=server, daemon=True)
+    serving.start()
     try:
-        info = await js.consumer_info(ns.stream(NOTIFY_STREAM), ns.stream("inbox_dave"))
-    except nats.js.errors.NotFoundError:
-        raise CheckFailed("there is no durable consumer named ns.stream('inbox_dave')",
-                          hint="pull_subscribe(..., durable=ns.stream(f'inbox_{user_id}'))") from None
-    expect(info.num_ack_pending == 0,
-           f"{info.num_ack_pending} notifications were delivered but never acknowledged: JetStream will "
-           "deliver them again after ack_wait", hint="await msg.ack() after handling each message")
-    again = await fn(js, "dave")
-    expect(again == [], f"a second catch_up right away returned {len(again)} notifications instead of none",
-           hint="acked messages of a durable consumer are not delivered again")
-    await _send(js, ns, "dave", ["#12 new", "#13 new"])
-    newer = await fn(js, "dave")
-    expect(newer == ["#12 new", "#13 new"], f"after 2 new notifications catch_up returned {len(newer)}",
-           hint="reuse the same durable consumer so it resumes where it stopped")
-    return "12 missed, then none, then 2 new"
-
-
-@async_exercise("4", "Count unread notifications without losing updates")
-async def increment_unread(fn, kv, js) -> str:
-    user = "checker"
-    status = await kv.status()
-    await js.purge_stream(f"KV_{status.bucket}", subject=f"$KV.{status.bucket}.unread.{user}")
-    calls = 25
-    try:
-        results = await asyncio.gather(*(fn(kv, user) for _ in range(calls)))
-    except nats.js.errors.KeyWrongLastSequenceError:
-        raise CheckFailed("a concurrent increment raised KeyWrongLastSequenceError",
-                          hint="someone else wrote first: read the key again and retry the update") from None
-    try:
-        stored = int((await kv.get(f"unread.{user}")).value)
-    except nats.js.errors.KeyNotFoundError:
-        raise CheckFailed("nothing is stored at the key 'unread.<user_id>'",
-                          hint="the key is f'unread.{user_id}'") from None
-    expect(stored == calls, f"{calls} concurrent increments left the counter at {stored}: updates were lost",
-           hint="kv.update(key, value, last=entry.revision) writes only if nobody wrote since you read")
-    expect(sorted(int(r) for r in results) == list(range(1, calls + 1)),
-           "every call should return the count it stored (1, 2, ... in some order)",
-           hint="return the new count")
-    return f"{calls} concurrent increments, counter at {stored}"
-
-
-@async_exercise("5", "Apply settings changes live", stretch=True)
-async def follow_settings(fn, kv) -> str:
-    user, key = "checker", "settings.checker"
-    versions = [{"sound": True, "digest": "daily"}, {"sound": False, "digest": "daily"},
-                {"sound": False, "digest": "weekly"}]
-    await kv.put(key, json.dumps(versions[0]).encode())
-    applied: list = []
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(fn(kv, user, applied.append, stop))
-    try:
-        await _wait_for(lambda: applied or task.done(), 2.0)
-        if task.done() and task.exception() is not None:
-            raise task.exception()
-        expect(applied, "apply was not called with the current settings within 2 s",
-               hint="a watch first delivers the key's current value")
-        for version in versions[1:]:
-            await kv.put(key, json.dumps(version).encode())
-        await _wait_for(lambda: len(applied) >= 3 or task.done(), 2.0)
+        for request, timeout_s in [("10 pages", 2.0), ("silent", 0.5)]:
+            started = time.monotonic()
+            time_limit.bounded(timeout_s + 3, call, request, timeout_s, what=f"rpc_call({request!r})",
+                               hint="stop waiting after timeout_s and raise TimeoutError")
+            results[request + " took"] = time.monotonic() - started
+    finally:
         stop.set()
-        finished, _ = await asyncio.wait({task}, timeout=2.0)
-        expect(finished, "follow_settings did not return within 2 s after stop was set",
-               hint="wait for updates with a timeout and check stop.is_set() in the loop")
-        if task.exception() is not None:
-            raise task.exception()
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=2.0)  # code that swallows the cancellation is left behind
-    if applied and not isinstance(applied[0], dict):
-        raise CheckFailed(f"apply received {type(applied[0]).__name__}, expected the settings as a dict",
-                          hint="json.loads(entry.value)")
-    if len(applied) < 3:
-        skipped = applied[-1:] == versions[-1:]  # reached the last value by reading it, not by watching
-        raise CheckFailed(
-            f"apply was called {len(applied)} times for 3 values" + ("; a change was skipped" if skipped else ""),
-            hint="watch the key (kv.watch) instead of reading it again" if skipped
-            else "keep applying every update the watch delivers until stop is set",
-        )
-    expect(applied == versions, "apply got the right number of calls but not the values in order",
-           hint="skip the None marker; apply json.loads(entry.value) of each update")
-    return "current value plus 2 live changes, then stopped"
+        serving.join(5)
+        _cleanup([queue])
+    answer = results["10 pages"]
+    if isinstance(answer, NotImplementedError):
+        raise answer
+    expect(not isinstance(answer, BaseException), f"rpc_call raised {one_line(answer)}",
+           hint="publish to the queue with reply_to and correlation_id, then wait for the matching reply")
+    expect(served and served[0] == "10 pages", "the server did not receive the request",
+           hint="basic_publish('', queue, request, properties with reply_to and correlation_id)")
+    expect(answer != b"stale answer", "rpc_call returned a reply that belongs to another call",
+           hint="ignore replies whose correlation_id is not the one you sent")
+    expect(answer == b"quote for 10 pages", f"rpc_call returned {answer!r}", hint="return the reply's body")
+    silent = results["silent"]
+    expect(isinstance(silent, TimeoutError), f"a request that gets no answer returned {silent!r}",
+           hint="raise TimeoutError when no matching reply arrives within timeout_s")
+    expect(results["silent took"] < 2.0, f"the unanswered call took {results['silent took']:.1f} s for a 0.5 s "
+           "timeout", hint="process_data_events(time_limit=...) in small steps until the deadline")
+    return "matched its own reply, ignored a stale one, timed out on silence"

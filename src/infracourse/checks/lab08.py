@@ -1,332 +1,241 @@
-"""Checks of labs/08_redis_streams_and_patterns.ipynb: event-driven order processing with Redis Streams,
-an idempotent consumer in PostgreSQL, an outbox relay to Kafka, retries and a dead letter.
+"""Checks of labs/08_nats_jetstream.ipynb: real-time notifications with NATS.
 
-Every check builds its own stream (ns.key("check", N)) or its own rows, runs the learner's function against
-it under a time limit, and inspects Redis, PostgreSQL or Kafka afterwards; waits are bounded.
+nats-py is asyncio and the learner's code holds connections of the notebook's event loop, so every check
+here is an async check (infracourse.checking.async_exercise) that the check cell awaits:
+
+    await checks.notify(notify, nc, ns)
+
+Each check creates what it needs under the lab's namespace, waits with timeouts only, and removes the
+consumers and messages it made before it starts, so it can be run again.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
-import psycopg
-import redis
-from confluent_kafka import Producer
-from psycopg import sql
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
 
-from infracourse.checking import CheckFailed, exercise, expect, time_limit
-from infracourse.checking.kafka_readback import headers_of, read_back
-from infracourse.clients import kafka_config
+from infracourse.checking import CheckFailed, expect
+from infracourse.checking.async_exercise import async_exercise
 from infracourse.namespace import Namespace
-from infracourse.services.probes import free_port
 
-LIMIT_S = 10
-RELAY_LIMIT_S = 20  # a relay's first produce waits for Kafka's metadata
-TRIMMED = 1_001  # pending entries deleted from the stream in exercise 2: more than a 1,000-entry batch holds
-RETRY_CAP = 20  # handler calls for one message before handle_with_retry counts as retrying forever
+NOTIFY_STREAM = "notify"  # ns.stream(NOTIFY_STREAM) holds notify.user.* in the lab
 
 
-class HandlerFailed(Exception):
-    """What the check's order handler raises for the order it cannot process."""
+async def _collect(nc: Client, subject: str, into: list) -> nats.aio.subscription.Subscription:
+    async def keep(msg) -> None:
+        into.append(msg)
+
+    return await nc.subscribe(subject, cb=keep)
 
 
-class RetriedForever(BaseException):
-    """What the check's handler raises to stop a retry loop that never gives up (`except Exception` lets it
-    through)."""
+async def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
-def _fresh_stream(r: redis.Redis, key: str, group: str) -> None:
-    r.delete(key)
-    r.xgroup_create(key, group, id="0", mkstream=True)
-
-
-def _owners(r: redis.Redis, key: str, group: str) -> dict[str, int]:
-    pending = r.xpending(key, group)
-    return {c["name"]: int(c["pending"]) for c in pending["consumers"] or []}
-
-
-@exercise("1", "Acknowledge only what you processed")
-def consume_batch(fn, r: redis.Redis, ns: Namespace) -> str:
-    stream, group = ns.key("check", 1), "fulfilment"
-    _fresh_stream(r, stream, group)
-    for order in range(1, 7):
-        r.xadd(stream, {"order": order})
-    handled: list[str] = []
-
-    def handle(fields: dict) -> None:
-        handled.append(fields["order"])
-        if fields["order"] == "4":
-            raise HandlerFailed("the warehouse rejected order 4")
-
+@async_exercise("1", "Send a notification to one user")
+async def notify(fn, nc: Client, ns: Namespace) -> str:
+    everything: list = []
+    per_user: dict[str, list] = {"alice": [], "bob": []}
+    subs = [await _collect(nc, ns.subject(">"), everything)]
+    subs += [await _collect(nc, ns.subject(f"notify.user.{user}"), got) for user, got in per_user.items()]
+    await nc.flush()
     try:
-        acked = time_limit.bounded(
-            LIMIT_S, fn, r, stream, group, "worker-1", handle, on_timeout=lambda: r.delete(stream),
-            hint="after the 6 orders nothing new arrives: read once and return, without block=0 (it waits forever)")
-    except HandlerFailed:
-        raise CheckFailed("consume_batch let the handler's error escape, so the rest of the batch was not "
-                          "processed", hint="catch the error, skip the XACK for that entry, go on") from None
-    except redis.TimeoutError:
-        raise CheckFailed("consume_batch was still waiting for new entries when the Redis client timed out",
-                          hint="block=0 waits forever: read the new entries once, without block") from None
-    expect(handled, "consume_batch handled none of the 6 new orders",
-           hint="XREADGROUP with the ID '>' returns entries never delivered to the group")
-    expect(sorted(handled, key=int) == [str(n) for n in range(1, 7)],
-           f"consume_batch handled orders {handled}; expected each of the 6 orders once")
-    owners = _owners(r, stream, group)
-    expect(owners.get("worker-1", 0) == 1,
-           f"after the batch {owners.get('worker-1', 0)} entries are pending; expected exactly 1 (order 4)"
-           + (": the order whose handler failed was acknowledged and is lost" if not owners else ""),
-           hint="XACK an entry only after handle(fields) returned")
-    [entry] = r.xpending_range(stream, group, min="-", max="+", count=10)
-    expect(r.xrange(stream, entry["message_id"], entry["message_id"])[0][1]["order"] == "4",
-           "the entry left pending is not the failed order 4", hint="XACK the entries whose handler succeeded")
-    expect(acked == 5, f"consume_batch returned {acked!r}; 5 orders were processed and acknowledged",
-           hint="return the number of entries you acknowledged")
-    r.delete(stream)
-    return "5 acknowledged, the failed one left pending"
-
-
-@exercise("2", "Take over a crashed consumer's orders")
-def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
-    stream, group = ns.key("check", 2), "fulfilment"
-    _fresh_stream(r, stream, group)
-    stale, busy = 130, 3
-    with r.pipeline(transaction=False) as pipe:
-        for order in range(stale + TRIMMED + busy):
-            pipe.xadd(stream, {"order": order})
-        pipe.execute()
-    # the crashed consumer held 100 orders, then TRIMMED ones since deleted from the stream (XTRIM), then 30
-    # more: XAUTOCLAIM's batches over the deleted ones come back empty, with the cursor not yet at the end
-    crashed = [e for part in (100, TRIMMED, stale - 100)
-               for e in r.xreadgroup(group, "crashed", {stream: ">"}, count=part)[0][1]]
-    trimmed = [i for i, _ in crashed[100:100 + TRIMMED]]
-    r.xdel(stream, *trimmed)
-    # XCLAIM ... IDLE makes these entries look untouched for a minute, as if their consumer died back then
-    r.xclaim(stream, group, "crashed", min_idle_time=0, idle=60_000,
-             message_ids=[i for i, _ in crashed if i not in set(trimmed)])
-    r.xreadgroup(group, "busy", {stream: ">"}, count=busy)
-    got = time_limit.bounded(LIMIT_S, fn, r, stream, group, "rescuer", 30_000, on_timeout=lambda: r.delete(stream),
-                             hint="XAUTOCLAIM returns a cursor: follow it and stop when it is '0-0' (claimed entries "
-                                  "are idle again, so min_idle_time=0 claims them forever)")
-    owners = _owners(r, stream, group)
-    expect(owners.get("busy", 0) == busy,
-           f"reclaim took {busy - owners.get('busy', 0)} orders that a live consumer received a moment ago",
-           hint="pass min_idle_ms as XAUTOCLAIM's min_idle_time: only long-idle entries are abandoned")
-    expect(owners.get("rescuer", 0) == stale,
-           f"reclaim took {owners.get('rescuer', 0)} of the {stale} abandoned orders",
-           hint="XAUTOCLAIM returns a cursor with each batch: call it again from that cursor until it is '0-0' "
-                "(a batch can be empty before that: entries deleted from the stream fill it)")
-    expect(isinstance(got, list) and len(got) == stale,
-           f"reclaim returned {len(got) if isinstance(got, list) else type(got).__name__}; expected the list of "
-           f"{stale} claimed (id, fields) entries", hint="collect the entries of every XAUTOCLAIM batch")
-    expect(all(isinstance(e, (tuple, list)) and len(e) == 2 for e in got), "each entry should be (id, fields)")
-    r.delete(stream)
-    return f"{stale} abandoned orders reclaimed, {busy} live ones left alone"
-
-
-@exercise("3", "Apply a payment exactly once")
-def apply_payment(fn, conn: psycopg.Connection) -> str:
-    account, run = "check-acme", uuid.uuid4().hex[:8]
-    conn.execute("INSERT INTO accounts (account, balance_cents) VALUES (%s, 0) "
-                 "ON CONFLICT (account) DO UPDATE SET balance_cents = 0", (account,))
-
-    def event(n: int, cents: int) -> dict[str, Any]:
-        return {"event_id": f"check-{run}-{n}", "account": account, "cents": cents}
-
-    def balance() -> int:
-        return conn.execute("SELECT balance_cents FROM accounts WHERE account = %s", (account,)).fetchone()[0]
-
-    def pay(ev: dict[str, Any]) -> None:
-        time_limit.bounded(LIMIT_S, fn, conn, ev, hint="an event that cannot be applied yet fails now and is "
-                                                        "redelivered later: do not retry it in a loop")
-
-    pay(event(1, 500))
-    expect(balance() == 500, f"after a 500-cent payment the balance is {balance()}",
-           hint="add the event's cents to the account's balance_cents")
-    try:
-        pay(event(1, 500))
-    except psycopg.errors.UniqueViolation:
-        raise CheckFailed("a duplicate delivery raised UniqueViolation: the broker would redeliver it forever",
-                          hint="skip a known event quietly: INSERT ... ON CONFLICT DO NOTHING") from None
-    expect(balance() == 500, "a duplicate delivery of the same event was applied twice",
-           hint="record event_id in processed_events and skip events already there")
-    try:
-        pay(event(2, -800))  # would overdraw: the CHECK constraint rejects the effect
-    except psycopg.Error:
-        pass
-    pay(event(3, 1000))
-    pay(event(2, -800))  # redelivered after the account was topped up: must apply now
-    expect(balance() == 700,
-           "an event whose effect failed (it would have overdrawn the account) was still recorded as processed, "
-           "so its redelivery was skipped" if balance() == 1500 else f"the balance ended at {balance()}, "
-           "expected 700", hint="insert the event_id and update the balance in the same transaction")
-    with _crash_on_recording(conn, event(4, 100)["event_id"]):
-        try:
-            pay(event(4, 100))
-        except psycopg.Error:
-            pass
-    expect(balance() == 700, "the process crashed as it recorded an event_id, and the payment's effect was "
-           "already committed: its redelivery will apply it a second time",
-           hint="insert the event_id and update the balance in one transaction (with conn.transaction():)")
-    conn.execute("DELETE FROM processed_events WHERE event_id LIKE %s", (f"check-{run}-%",))
-    conn.execute("DELETE FROM accounts WHERE account = %s", (account,))
-    return "duplicate skipped, failed event applied on redelivery"
-
-
-@contextlib.contextmanager
-def _crash_on_recording(conn: psycopg.Connection, event_id: str) -> Iterator[None]:
-    """Make INSERTing EVENT_ID into processed_events fail, as a crash at that moment would."""
-    conn.execute("""CREATE OR REPLACE FUNCTION check_crash_on_record() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.event_id = TG_ARGV[0] THEN RAISE EXCEPTION 'the process crashed here'; END IF;
-        RETURN NEW; END $$""")
-    conn.execute(sql.SQL("CREATE OR REPLACE TRIGGER check_crash_on_record BEFORE INSERT ON processed_events "
-                         "FOR EACH ROW EXECUTE FUNCTION check_crash_on_record({})").format(sql.Literal(event_id)))
-    try:
-        yield
+        await fn(nc, "alice", "your order shipped")
+        await fn(nc, "bob", "new follower")
+        await nc.flush()
+        await _wait_for(lambda: len(everything) >= 2, 1.0)
     finally:
-        conn.execute("DROP TRIGGER IF EXISTS check_crash_on_record ON processed_events")
-        conn.execute("DROP FUNCTION IF EXISTS check_crash_on_record()")
-
-
-def _events_of_this_run(topic: str, run: str) -> list[tuple[bytes, str, bytes]]:
-    """(key, event_id header or '', value) of this check's messages in TOPIC, oldest first per partition (the
-    topic may hold earlier runs' too): its event ids and payloads both carry RUN."""
-    found = [(m.key(), headers_of(m).get("event_id", b"").decode(), m.value() or b"") for m in read_back(topic)]
-    return [message for message in found if run in message[1] or run.encode() in message[2]]
-
-
-def _relay(fn, conn: psycopg.Connection, producer: Producer, topic: str):
-    return time_limit.bounded(RELAY_LIMIT_S, fn, conn, producer, topic, hint="wait for the delivery reports with a "
-                              "bounded flush(10); a report with an error counts as a report too")
-
-
-@exercise("4", "Relay the outbox to Kafka")
-def relay(fn, conn: psycopg.Connection, topic: str) -> str:
-    run = uuid.uuid4().hex[:8]
-    conn.execute("DELETE FROM outbox")
-    rows = [(f"order-{n % 2}", f"evt-{run}-{n}", json.dumps({"order": f"order-{n % 2}", "step": n, "run": run}))
-            for n in range(5)]
-    with conn.cursor() as cur:
-        cur.executemany("INSERT INTO outbox (key, event_id, payload) VALUES (%s, %s, %s)", rows)
-    event_ids = {event_id for _, event_id, _ in rows}
-
-    broken = Producer({**kafka_config.client(), "bootstrap.servers": f"127.0.0.1:{free_port()}",
-                       "message.timeout.ms": 1500, "socket.connection.setup.timeout.ms": 1000})
-    try:
-        _relay(fn, conn, broken, topic)
-    except (NotImplementedError, CheckFailed):
-        raise
-    except Exception:  # noqa: BLE001 - raising on a broker that is down is a fine answer
-        pass
-    marked = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").fetchone()[0]
-    expect(marked == 0, f"with Kafka unreachable, {marked} rows were marked published although Kafka never "
-           "acknowledged them: those events are lost",
-           hint="mark a row only after its delivery report arrived without an error")
-
-    producer = Producer({**kafka_config.client(), "acks": "all"})
-    published = _relay(fn, conn, producer, topic)
-    left = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0]
-    expect(left == 0, f"with Kafka up, {left} of 5 rows are still unpublished after the relay ran",
-           hint="producer.flush() waits for the delivery reports; mark the acknowledged rows")
-    expect(published == 5, f"relay returned {published!r}; it published 5 rows", hint="return how many were published")
-    messages = _events_of_this_run(topic, run)
-    expect(len(messages) >= 5, f"only {len(messages)} of the 5 events are in the topic",
-           hint="produce each row, its payload as the value, to the topic passed in")
-    expect(len(messages) == 5, f"the topic holds {len(messages)} messages for 5 events")
-    headers = sorted(event_id for _, event_id, _ in messages)
-    expect(headers == sorted(event_ids), "the messages' event_id headers are "
-           f"{[h or None for h in headers]}, expected the rows' event ids",
-           hint="produce with headers={'event_id': the row's event_id}")
-    for key in ("order-0", "order-1"):
-        steps = [json.loads(value)["step"] for k, _, value in messages if k == key.encode()]
-        expect(steps == sorted(steps) and steps,
-               f"the events of {key} are not in outbox order in Kafka (or not keyed by the row's key)",
-               hint="produce in ORDER BY id, with key=row key, so one aggregate's events share a partition")
-    again = _relay(fn, conn, producer, topic)
-    expect(again == 0 and len(_events_of_this_run(topic, run)) == 5,
-           "a second run published the same rows again", hint="select only rows WHERE published_at IS NULL")
-    producer.flush(5)
-    return "nothing marked while Kafka was down; 5 events published in order, once"
-
-
-@exercise("5", "Retry with backoff, then a dead letter", stretch=True)
-def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, permanent: type) -> str:
-    stream, group, dead = ns.key("check", 5), "workers", ns.key("dead_letters")
-
-    def run(failures: list[BaseException | None]) -> tuple[str, int, list[float], dict | None, int, float]:
-        _fresh_stream(r, stream, group)
-        r.xadd(stream, {"invoice": "inv-7"})
-        [[_, [(entry_id, fields)]]] = r.xreadgroup(group, "worker-1", {stream: ">"}, count=1)
-        calls, delays = [0], []
-        dead_before = r.xlen(dead)
-
-        def handler(_: dict) -> None:
-            outcome = failures[min(calls[0], len(failures) - 1)]
-            calls[0] += 1
-            if calls[0] > RETRY_CAP + 1:  # the loop swallowed RetriedForever too: park its thread
-                threading.Event().wait()
-            if calls[0] > RETRY_CAP:
-                raise RetriedForever
-            if outcome is not None:
-                raise outcome
-
-        started = time.monotonic()
+        for sub in subs:
+            await sub.unsubscribe()
+    expect(everything, "nothing was published under this lab's namespace",
+           hint="build the subject with ns.subject(...) and publish with nc.publish")
+    subjects = sorted({msg.subject.removeprefix(ns.subject("")) for msg in everything})
+    for user, got in per_user.items():
+        expect(len(got) == 1, f"{user}'s subject notify.user.{user} received {len(got)} messages, expected 1 "
+               f"(you published to {', '.join(subjects)})",
+               hint="one subject per user: notify.user.<user_id>, under ns.subject(...)")
+    expect(len(everything) == 2, f"{len(everything)} messages were published for 2 notifications",
+           hint="publish each notification once, to its user's subject only")
+    for user, got in per_user.items():
         try:
-            result = time_limit.call(LIMIT_S, fn, r, stream, group, entry_id, fields, handler, sleep=delays.append)
-        except (RetriedForever, CheckFailed):
-            if calls[0] <= RETRY_CAP:
-                raise
-            raise CheckFailed(f"a handler that always fails was called {RETRY_CAP} times and handle_with_retry "
-                              "still did not give up", hint="stop after MAX_ATTEMPTS attempts and dead-letter "
-                              "the message") from None
-        new_dead = r.xrange(dead)[dead_before:] if r.xlen(dead) > dead_before else []
-        pending = r.xpending(stream, group)["pending"]
-        took_s = time.monotonic() - started
-        return result, calls[0], delays, (new_dead[-1][1] if new_dead else None), pending, took_s
+            payload = json.loads(got[0].data)
+        except ValueError:
+            raise CheckFailed(f"the payload for {user} is not JSON: {got[0].data[:60]!r}",
+                              hint="json.dumps({...}).encode()") from None
+        expect(isinstance(payload, dict) and payload.get("user") == user,
+               f"the payload for {user} should have \"user\": {user!r}", hint='{"user": ..., "text": ...}')
+    expect(json.loads(per_user["alice"][0].data).get("text") == "your order shipped",
+           'the payload\'s "text" should be the text passed to notify', hint='{"user": ..., "text": ...}')
+    return "each user got exactly their own notification"
 
-    def same(a: list[float], b: list[float]) -> bool:
-        return len(a) == len(b) and all(abs(x - y) < 1e-9 for x, y in zip(a, b, strict=True))
 
-    result, calls, delays, dead_entry, pending, took_s = run([transient("timeout"), transient("timeout"), None])
-    expect(result == "done" and calls == 3, f"a handler that fails twice then succeeds: returned {result!r} "
-           f"after {calls} calls; expected 'done' after 3", hint="retry TransientError up to MAX_ATTEMPTS times")
-    expect(dead_entry is None, "a message that succeeded on a retry went to the dead letters")
-    expect(pending == 0, "the message is still pending after it succeeded", hint="XACK it")
-    expect(delays, "the sleep you were given was never called between attempts" + (
-        f" (yet the call took {took_s:.2f} s: time.sleep?)" if took_s >= 0.025 else ""),
-           hint="wait with the sleep parameter, sleep(delay), not time.sleep: the check passes its own to measure "
-                "the waits")
-    expect(same(delays, [0.01, 0.02]),
-           f"waited {delays} before the retries; expected {[0.01, 0.02]}" + (
-               ": each wait should be twice as long as the one before" if len(set(delays)) == 1 else ""),
-           hint="sleep(BASE_DELAY_S * 2 ** (attempt - 1)) after a failed attempt")
+@async_exercise("2", "Ask whether a user is online")
+async def presence(fn, nc: Client, ns: Namespace) -> str:
+    async def online(msg) -> None:
+        await msg.respond(b"online")
 
-    result, calls, delays, dead_entry, pending, _ = run([transient("service unavailable")])
-    expect(calls == 4, f"a handler that always fails with TransientError was called {calls} times; expected 4",
-           hint="MAX_ATTEMPTS attempts in all")
-    expect(same(delays, [0.01, 0.02, 0.04]), f"waited {delays}; expected [0.01, 0.02, 0.04]" + (
-        ": there is no point waiting after the last attempt" if len(delays) > 3 else ""))
-    expect(result == "dead-lettered" and dead_entry is not None,
-           f"after the last attempt it returned {result!r} and "
-           + ("wrote a dead letter" if dead_entry else "wrote nothing to DEAD_LETTERS"),
-           hint="XADD the fields plus 'error' and 'attempts' to DEAD_LETTERS and return 'dead-lettered'")
-    expect(dead_entry.get("invoice") == "inv-7" and "service unavailable" in dead_entry.get("error", "")
-           and dead_entry.get("attempts") == "4",
-           "the dead letter should keep the message's fields and add 'error' (the exception) and 'attempts' (4)")
-    expect(pending == 0, "the dead-lettered message is still pending in the stream",
-           hint="XACK it after writing the dead letter, or it will be reclaimed and retried forever")
+    async def slow(msg) -> None:
+        await asyncio.sleep(1.0)
+        await msg.respond(b"online")
 
-    result, calls, delays, dead_entry, pending, _ = run([permanent("amount is not a number")])
-    expect(calls == 1 and not delays, f"a PermanentError was retried ({calls} calls, waits {delays})",
-           hint="retrying cannot fix a permanent error: dead-letter it at once")
-    expect(result == "dead-lettered" and dead_entry is not None and dead_entry.get("attempts") == "1",
-           "a PermanentError should go to the dead letters at once with attempts 1")
-    expect(pending == 0, "the dead-lettered message is still pending in the stream", hint="XACK it")
-    r.delete(stream)
-    return "recovered after 2 retries; dead-lettered after 4 attempts; permanent error dead-lettered at once"
+    subs = [await nc.subscribe(ns.subject("presence.alice"), cb=online),
+            await nc.subscribe(ns.subject("presence.bob"), cb=slow)]
+    await nc.flush()
+    try:
+        results = {}
+        for user in ["alice", "carol", "bob"]:
+            started = time.monotonic()
+            try:
+                answer = await fn(nc, user)
+            except (nats.errors.NoRespondersError, TimeoutError) as exc:
+                raise CheckFailed(
+                    f"presence(nc, {user!r}) raised {type(exc).__name__}",
+                    hint="a missing or slow presence service means 'unknown': catch NoRespondersError and "
+                         "TimeoutError",
+                ) from None
+            results[user] = (answer, time.monotonic() - started)
+    finally:
+        for sub in subs:
+            await sub.unsubscribe()
+    answer, _ = results["alice"]
+    expect(answer == "online", f"presence(nc, 'alice') returned {answer!r}; the service replied 'online'",
+           hint="decode the reply's data: reply.data.decode()")
+    answer, waited = results["carol"]
+    expect(answer == "unknown", f"nobody answers for carol, yet presence returned {answer!r}",
+           hint="return 'unknown' when there are no responders")
+    answer, waited = results["bob"]
+    expect(waited < 0.7, f"bob's presence service takes 1 s and presence(nc, 'bob') waited {waited:.1f} s",
+           hint="pass a short timeout to nc.request (0.5 s at most)")
+    expect(answer == "unknown", f"bob's service is too slow, yet presence returned {answer!r}",
+           hint="return 'unknown' when the request times out")
+    return "online, no responders and timeout all handled"
+
+
+async def _reset_inbox(js, ns: Namespace, user: str) -> None:
+    try:
+        await js.delete_consumer(ns.stream(NOTIFY_STREAM), ns.stream(f"inbox_{user}"))
+    except nats.js.errors.NotFoundError:
+        pass
+    await js.purge_stream(ns.stream(NOTIFY_STREAM), subject=ns.subject(f"notify.user.{user}"))
+
+
+async def _send(js, ns: Namespace, user: str, texts: list[str]) -> None:
+    for text in texts:
+        await js.publish(ns.subject(f"notify.user.{user}"), json.dumps({"user": user, "text": text}).encode())
+
+
+@async_exercise("3", "Catch up after being offline (pull consumer)", time_limit_s=30)
+async def catch_up(fn, js, ns: Namespace) -> str:
+    try:
+        await js.stream_info(ns.stream(NOTIFY_STREAM))
+    except nats.js.errors.NotFoundError:
+        raise CheckFailed("the notifications stream does not exist",
+                          hint="run the cell above the exercise that creates it") from None
+    for user in ["dave", "erin"]:
+        await _reset_inbox(js, ns, user)
+    missed = [f"#{n} while you were away" for n in range(12)]
+    await _send(js, ns, "dave", missed)
+    await _send(js, ns, "erin", ["#0 for erin only", "#1 for erin only", "#2 for erin only"])
+
+    got = await fn(js, "dave")
+    expect(isinstance(got, list), f"catch_up should return a list of texts, got {type(got).__name__}")
+    expect(not any("erin" in str(text) for text in got), "dave received erin's notifications",
+           hint="filter the consumer to the user's own subject")
+    expect(len(got) >= len(missed), f"catch_up returned {len(got)} of the {len(missed)} missed notifications",
+           hint="one fetch returns at most one batch: keep fetching until a fetch times out")
+    expect(got == missed, "catch_up returned the right number of notifications but not their texts, in order",
+           hint="json.loads(msg.data)['text'] for each message, in the order fetched")
+    try:
+        info = await js.consumer_info(ns.stream(NOTIFY_STREAM), ns.stream("inbox_dave"))
+    except nats.js.errors.NotFoundError:
+        raise CheckFailed("there is no durable consumer named ns.stream('inbox_dave')",
+                          hint="pull_subscribe(..., durable=ns.stream(f'inbox_{user_id}'))") from None
+    expect(info.num_ack_pending == 0,
+           f"{info.num_ack_pending} notifications were delivered but never acknowledged: JetStream will "
+           "deliver them again after ack_wait", hint="await msg.ack() after handling each message")
+    again = await fn(js, "dave")
+    expect(again == [], f"a second catch_up right away returned {len(again)} notifications instead of none",
+           hint="acked messages of a durable consumer are not delivered again")
+    await _send(js, ns, "dave", ["#12 new", "#13 new"])
+    newer = await fn(js, "dave")
+    expect(newer == ["#12 new", "#13 new"], f"after 2 new notifications catch_up returned {len(newer)}",
+           hint="reuse the same durable consumer so it resumes where it stopped")
+    return "12 missed, then none, then 2 new"
+
+
+@async_exercise("4", "Count unread notifications without losing updates")
+async def increment_unread(fn, kv, js) -> str:
+    user = "checker"
+    status = await kv.status()
+    await js.purge_stream(f"KV_{status.bucket}", subject=f"$KV.{status.bucket}.unread.{user}")
+    calls = 25
+    try:
+        results = await asyncio.gather(*(fn(kv, user) for _ in range(calls)))
+    except nats.js.errors.KeyWrongLastSequenceError:
+        raise CheckFailed("a concurrent increment raised KeyWrongLastSequenceError",
+                          hint="someone else wrote first: read the key again and retry the update") from None
+    try:
+        stored = int((await kv.get(f"unread.{user}")).value)
+    except nats.js.errors.KeyNotFoundError:
+        raise CheckFailed("nothing is stored at the key 'unread.<user_id>'",
+                          hint="the key is f'unread.{user_id}'") from None
+    expect(stored == calls, f"{calls} concurrent increments left the counter at {stored}: updates were lost",
+           hint="kv.update(key, value, last=entry.revision) writes only if nobody wrote since you read")
+    expect(sorted(int(r) for r in results) == list(range(1, calls + 1)),
+           "every call should return the count it stored (1, 2, ... in some order)",
+           hint="return the new count")
+    return f"{calls} concurrent increments, counter at {stored}"
+
+
+@async_exercise("5", "Apply settings changes live", stretch=True)
+async def follow_settings(fn, kv) -> str:
+    user, key = "checker", "settings.checker"
+    versions = [{"sound": True, "digest": "daily"}, {"sound": False, "digest": "daily"},
+                {"sound": False, "digest": "weekly"}]
+    await kv.put(key, json.dumps(versions[0]).encode())
+    applied: list = []
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(fn(kv, user, applied.append, stop))
+    try:
+        await _wait_for(lambda: applied or task.done(), 2.0)
+        if task.done() and task.exception() is not None:
+            raise task.exception()
+        expect(applied, "apply was not called with the current settings within 2 s",
+               hint="a watch first delivers the key's current value")
+        for version in versions[1:]:
+            await kv.put(key, json.dumps(version).encode())
+        await _wait_for(lambda: len(applied) >= 3 or task.done(), 2.0)
+        stop.set()
+        finished, _ = await asyncio.wait({task}, timeout=2.0)
+        expect(finished, "follow_settings did not return within 2 s after stop was set",
+               hint="wait for updates with a timeout and check stop.is_set() in the loop")
+        if task.exception() is not None:
+            raise task.exception()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=2.0)  # code that swallows the cancellation is left behind
+    if applied and not isinstance(applied[0], dict):
+        raise CheckFailed(f"apply received {type(applied[0]).__name__}, expected the settings as a dict",
+                          hint="json.loads(entry.value)")
+    if len(applied) < 3:
+        skipped = applied[-1:] == versions[-1:]  # reached the last value by reading it, not by watching
+        raise CheckFailed(
+            f"apply was called {len(applied)} times for 3 values" + ("; a change was skipped" if skipped else ""),
+            hint="watch the key (kv.watch) instead of reading it again" if skipped
+            else "keep applying every update the watch delivers until stop is set",
+        )
+    expect(applied == versions, "apply got the right number of calls but not the values in order",
+           hint="skip the None marker; apply json.loads(entry.value) of each update")
+    return "current value plus 2 live changes, then stopped"

@@ -1,335 +1,332 @@
-"""Checks of labs/09_grpc_fundamentals.ipynb: field masks, rich validation errors, a cancellable stream, a
-deadline on the client, and concurrent calls with grpc.aio. Every check runs the learner's code in a real
-server on a free loopback port, stopped before the check returns."""
+"""Checks of labs/09_redis_streams_and_patterns.ipynb: event-driven order processing with Redis Streams,
+an idempotent consumer in PostgreSQL, an outbox relay to Kafka, retries and a dead letter.
+
+Every check builds its own stream (ns.key("check", N)) or its own rows, runs the learner's function against
+it under a time limit, and inspects Redis, PostgreSQL or Kafka afterwards; waits are bounded.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
-import grpc
-from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+import psycopg
+import redis
+from confluent_kafka import Producer
+from psycopg import sql
 
-from infracourse.checking import done, exercise, expect, time_limit
-from infracourse.checking.grpc_harness import Trap, serving, status_code
-from infracourse.clients import protos
-from infracourse.waiting import run_coroutine
+from infracourse.checking import CheckFailed, exercise, expect, time_limit
+from infracourse.checking.kafka_readback import headers_of, read_back
+from infracourse.clients import kafka_config
+from infracourse.namespace import Namespace
+from infracourse.services.probes import free_port
 
-protos.generate()
-from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc  # noqa: E402
-
-CALL_TIMEOUT_S = 5
-
-
-# --- Exercise 1 ----------------------------------------------------------------------------------------
-
-
-@exercise("1", "Apply a field mask")
-def apply_update(fn) -> str:
-    current = users_pb2.User(id=7, email="ada@example.com", display_name="Ada", role=users_pb2.ROLE_EDITOR,
-                             slack_handle="@ada")
-    current.create_time.FromSeconds(1_700_000_000)
-    before = current.SerializeToString()
-    patch = users_pb2.User(id=99, email="eve@example.com", display_name="Ada Lovelace", role=users_pb2.ROLE_ADMIN)
-
-    got = fn(current, patch, field_mask_pb2.FieldMask(paths=["display_name"]))
-    done(got)
-    expect(isinstance(got, users_pb2.User), f"apply_update returned {type(got).__name__}, not a User",
-           hint="return the updated message")
-    expect(current.SerializeToString() == before, "apply_update changed `current` in place",
-           hint="work on a copy: updated = users_pb2.User(); updated.CopyFrom(current)")
-    expect(got.display_name == "Ada Lovelace", "the masked field display_name was not copied from the patch")
-    expect(got.id == 7 and got.email == "ada@example.com" and got.role == users_pb2.ROLE_EDITOR,
-           "fields the mask does not name were changed",
-           hint="copy only the paths in mask.paths; FieldMask.MergeMessage(source, destination) does that")
-    expect(got.slack_handle == "@ada" and got.HasField("create_time"), "fields the mask does not name were lost",
-           hint="start from a full copy of current")
-
-    cleared = fn(current, users_pb2.User(role=users_pb2.ROLE_VIEWER),
-                 field_mask_pb2.FieldMask(paths=["display_name", "role"]))
-    expect(cleared.display_name == "" and cleared.role == users_pb2.ROLE_VIEWER,
-           "a masked field that is empty in the patch should be cleared (the mask says: take this field as is)",
-           hint="do not skip empty values; FieldMask.MergeMessage copies them")
-
-    for paths, why in ((["id"], "id is set by the server"), (["create_time"], "create_time is set by the server"),
-                       (["nickname"], "User has no field nickname"), ([], "an empty mask names nothing")):
-        try:
-            fn(current, patch, field_mask_pb2.FieldMask(paths=paths))
-        except ValueError:
-            continue
-        expect(False, f"a mask with paths {paths} was accepted, but {why}",
-               hint="raise ValueError unless every path is in UPDATABLE (and there is at least one)")
-    return "copies, clears and refuses as it should"
+LIMIT_S = 10
+RELAY_LIMIT_S = 20  # a relay's first produce waits for Kafka's metadata
+TRIMMED = 1_001  # pending entries deleted from the stream in exercise 2: more than a 1,000-entry batch holds
+RETRY_CAP = 20  # handler calls for one message before handle_with_retry counts as retrying forever
 
 
-# --- Exercise 2 ----------------------------------------------------------------------------------------
+class HandlerFailed(Exception):
+    """What the check's order handler raises for the order it cannot process."""
 
 
-def _violations(err: grpc.RpcError) -> dict[str, str] | None:
-    status = rpc_status.from_call(err)
-    if status is None:
-        return None
-    found: dict[str, str] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
+class RetriedForever(BaseException):
+    """What the check's handler raises to stop a retry loop that never gives up (`except Exception` lets it
+    through)."""
 
 
-def _answered(code: grpc.StatusCode) -> None:
-    expect(code != grpc.StatusCode.DEADLINE_EXCEEDED,
-           f"CreateUser did not answer within {CALL_TIMEOUT_S} s",
-           hint="look for a wait without a timeout: a pool connection never given back, or a transaction left open")
+def _fresh_stream(r: redis.Redis, key: str, group: str) -> None:
+    r.delete(key)
+    r.xgroup_create(key, group, id="0", mkstream=True)
 
 
-@exercise("2", "CreateUser: field violations and ALREADY_EXISTS")
-def create_user(servicer) -> str:
-    trap = Trap()
-
-    class Probe(users_pb2_grpc.UserServiceServicer):
-        CreateUser = staticmethod(trap.unary(servicer.CreateUser))
-
-    with serving(lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(Probe(), server)) as port, \
-            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = users_pb2_grpc.UserServiceStub(channel)
-        invalid = users_pb2.CreateUserRequest(user=users_pb2.User(email="not-an-email", display_name="  "))
-        err = None
-        try:
-            stub.CreateUser(invalid, timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            err = exc  # kept whole: its rich status details are read below
-        trap.raise_first()
-        _answered(err.code() if err else grpc.StatusCode.OK)
-        expect(err is not None, "CreateUser accepted a user with a bad email, a blank name and no role",
-               hint="validate request.user before inserting")
-        expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT,
-               f"an invalid user got {err.code().name}; a request that is wrong in itself is INVALID_ARGUMENT")
-        found = _violations(err)
-        expect(found is not None, "the INVALID_ARGUMENT carries no rich status details",
-               hint="context.abort_with_status(rpc_status.to_status(status)) with a google.rpc.Status whose "
-                    "details hold a packed BadRequest")
-        expect(found, "the rich status has no BadRequest with field violations",
-               hint="pack an error_details_pb2.BadRequest into an any_pb2.Any and add it to status.details")
-        expected = {"user.email", "user.display_name", "user.role"}
-        expect(set(found) == expected,
-               f"the field violations name {sorted(found)}; expected one for each of {sorted(expected)}",
-               hint="collect every problem before aborting; name fields by their path from the request")
-        expect(all(text.strip() for text in found.values()), "a field violation has an empty description")
-
-        email = f"check-{uuid.uuid4().hex[:10]}@example.com"
-        valid = users_pb2.CreateUserRequest(user=users_pb2.User(
-            email=email, display_name="Checker", role=users_pb2.ROLE_VIEWER, phone="+1 555 0199"))
-        try:
-            created = stub.CreateUser(valid, timeout=CALL_TIMEOUT_S).user
-        except grpc.RpcError as exc:
-            trap.raise_first()
-            _answered(exc.code())
-            expect(False, f"a valid user was refused with {exc.code().name}: {exc.details()}")
-        expect(created.id > 0 and created.email == email, "the response should hold the stored user, with its id")
-        expect(created.HasField("create_time"), "the returned user has no create_time",
-               hint="return the row that INSERT ... RETURNING gave back, converted with to_user")
-        expect(created.phone == "+1 555 0199", "the phone number was not stored")
-
-        code = status_code(stub.CreateUser, valid, timeout=CALL_TIMEOUT_S)
-        trap.raise_first()
-        _answered(code)
-        expect(code != grpc.StatusCode.OK, "a second user with the same email was accepted",
-               hint="the email column is UNIQUE; did the insert really run?")
-        expect(code == grpc.StatusCode.ALREADY_EXISTS, f"a duplicate email got {code.name}; expected ALREADY_EXISTS",
-               hint="catch psycopg.errors.UniqueViolation and abort with ALREADY_EXISTS")
-    return "3 field violations, then created, then ALREADY_EXISTS"
+def _owners(r: redis.Redis, key: str, group: str) -> dict[str, int]:
+    pending = r.xpending(key, group)
+    return {c["name"]: int(c["pending"]) for c in pending["consumers"] or []}
 
 
-# --- Exercise 3 ----------------------------------------------------------------------------------------
+@exercise("1", "Acknowledge only what you processed")
+def consume_batch(fn, r: redis.Redis, ns: Namespace) -> str:
+    stream, group = ns.key("check", 1), "fulfilment"
+    _fresh_stream(r, stream, group)
+    for order in range(1, 7):
+        r.xadd(stream, {"order": order})
+    handled: list[str] = []
 
-
-class _CountingFeed:
-    """Prices 100.00, 100.01, ... per symbol; remembers every price it handed out."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.handed_out: list[tuple[str, int]] = []
-
-    def next_price(self, symbol: str) -> int:
-        with self.lock:
-            price = 100_00 + sum(1 for s, _ in self.handed_out if s == symbol)
-            self.handed_out.append((symbol, price))
-            return price
-
-
-def _market_probe(servicer, trap: Trap, ended: threading.Event):
-    watch = trap.streaming(servicer.WatchPrices)
-
-    class Probe(market_pb2_grpc.MarketServiceServicer):
-        def WatchPrices(self, request, context):
-            try:
-                yield from watch(request, context)
-            finally:
-                ended.set()
-
-    return Probe()
-
-
-@exercise("3", "A price stream that stops when the client cancels")
-def watch_prices(servicer_class) -> str:
-    trap, ended = Trap(), threading.Event()
-    feed = _CountingFeed()
-    fast = _market_probe(servicer_class(feed=feed, tick_s=0.02), trap, ended)
-    with serving(lambda server: market_pb2_grpc.add_MarketServiceServicer_to_server(fast, server)) as port, \
-            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = market_pb2_grpc.MarketServiceStub(channel)
-        request = market_pb2.WatchPricesRequest(symbols=["ACME", "GLOBEX"], max_ticks=4)
-        try:
-            ticks = list(stub.WatchPrices(request, timeout=CALL_TIMEOUT_S))
-        except grpc.RpcError as err:
-            trap.raise_first()
-            expect(err.code() != grpc.StatusCode.DEADLINE_EXCEEDED,
-                   f"with max_ticks=4, WatchPrices was still streaming after {CALL_TIMEOUT_S} s",
-                   hint="stop after request.max_ticks ticks")
-            expect(False, f"WatchPrices ended with {err.code().name}: {err.details()}")
-        trap.raise_first()
-        expect(len(ticks) == 4, f"max_ticks=4 gave {len(ticks)} ticks", hint="stop after request.max_ticks ticks")
-        expect([t.sequence for t in ticks] == [1, 2, 3, 4], "sequence should count the ticks of the stream from 1")
-        expect([t.symbol for t in ticks] == ["ACME", "GLOBEX", "ACME", "GLOBEX"],
-               f"the symbols were {[t.symbol for t in ticks]}; take turns through request.symbols")
-        expect([(t.symbol, t.price_cents) for t in ticks] == feed.handed_out[:4],
-               "the prices are not the ones self.feed.next_price(symbol) returned")
-        code = status_code(lambda r, **kw: list(stub.WatchPrices(r, **kw)), market_pb2.WatchPricesRequest(),
-                           timeout=CALL_TIMEOUT_S)
-        expect(code == grpc.StatusCode.INVALID_ARGUMENT,
-               "a request without symbols should end with INVALID_ARGUMENT",
-               hint="check request.symbols before the loop and context.abort(...)")
-
-    ended.clear()
-    slow = _market_probe(servicer_class(feed=_CountingFeed(), tick_s=0.5), trap, ended)
-    with serving(lambda server: market_pb2_grpc.add_MarketServiceServicer_to_server(slow, server)) as port, \
-            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = market_pb2_grpc.MarketServiceStub(channel).WatchPrices(
-            market_pb2.WatchPricesRequest(symbols=["ACME"]), timeout=CALL_TIMEOUT_S)
-        try:
-            first = next(call, None)
-        except grpc.RpcError as err:
-            trap.raise_first()
-            expect(False, f"with max_ticks=0, WatchPrices ended with {err.code().name}: {err.details()}")
-        expect(first is not None, "with max_ticks=0, WatchPrices ended without a single tick",
-               hint="max_ticks=0 means no limit: tick until the client cancels")
-        time.sleep(0.1)  # the server is now between two ticks
-        call.cancel()
-        cancelled = time.monotonic()
-        ended.wait(2)
-        lingered_s = time.monotonic() - cancelled
-    trap.raise_first()
-    expect(lingered_s < 0.25,
-           f"with tick_s=0.5, WatchPrices kept running {lingered_s:.2f} s after the client cancelled",
-           hint="instead of time.sleep, wait on a threading.Event that context.add_callback sets")
-    return "4 ticks, INVALID_ARGUMENT without symbols, and it stops on cancel"
-
-
-# --- Exercise 4 ----------------------------------------------------------------------------------------
-
-SLOW_SERVER_S = 1.5
-
-
-class _UsersWithOneSlow(users_pb2_grpc.UserServiceServicer):
-    """id 1: found at once; id 2: found after SLOW_SERVER_S; anything else: NOT_FOUND."""
-
-    def GetUser(self, request, context):
-        if request.id == 2:
-            gone = threading.Event()
-            context.add_callback(gone.set)
-            gone.wait(SLOW_SERVER_S)
-        if request.id not in (1, 2):
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no user with id {request.id}")
-        return users_pb2.GetUserResponse(user=users_pb2.User(id=request.id, email=f"u{request.id}@example.com"))
-
-
-@exercise("4", "A client with a deadline")
-def fetch_user(fn) -> str:
-    servicer = _UsersWithOneSlow()
-    with serving(lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)) as port, \
-            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = users_pb2_grpc.UserServiceStub(channel)
-        try:
-            got = time_limit.call(CALL_TIMEOUT_S, fn, stub, 1, 0.3)
-        except grpc.RpcError as err:
-            expect(False, f"fetch_user(stub, 1, 0.3) raised {err.code().name}: {err.details()}")
-        done(got)
-        expect(isinstance(got, users_pb2.User) and got.id == 1,
-               f"fetch_user(stub, 1, 0.3) returned {type(got).__name__}; expected the User with id 1",
-               hint="return response.user")
-        started = time.monotonic()
-        try:
-            slow = time_limit.call(CALL_TIMEOUT_S, fn, stub, 2, 0.3)
-        except grpc.RpcError as err:
-            expect(False, f"on a slow server fetch_user raised {err.code().name}; return None when time runs out",
-                   hint="catch grpc.RpcError and look at err.code()")
-        waited_s = time.monotonic() - started
-        expect(waited_s < 1.0, f"fetch_user waited {waited_s:.1f} s for a slow server although timeout_s was 0.3",
-               hint="pass timeout=timeout_s to the stub method")
-        expect(slow is None, f"when the deadline passes fetch_user should return None, not {slow!r}")
-        try:
-            missing = time_limit.call(CALL_TIMEOUT_S, fn, stub, 3, 0.3)
-        except grpc.RpcError as err:
-            expect(err.code() == grpc.StatusCode.NOT_FOUND,
-                   f"a missing user should raise the NOT_FOUND error, got {err.code().name}")
-        else:
-            expect(False, f"a NOT_FOUND error was swallowed (fetch_user returned {missing!r})",
-                   hint="catch only DEADLINE_EXCEEDED and re-raise every other error")
-    return "found, gave up in time, and let NOT_FOUND through"
-
-
-# --- Exercise 5 ----------------------------------------------------------------------------------------
-
-AIO_DELAY_S, AIO_LIMIT_S = 0.2, 10
-AIO_IDS = [5, 3, 404, 1, 2, 4, 6, 7, 8, 9]
-
-
-class _SlowAsyncUsers(users_pb2_grpc.UserServiceServicer):
-    async def GetUser(self, request, context):
-        await asyncio.sleep(AIO_DELAY_S)
-        if request.id == 404:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no user with id 404")
-        return users_pb2.GetUserResponse(user=users_pb2.User(id=request.id))
-
-
-@exercise("5", "Many users at once with grpc.aio", stretch=True)
-def fetch_many(fn) -> str:
-    async def scenario():
-        server = grpc.aio.server()
-        users_pb2_grpc.add_UserServiceServicer_to_server(_SlowAsyncUsers(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                started = time.monotonic()
-                result = await fn(users_pb2_grpc.UserServiceStub(channel), list(AIO_IDS))
-                return result, time.monotonic() - started
-        finally:
-            await server.stop(grace=None)
+    def handle(fields: dict) -> None:
+        handled.append(fields["order"])
+        if fields["order"] == "4":
+            raise HandlerFailed("the warehouse rejected order 4")
 
     try:
-        result, elapsed_s = run_coroutine(scenario, timeout_s=AIO_LIMIT_S)
-    except grpc.aio.AioRpcError as err:
-        expect(False, f"fetch_many raised {err.code().name}: {err.details()}",
-               hint="catch grpc.aio.AioRpcError in the coroutine of each id and turn NOT_FOUND into None")
-    except TimeoutError:
-        expect(False, f"fetch_many did not return within {AIO_LIMIT_S} s",
-               hint="look for an await that never completes, or a blocking call such as time.sleep in a coroutine")
-    done(result)
-    expect(isinstance(result, list) and len(result) == len(AIO_IDS),
-           f"fetch_many should return a list with one entry per id ({len(AIO_IDS)}), got {result!r:.80}")
-    one_by_one_s = AIO_DELAY_S * len(AIO_IDS)
-    expect(elapsed_s < one_by_one_s / 2,
-           f"{len(AIO_IDS)} calls of {AIO_DELAY_S} s took {elapsed_s:.1f} s: they ran one after another",
-           hint="start every call first, then await them together with asyncio.gather")
-    got_ids = [None if user is None else getattr(user, "id", "?") for user in result]
-    expected = [None if i == 404 else i for i in AIO_IDS]
-    expect(got_ids == expected, f"got ids {got_ids}; expected {expected} (the order of ids, None when not found)",
-           hint="gather keeps the order of its arguments; turn NOT_FOUND into None")
-    return f"{len(AIO_IDS)} calls overlapped, in order"
+        acked = time_limit.bounded(
+            LIMIT_S, fn, r, stream, group, "worker-1", handle, on_timeout=lambda: r.delete(stream),
+            hint="after the 6 orders nothing new arrives: read once and return, without block=0 (it waits forever)")
+    except HandlerFailed:
+        raise CheckFailed("consume_batch let the handler's error escape, so the rest of the batch was not "
+                          "processed", hint="catch the error, skip the XACK for that entry, go on") from None
+    except redis.TimeoutError:
+        raise CheckFailed("consume_batch was still waiting for new entries when the Redis client timed out",
+                          hint="block=0 waits forever: read the new entries once, without block") from None
+    expect(handled, "consume_batch handled none of the 6 new orders",
+           hint="XREADGROUP with the ID '>' returns entries never delivered to the group")
+    expect(sorted(handled, key=int) == [str(n) for n in range(1, 7)],
+           f"consume_batch handled orders {handled}; expected each of the 6 orders once")
+    owners = _owners(r, stream, group)
+    expect(owners.get("worker-1", 0) == 1,
+           f"after the batch {owners.get('worker-1', 0)} entries are pending; expected exactly 1 (order 4)"
+           + (": the order whose handler failed was acknowledged and is lost" if not owners else ""),
+           hint="XACK an entry only after handle(fields) returned")
+    [entry] = r.xpending_range(stream, group, min="-", max="+", count=10)
+    expect(r.xrange(stream, entry["message_id"], entry["message_id"])[0][1]["order"] == "4",
+           "the entry left pending is not the failed order 4", hint="XACK the entries whose handler succeeded")
+    expect(acked == 5, f"consume_batch returned {acked!r}; 5 orders were processed and acknowledged",
+           hint="return the number of entries you acknowledged")
+    r.delete(stream)
+    return "5 acknowledged, the failed one left pending"
+
+
+@exercise("2", "Take over a crashed consumer's orders")
+def reclaim(fn, r: redis.Redis, ns: Namespace) -> str:
+    stream, group = ns.key("check", 2), "fulfilment"
+    _fresh_stream(r, stream, group)
+    stale, busy = 130, 3
+    with r.pipeline(transaction=False) as pipe:
+        for order in range(stale + TRIMMED + busy):
+            pipe.xadd(stream, {"order": order})
+        pipe.execute()
+    # the crashed consumer held 100 orders, then TRIMMED ones since deleted from the stream (XTRIM), then 30
+    # more: XAUTOCLAIM's batches over the deleted ones come back empty, with the cursor not yet at the end
+    crashed = [e for part in (100, TRIMMED, stale - 100)
+               for e in r.xreadgroup(group, "crashed", {stream: ">"}, count=part)[0][1]]
+    trimmed = [i for i, _ in crashed[100:100 + TRIMMED]]
+    r.xdel(stream, *trimmed)
+    # XCLAIM ... IDLE makes these entries look untouched for a minute, as if their consumer died back then
+    r.xclaim(stream, group, "crashed", min_idle_time=0, idle=60_000,
+             message_ids=[i for i, _ in crashed if i not in set(trimmed)])
+    r.xreadgroup(group, "busy", {stream: ">"}, count=busy)
+    got = time_limit.bounded(LIMIT_S, fn, r, stream, group, "rescuer", 30_000, on_timeout=lambda: r.delete(stream),
+                             hint="XAUTOCLAIM returns a cursor: follow it and stop when it is '0-0' (claimed entries "
+                                  "are idle again, so min_idle_time=0 claims them forever)")
+    owners = _owners(r, stream, group)
+    expect(owners.get("busy", 0) == busy,
+           f"reclaim took {busy - owners.get('busy', 0)} orders that a live consumer received a moment ago",
+           hint="pass min_idle_ms as XAUTOCLAIM's min_idle_time: only long-idle entries are abandoned")
+    expect(owners.get("rescuer", 0) == stale,
+           f"reclaim took {owners.get('rescuer', 0)} of the {stale} abandoned orders",
+           hint="XAUTOCLAIM returns a cursor with each batch: call it again from that cursor until it is '0-0' "
+                "(a batch can be empty before that: entries deleted from the stream fill it)")
+    expect(isinstance(got, list) and len(got) == stale,
+           f"reclaim returned {len(got) if isinstance(got, list) else type(got).__name__}; expected the list of "
+           f"{stale} claimed (id, fields) entries", hint="collect the entries of every XAUTOCLAIM batch")
+    expect(all(isinstance(e, (tuple, list)) and len(e) == 2 for e in got), "each entry should be (id, fields)")
+    r.delete(stream)
+    return f"{stale} abandoned orders reclaimed, {busy} live ones left alone"
+
+
+@exercise("3", "Apply a payment exactly once")
+def apply_payment(fn, conn: psycopg.Connection) -> str:
+    account, run = "check-acme", uuid.uuid4().hex[:8]
+    conn.execute("INSERT INTO accounts (account, balance_cents) VALUES (%s, 0) "
+                 "ON CONFLICT (account) DO UPDATE SET balance_cents = 0", (account,))
+
+    def event(n: int, cents: int) -> dict[str, Any]:
+        return {"event_id": f"check-{run}-{n}", "account": account, "cents": cents}
+
+    def balance() -> int:
+        return conn.execute("SELECT balance_cents FROM accounts WHERE account = %s", (account,)).fetchone()[0]
+
+    def pay(ev: dict[str, Any]) -> None:
+        time_limit.bounded(LIMIT_S, fn, conn, ev, hint="an event that cannot be applied yet fails now and is "
+                                                        "redelivered later: do not retry it in a loop")
+
+    pay(event(1, 500))
+    expect(balance() == 500, f"after a 500-cent payment the balance is {balance()}",
+           hint="add the event's cents to the account's balance_cents")
+    try:
+        pay(event(1, 500))
+    except psycopg.errors.UniqueViolation:
+        raise CheckFailed("a duplicate delivery raised UniqueViolation: the broker would redeliver it forever",
+                          hint="skip a known event quietly: INSERT ... ON CONFLICT DO NOTHING") from None
+    expect(balance() == 500, "a duplicate delivery of the same event was applied twice",
+           hint="record event_id in processed_events and skip events already there")
+    try:
+        pay(event(2, -800))  # would overdraw: the CHECK constraint rejects the effect
+    except psycopg.Error:
+        pass
+    pay(event(3, 1000))
+    pay(event(2, -800))  # redelivered after the account was topped up: must apply now
+    expect(balance() == 700,
+           "an event whose effect failed (it would have overdrawn the account) was still recorded as processed, "
+           "so its redelivery was skipped" if balance() == 1500 else f"the balance ended at {balance()}, "
+           "expected 700", hint="insert the event_id and update the balance in the same transaction")
+    with _crash_on_recording(conn, event(4, 100)["event_id"]):
+        try:
+            pay(event(4, 100))
+        except psycopg.Error:
+            pass
+    expect(balance() == 700, "the process crashed as it recorded an event_id, and the payment's effect was "
+           "already committed: its redelivery will apply it a second time",
+           hint="insert the event_id and update the balance in one transaction (with conn.transaction():)")
+    conn.execute("DELETE FROM processed_events WHERE event_id LIKE %s", (f"check-{run}-%",))
+    conn.execute("DELETE FROM accounts WHERE account = %s", (account,))
+    return "duplicate skipped, failed event applied on redelivery"
+
+
+@contextlib.contextmanager
+def _crash_on_recording(conn: psycopg.Connection, event_id: str) -> Iterator[None]:
+    """Make INSERTing EVENT_ID into processed_events fail, as a crash at that moment would."""
+    conn.execute("""CREATE OR REPLACE FUNCTION check_crash_on_record() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.event_id = TG_ARGV[0] THEN RAISE EXCEPTION 'the process crashed here'; END IF;
+        RETURN NEW; END $$""")
+    conn.execute(sql.SQL("CREATE OR REPLACE TRIGGER check_crash_on_record BEFORE INSERT ON processed_events "
+                         "FOR EACH ROW EXECUTE FUNCTION check_crash_on_record({})").format(sql.Literal(event_id)))
+    try:
+        yield
+    finally:
+        conn.execute("DROP TRIGGER IF EXISTS check_crash_on_record ON processed_events")
+        conn.execute("DROP FUNCTION IF EXISTS check_crash_on_record()")
+
+
+def _events_of_this_run(topic: str, run: str) -> list[tuple[bytes, str, bytes]]:
+    """(key, event_id header or '', value) of this check's messages in TOPIC, oldest first per partition (the
+    topic may hold earlier runs' too): its event ids and payloads both carry RUN."""
+    found = [(m.key(), headers_of(m).get("event_id", b"").decode(), m.value() or b"") for m in read_back(topic)]
+    return [message for message in found if run in message[1] or run.encode() in message[2]]
+
+
+def _relay(fn, conn: psycopg.Connection, producer: Producer, topic: str):
+    return time_limit.bounded(RELAY_LIMIT_S, fn, conn, producer, topic, hint="wait for the delivery reports with a "
+                              "bounded flush(10); a report with an error counts as a report too")
+
+
+@exercise("4", "Relay the outbox to Kafka")
+def relay(fn, conn: psycopg.Connection, topic: str) -> str:
+    run = uuid.uuid4().hex[:8]
+    conn.execute("DELETE FROM outbox")
+    rows = [(f"order-{n % 2}", f"evt-{run}-{n}", json.dumps({"order": f"order-{n % 2}", "step": n, "run": run}))
+            for n in range(5)]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO outbox (key, event_id, payload) VALUES (%s, %s, %s)", rows)
+    event_ids = {event_id for _, event_id, _ in rows}
+
+    broken = Producer({**kafka_config.client(), "bootstrap.servers": f"127.0.0.1:{free_port()}",
+                       "message.timeout.ms": 1500, "socket.connection.setup.timeout.ms": 1000})
+    try:
+        _relay(fn, conn, broken, topic)
+    except (NotImplementedError, CheckFailed):
+        raise
+    except Exception:  # noqa: BLE001 - raising on a broker that is down is a fine answer
+        pass
+    marked = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").fetchone()[0]
+    expect(marked == 0, f"with Kafka unreachable, {marked} rows were marked published although Kafka never "
+           "acknowledged them: those events are lost",
+           hint="mark a row only after its delivery report arrived without an error")
+
+    producer = Producer({**kafka_config.client(), "acks": "all"})
+    published = _relay(fn, conn, producer, topic)
+    left = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0]
+    expect(left == 0, f"with Kafka up, {left} of 5 rows are still unpublished after the relay ran",
+           hint="producer.flush() waits for the delivery reports; mark the acknowledged rows")
+    expect(published == 5, f"relay returned {published!r}; it published 5 rows", hint="return how many were published")
+    messages = _events_of_this_run(topic, run)
+    expect(len(messages) >= 5, f"only {len(messages)} of the 5 events are in the topic",
+           hint="produce each row, its payload as the value, to the topic passed in")
+    expect(len(messages) == 5, f"the topic holds {len(messages)} messages for 5 events")
+    headers = sorted(event_id for _, event_id, _ in messages)
+    expect(headers == sorted(event_ids), "the messages' event_id headers are "
+           f"{[h or None for h in headers]}, expected the rows' event ids",
+           hint="produce with headers={'event_id': the row's event_id}")
+    for key in ("order-0", "order-1"):
+        steps = [json.loads(value)["step"] for k, _, value in messages if k == key.encode()]
+        expect(steps == sorted(steps) and steps,
+               f"the events of {key} are not in outbox order in Kafka (or not keyed by the row's key)",
+               hint="produce in ORDER BY id, with key=row key, so one aggregate's events share a partition")
+    again = _relay(fn, conn, producer, topic)
+    expect(again == 0 and len(_events_of_this_run(topic, run)) == 5,
+           "a second run published the same rows again", hint="select only rows WHERE published_at IS NULL")
+    producer.flush(5)
+    return "nothing marked while Kafka was down; 5 events published in order, once"
+
+
+@exercise("5", "Retry with backoff, then a dead letter", stretch=True)
+def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, permanent: type) -> str:
+    stream, group, dead = ns.key("check", 5), "workers", ns.key("dead_letters")
+
+    def run(failures: list[BaseException | None]) -> tuple[str, int, list[float], dict | None, int, float]:
+        _fresh_stream(r, stream, group)
+        r.xadd(stream, {"invoice": "inv-7"})
+        [[_, [(entry_id, fields)]]] = r.xreadgroup(group, "worker-1", {stream: ">"}, count=1)
+        calls, delays = [0], []
+        dead_before = r.xlen(dead)
+
+        def handler(_: dict) -> None:
+            outcome = failures[min(calls[0], len(failures) - 1)]
+            calls[0] += 1
+            if calls[0] > RETRY_CAP + 1:  # the loop swallowed RetriedForever too: park its thread
+                threading.Event().wait()
+            if calls[0] > RETRY_CAP:
+                raise RetriedForever
+            if outcome is not None:
+                raise outcome
+
+        started = time.monotonic()
+        try:
+            result = time_limit.call(LIMIT_S, fn, r, stream, group, entry_id, fields, handler, sleep=delays.append)
+        except (RetriedForever, CheckFailed):
+            if calls[0] <= RETRY_CAP:
+                raise
+            raise CheckFailed(f"a handler that always fails was called {RETRY_CAP} times and handle_with_retry "
+                              "still did not give up", hint="stop after MAX_ATTEMPTS attempts and dead-letter "
+                              "the message") from None
+        new_dead = r.xrange(dead)[dead_before:] if r.xlen(dead) > dead_before else []
+        pending = r.xpending(stream, group)["pending"]
+        took_s = time.monotonic() - started
+        return result, calls[0], delays, (new_dead[-1][1] if new_dead else None), pending, took_s
+
+    def same(a: list[float], b: list[float]) -> bool:
+        return len(a) == len(b) and all(abs(x - y) < 1e-9 for x, y in zip(a, b, strict=True))
+
+    result, calls, delays, dead_entry, pending, took_s = run([transient("timeout"), transient("timeout"), None])
+    expect(result == "done" and calls == 3, f"a handler that fails twice then succeeds: returned {result!r} "
+           f"after {calls} calls; expected 'done' after 3", hint="retry TransientError up to MAX_ATTEMPTS times")
+    expect(dead_entry is None, "a message that succeeded on a retry went to the dead letters")
+    expect(pending == 0, "the message is still pending after it succeeded", hint="XACK it")
+    expect(delays, "the sleep you were given was never called between attempts" + (
+        f" (yet the call took {took_s:.2f} s: time.sleep?)" if took_s >= 0.025 else ""),
+           hint="wait with the sleep parameter, sleep(delay), not time.sleep: the check passes its own to measure "
+                "the waits")
+    expect(same(delays, [0.01, 0.02]),
+           f"waited {delays} before the retries; expected {[0.01, 0.02]}" + (
+               ": each wait should be twice as long as the one before" if len(set(delays)) == 1 else ""),
+           hint="sleep(BASE_DELAY_S * 2 ** (attempt - 1)) after a failed attempt")
+
+    result, calls, delays, dead_entry, pending, _ = run([transient("service unavailable")])
+    expect(calls == 4, f"a handler that always fails with TransientError was called {calls} times; expected 4",
+           hint="MAX_ATTEMPTS attempts in all")
+    expect(same(delays, [0.01, 0.02, 0.04]), f"waited {delays}; expected [0.01, 0.02, 0.04]" + (
+        ": there is no point waiting after the last attempt" if len(delays) > 3 else ""))
+    expect(result == "dead-lettered" and dead_entry is not None,
+           f"after the last attempt it returned {result!r} and "
+           + ("wrote a dead letter" if dead_entry else "wrote nothing to DEAD_LETTERS"),
+           hint="XADD the fields plus 'error' and 'attempts' to DEAD_LETTERS and return 'dead-lettered'")
+    expect(dead_entry.get("invoice") == "inv-7" and "service unavailable" in dead_entry.get("error", "")
+           and dead_entry.get("attempts") == "4",
+           "the dead letter should keep the message's fields and add 'error' (the exception) and 'attempts' (4)")
+    expect(pending == 0, "the dead-lettered message is still pending in the stream",
+           hint="XACK it after writing the dead letter, or it will be reclaimed and retried forever")
+
+    result, calls, delays, dead_entry, pending, _ = run([permanent("amount is not a number")])
+    expect(calls == 1 and not delays, f"a PermanentError was retried ({calls} calls, waits {delays})",
+           hint="retrying cannot fix a permanent error: dead-letter it at once")
+    expect(result == "dead-lettered" and dead_entry is not None and dead_entry.get("attempts") == "1",
+           "a PermanentError should go to the dead letters at once with attempts 1")
+    expect(pending == 0, "the dead-lettered message is still pending in the stream", hint="XACK it")
+    r.delete(stream)
+    return "recovered after 2 retries; dead-lettered after 4 attempts; permanent error dead-lettered at once"

@@ -1,384 +1,335 @@
-"""Checks of labs/10_grpc_in_production.ipynb: a bearer-token server interceptor, a client interceptor, a retry
-policy, a graceful shutdown that drains through health checks, and a latency histogram. Every check runs the
-learner's code against a real server on a free loopback port, stopped before the check returns."""
+"""Checks of labs/10_grpc_fundamentals.ipynb: field masks, rich validation errors, a cancellable stream, a
+deadline on the client, and concurrent calls with grpc.aio. Every check runs the learner's code in a real
+server on a free loopback port, stopped before the check returns."""
 
 from __future__ import annotations
 
-import functools
-import json
+import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry, Histogram
+from google.protobuf import field_mask_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from infracourse.checking import done, exercise, expect, time_limit
 from infracourse.checking.grpc_harness import Trap, serving, status_code
 from infracourse.clients import protos
-from infracourse.lessons import grpc_handlers
+from infracourse.waiting import run_coroutine
 
 protos.generate()
-from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc  # noqa: E402
+from infracourse.grpc_generated import market_pb2, market_pb2_grpc, users_pb2, users_pb2_grpc  # noqa: E402
 
-TELEMETRY = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
-RECORD = f"/{TELEMETRY}/RecordReading"
-UPLOAD = f"/{TELEMETRY}/UploadReadings"
-TOKEN = "tok-123"
 CALL_TIMEOUT_S = 5
-
-
-class _Telemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
-    """Answers every call; remembers the metadata of each; an empty sensor_id is INVALID_ARGUMENT."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.metadata: list[dict[str, str]] = []
-        self.upload_finished = threading.Event()
-
-    def _seen(self, context) -> None:
-        with self.lock:
-            self.metadata.append(dict(context.invocation_metadata()))
-
-    def RecordReading(self, request, context):
-        self._seen(context)
-        if not request.reading.sensor_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reading.sensor_id must not be empty")
-        return telemetry_pb2.RecordReadingResponse(sensor_count=1)
-
-    def UploadReadings(self, request_iterator, context):
-        self._seen(context)
-        count = sum(1 for _ in request_iterator)
-        self.upload_finished.set()
-        return telemetry_pb2.UploadReadingsResponse(count=count)
-
-
-def _reading(sensor_id: str = "s1") -> telemetry_pb2.RecordReadingRequest:
-    return telemetry_pb2.RecordReadingRequest(reading=telemetry_pb2.Reading(sensor_id=sensor_id, value=1.0))
-
-
-def _uploads(n: int, pause_s: float = 0.0):
-    for i in range(n):
-        if pause_s:
-            time.sleep(pause_s)
-        yield telemetry_pb2.UploadReadingsRequest(reading=telemetry_pb2.Reading(sensor_id="s1", value=float(i)))
-
-
-_code = functools.partial(status_code, timeout=CALL_TIMEOUT_S)  # every call of a check has the same deadline
-
-
-class _Guard(Trap, grpc.ServerInterceptor):
-    """Runs the learner's interceptor and the handler it returns; keeps what they raise (a server would only
-    answer UNKNOWN)."""
-
-    def __init__(self, inner: grpc.ServerInterceptor) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def intercept_service(self, continuation, handler_call_details):
-        try:
-            handler = self.inner.intercept_service(continuation, handler_call_details)
-        except Exception as exc:  # noqa: BLE001 - reported by raise_first
-            self.errors.append(exc)
-            return None
-        if not isinstance(handler, grpc.RpcMethodHandler):
-            return handler
-        return grpc_handlers.wrap_behaviour(
-            handler, lambda behaviour, streams: self.streaming(behaviour) if streams else self.unary(behaviour))
-
-
-def _register(servicer, health_servicer=None):
-    def register(server: grpc.Server) -> None:
-        telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(servicer, server)
-        if health_servicer is not None:
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-
-    return register
 
 
 # --- Exercise 1 ----------------------------------------------------------------------------------------
 
 
-@exercise("1", "A bearer-token auth interceptor")
-def auth_interceptor(interceptor_class) -> str:
-    guard = _Guard(interceptor_class({TOKEN: "sensor-gateway"}))
-    with serving(_register(_Telemetry(), health.HealthServicer()), interceptors=[guard]) as port, \
-            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
-        cases = {
-            "a valid token": (stub.RecordReading, _reading(), [("authorization", f"Bearer {TOKEN}")]),
-            "no token": (stub.RecordReading, _reading(), []),
-            "a wrong token": (stub.RecordReading, _reading(), [("authorization", "Bearer guess")]),
-            "a token that only starts like a valid one": (
-                stub.RecordReading, _reading(), [("authorization", f"Bearer {TOKEN}4")]),
-            "the scheme in lowercase ('bearer')": (
-                stub.RecordReading, _reading(), [("authorization", f"bearer {TOKEN}")]),
-            "an upload stream without token": (stub.UploadReadings, _uploads(2), []),
-            "an upload stream with a valid token": (
-                stub.UploadReadings, _uploads(2), [("authorization", f"Bearer {TOKEN}")]),
-        }
-        got = {name: _code(method, request, metadata=metadata) for name, (method, request, metadata) in cases.items()}
-        health_code = _code(health_pb2_grpc.HealthStub(channel).Check, health_pb2.HealthCheckRequest())
-    guard.raise_first()
-    for name in ("a valid token", "the scheme in lowercase ('bearer')", "an upload stream with a valid token"):
-        expect(got[name] == grpc.StatusCode.OK, f"a call with {name} was refused with {got[name].name}",
-               hint="metadata keys arrive in lowercase ('authorization'); compare the scheme case-insensitively")
-    for name in ("no token", "a wrong token", "a token that only starts like a valid one",
-                 "an upload stream without token"):
-        expect(got[name] != grpc.StatusCode.OK, f"a call with {name} got through",
-               hint="split the header into scheme and token, and look the whole token up in self.tokens")
-        expect(got[name] == grpc.StatusCode.UNAUTHENTICATED,
-               f"a call with {name} got {got[name].name}; missing or wrong credentials are UNAUTHENTICATED",
-               hint="PERMISSION_DENIED means: we know who you are, and you may not do this")
-    expect(health_code == grpc.StatusCode.OK, f"a health check without token got {health_code.name}",
-           hint="let methods starting with /grpc.health.v1.Health/ through: load balancers send no token")
-    return "valid tokens in, everything else UNAUTHENTICATED, health open"
+@exercise("1", "Apply a field mask")
+def apply_update(fn) -> str:
+    current = users_pb2.User(id=7, email="ada@example.com", display_name="Ada", role=users_pb2.ROLE_EDITOR,
+                             slack_handle="@ada")
+    current.create_time.FromSeconds(1_700_000_000)
+    before = current.SerializeToString()
+    patch = users_pb2.User(id=99, email="eve@example.com", display_name="Ada Lovelace", role=users_pb2.ROLE_ADMIN)
+
+    got = fn(current, patch, field_mask_pb2.FieldMask(paths=["display_name"]))
+    done(got)
+    expect(isinstance(got, users_pb2.User), f"apply_update returned {type(got).__name__}, not a User",
+           hint="return the updated message")
+    expect(current.SerializeToString() == before, "apply_update changed `current` in place",
+           hint="work on a copy: updated = users_pb2.User(); updated.CopyFrom(current)")
+    expect(got.display_name == "Ada Lovelace", "the masked field display_name was not copied from the patch")
+    expect(got.id == 7 and got.email == "ada@example.com" and got.role == users_pb2.ROLE_EDITOR,
+           "fields the mask does not name were changed",
+           hint="copy only the paths in mask.paths; FieldMask.MergeMessage(source, destination) does that")
+    expect(got.slack_handle == "@ada" and got.HasField("create_time"), "fields the mask does not name were lost",
+           hint="start from a full copy of current")
+
+    cleared = fn(current, users_pb2.User(role=users_pb2.ROLE_VIEWER),
+                 field_mask_pb2.FieldMask(paths=["display_name", "role"]))
+    expect(cleared.display_name == "" and cleared.role == users_pb2.ROLE_VIEWER,
+           "a masked field that is empty in the patch should be cleared (the mask says: take this field as is)",
+           hint="do not skip empty values; FieldMask.MergeMessage copies them")
+
+    for paths, why in ((["id"], "id is set by the server"), (["create_time"], "create_time is set by the server"),
+                       (["nickname"], "User has no field nickname"), ([], "an empty mask names nothing")):
+        try:
+            fn(current, patch, field_mask_pb2.FieldMask(paths=paths))
+        except ValueError:
+            continue
+        expect(False, f"a mask with paths {paths} was accepted, but {why}",
+               hint="raise ValueError unless every path is in UPDATABLE (and there is at least one)")
+    return "copies, clears and refuses as it should"
 
 
 # --- Exercise 2 ----------------------------------------------------------------------------------------
 
 
-@exercise("2", "A client interceptor for the token and request ids")
-def client_interceptor(interceptor) -> str:
-    done(interceptor)
-    servicer = _Telemetry()
-    with serving(_register(servicer)) as port, grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = telemetry_pb2_grpc.TelemetryServiceStub(grpc.intercept_channel(channel, interceptor))
+def _violations(err: grpc.RpcError) -> dict[str, str] | None:
+    status = rpc_status.from_call(err)
+    if status is None:
+        return None
+    found: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.update({v.field: v.description for v in bad.field_violations})
+    return found
+
+
+def _answered(code: grpc.StatusCode) -> None:
+    expect(code != grpc.StatusCode.DEADLINE_EXCEEDED,
+           f"CreateUser did not answer within {CALL_TIMEOUT_S} s",
+           hint="look for a wait without a timeout: a pool connection never given back, or a transaction left open")
+
+
+@exercise("2", "CreateUser: field violations and ALREADY_EXISTS")
+def create_user(servicer) -> str:
+    trap = Trap()
+
+    class Probe(users_pb2_grpc.UserServiceServicer):
+        CreateUser = staticmethod(trap.unary(servicer.CreateUser))
+
+    with serving(lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(Probe(), server)) as port, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
+        invalid = users_pb2.CreateUserRequest(user=users_pb2.User(email="not-an-email", display_name="  "))
+        err = None
         try:
-            stub.RecordReading(_reading(), metadata=[("x-tenant", "acme")], timeout=CALL_TIMEOUT_S)
-            stub.RecordReading(_reading(), timeout=CALL_TIMEOUT_S)
-            stub.UploadReadings(_uploads(3), timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as err:
-            expect(False, f"a call through the interceptor failed with {err.code().name}: {err.details()}",
-                   hint="metadata keys must be lowercase ('authorization'), values strings")
-    seen = servicer.metadata
-    expect(len(seen) == 3, f"the server saw {len(seen)} calls instead of 3")
-    names = ["the first RecordReading", "the second RecordReading", "the UploadReadings stream"]
-    for name, metadata in zip(names, seen, strict=True):
-        expect(metadata.get("authorization") == f"Bearer {TOKEN}",
-               f"{name} arrived with authorization {metadata.get('authorization')!r}; expected 'Bearer {TOKEN}'",
-               hint="implement intercept_stream_unary too, and subclass grpc.StreamUnaryClientInterceptor"
-               if name.startswith("the UploadReadings") else "add ('authorization', f'Bearer {token}')")
-    expect(seen[0].get("x-tenant") == "acme", "the caller's own metadata (x-tenant) was dropped",
-           hint="extend client_call_details.metadata (it may be None) instead of replacing it")
-    ids = [metadata.get("x-request-id") for metadata in seen]
-    expect(all(ids), "a call arrived without an x-request-id")
-    expect(len(set(ids)) == len(ids), f"request ids repeat ({ids}); every call needs its own",
-           hint="make a new id for every call, e.g. uuid.uuid4().hex")
-    return "token and a fresh request id on every call, caller's metadata kept"
+            stub.CreateUser(invalid, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            err = exc  # kept whole: its rich status details are read below
+        trap.raise_first()
+        _answered(err.code() if err else grpc.StatusCode.OK)
+        expect(err is not None, "CreateUser accepted a user with a bad email, a blank name and no role",
+               hint="validate request.user before inserting")
+        expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT,
+               f"an invalid user got {err.code().name}; a request that is wrong in itself is INVALID_ARGUMENT")
+        found = _violations(err)
+        expect(found is not None, "the INVALID_ARGUMENT carries no rich status details",
+               hint="context.abort_with_status(rpc_status.to_status(status)) with a google.rpc.Status whose "
+                    "details hold a packed BadRequest")
+        expect(found, "the rich status has no BadRequest with field violations",
+               hint="pack an error_details_pb2.BadRequest into an any_pb2.Any and add it to status.details")
+        expected = {"user.email", "user.display_name", "user.role"}
+        expect(set(found) == expected,
+               f"the field violations name {sorted(found)}; expected one for each of {sorted(expected)}",
+               hint="collect every problem before aborting; name fields by their path from the request")
+        expect(all(text.strip() for text in found.values()), "a field violation has an empty description")
+
+        email = f"check-{uuid.uuid4().hex[:10]}@example.com"
+        valid = users_pb2.CreateUserRequest(user=users_pb2.User(
+            email=email, display_name="Checker", role=users_pb2.ROLE_VIEWER, phone="+1 555 0199"))
+        try:
+            created = stub.CreateUser(valid, timeout=CALL_TIMEOUT_S).user
+        except grpc.RpcError as exc:
+            trap.raise_first()
+            _answered(exc.code())
+            expect(False, f"a valid user was refused with {exc.code().name}: {exc.details()}")
+        expect(created.id > 0 and created.email == email, "the response should hold the stored user, with its id")
+        expect(created.HasField("create_time"), "the returned user has no create_time",
+               hint="return the row that INSERT ... RETURNING gave back, converted with to_user")
+        expect(created.phone == "+1 555 0199", "the phone number was not stored")
+
+        code = status_code(stub.CreateUser, valid, timeout=CALL_TIMEOUT_S)
+        trap.raise_first()
+        _answered(code)
+        expect(code != grpc.StatusCode.OK, "a second user with the same email was accepted",
+               hint="the email column is UNIQUE; did the insert really run?")
+        expect(code == grpc.StatusCode.ALREADY_EXISTS, f"a duplicate email got {code.name}; expected ALREADY_EXISTS",
+               hint="catch psycopg.errors.UniqueViolation and abort with ALREADY_EXISTS")
+    return "3 field violations, then created, then ALREADY_EXISTS"
 
 
 # --- Exercise 3 ----------------------------------------------------------------------------------------
 
 
-class _Flaky(telemetry_pb2_grpc.TelemetryServiceServicer):
-    """Fails the first FAILURES attempts of every call with UNAVAILABLE (or always with CODE)."""
+class _CountingFeed:
+    """Prices 100.00, 100.01, ... per symbol; remembers every price it handed out."""
 
-    def __init__(self, failures: int, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
-        self.failures, self.code, self.attempts = failures, code, 0
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.handed_out: list[tuple[str, int]] = []
 
-    def RecordReading(self, request, context):
-        self.attempts += 1
-        if self.attempts <= self.failures:
-            context.abort(self.code, "injected failure")
-        return telemetry_pb2.RecordReadingResponse(sensor_count=1)
-
-
-def _attempts(config: dict, servicer: _Flaky) -> tuple[grpc.StatusCode, int]:
-    options = [("grpc.service_config", json.dumps(config))]
-    with serving(_register(servicer)) as port, grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
-        code = _code(telemetry_pb2_grpc.TelemetryServiceStub(channel).RecordReading, _reading())
-    return code, servicer.attempts
+    def next_price(self, symbol: str) -> int:
+        with self.lock:
+            price = 100_00 + sum(1 for s, _ in self.handed_out if s == symbol)
+            self.handed_out.append((symbol, price))
+            return price
 
 
-ASKED_POLICY = {"maxAttempts": 4, "initialBackoff": 0.1, "maxBackoff": 1.0, "backoffMultiplier": 2.0}
+def _market_probe(servicer, trap: Trap, ended: threading.Event):
+    watch = trap.streaming(servicer.WatchPrices)
+
+    class Probe(market_pb2_grpc.MarketServiceServicer):
+        def WatchPrices(self, request, context):
+            try:
+                yield from watch(request, context)
+            finally:
+                ended.set()
+
+    return Probe()
 
 
-def _policy_of(config: dict) -> dict:
-    """The retryPolicy of the methodConfig entry that names the telemetry service ({} if none does)."""
-    for entry in config.get("methodConfig") or []:
-        if any(isinstance(n, dict) and n.get("service") == TELEMETRY for n in entry.get("name") or []):
-            return entry.get("retryPolicy") or {}
-    return {}
+@exercise("3", "A price stream that stops when the client cancels")
+def watch_prices(servicer_class) -> str:
+    trap, ended = Trap(), threading.Event()
+    feed = _CountingFeed()
+    fast = _market_probe(servicer_class(feed=feed, tick_s=0.02), trap, ended)
+    with serving(lambda server: market_pb2_grpc.add_MarketServiceServicer_to_server(fast, server)) as port, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = market_pb2_grpc.MarketServiceStub(channel)
+        request = market_pb2.WatchPricesRequest(symbols=["ACME", "GLOBEX"], max_ticks=4)
+        try:
+            ticks = list(stub.WatchPrices(request, timeout=CALL_TIMEOUT_S))
+        except grpc.RpcError as err:
+            trap.raise_first()
+            expect(err.code() != grpc.StatusCode.DEADLINE_EXCEEDED,
+                   f"with max_ticks=4, WatchPrices was still streaming after {CALL_TIMEOUT_S} s",
+                   hint="stop after request.max_ticks ticks")
+            expect(False, f"WatchPrices ended with {err.code().name}: {err.details()}")
+        trap.raise_first()
+        expect(len(ticks) == 4, f"max_ticks=4 gave {len(ticks)} ticks", hint="stop after request.max_ticks ticks")
+        expect([t.sequence for t in ticks] == [1, 2, 3, 4], "sequence should count the ticks of the stream from 1")
+        expect([t.symbol for t in ticks] == ["ACME", "GLOBEX", "ACME", "GLOBEX"],
+               f"the symbols were {[t.symbol for t in ticks]}; take turns through request.symbols")
+        expect([(t.symbol, t.price_cents) for t in ticks] == feed.handed_out[:4],
+               "the prices are not the ones self.feed.next_price(symbol) returned")
+        code = status_code(lambda r, **kw: list(stub.WatchPrices(r, **kw)), market_pb2.WatchPricesRequest(),
+                           timeout=CALL_TIMEOUT_S)
+        expect(code == grpc.StatusCode.INVALID_ARGUMENT,
+               "a request without symbols should end with INVALID_ARGUMENT",
+               hint="check request.symbols before the loop and context.abort(...)")
 
-
-def _number(value: object) -> float | None:
-    """A retryPolicy field as a number: durations are strings such as '0.1s'."""
-    try:
-        return float(value.removesuffix("s")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-@exercise("3", "A retry policy in the service config")
-def retry_config(config) -> str:
-    done(config)
-    expect(isinstance(config, dict), "RETRY_CONFIG should be a dict (the course turns it into JSON)")
-    try:
-        json.dumps(config)
-    except TypeError as exc:
-        expect(False, f"RETRY_CONFIG cannot be written as JSON: {exc}")
-    code, attempts = _attempts(config, _Flaky(failures=2))
-    policy_hint = ("methodConfig[0] needs name=[{'service': 'course.v1.TelemetryService'}] and a retryPolicy with "
-                   "maxAttempts, initialBackoff, maxBackoff, backoffMultiplier and retryableStatusCodes")
-    expect(not (attempts == 1 and code == grpc.StatusCode.DEADLINE_EXCEEDED),
-           f"the call's {CALL_TIMEOUT_S} s deadline passed while the retry was still waiting out its backoff",
-           hint="initialBackoff is the pause before the first retry: keep it short, e.g. '0.1s'")
-    expect(attempts > 1, "the call was not retried at all: the policy did not apply to this service", hint=policy_hint)
-    expect(code == grpc.StatusCode.OK,
-           f"a call that fails twice with UNAVAILABLE still failed ({code.name}) after {attempts} attempts",
-           hint="maxAttempts counts the first attempt too: allow at least 3")
-    code, attempts = _attempts(config, _Flaky(failures=10, code=grpc.StatusCode.INVALID_ARGUMENT))
-    expect(attempts == 1, f"INVALID_ARGUMENT was tried {attempts} times; it fails the same way every time",
-           hint="list only UNAVAILABLE in retryableStatusCodes")
-    policy = _policy_of(config)
-    for field, asked in ASKED_POLICY.items():
-        expect(_number(policy.get(field)) == asked, f"retryPolicy.{field} is {policy.get(field)!r}; the exercise "
-               f"asks for {asked:g}", hint="up to 4 attempts in all, a first backoff of '0.1s', doubling (multiplier "
-                                          "2) up to '1s'")
-    codes = policy.get("retryableStatusCodes")
-    expect(codes == ["UNAVAILABLE"], f"retryableStatusCodes is {codes!r}; no other code than UNAVAILABLE is retried",
-           hint="retryableStatusCodes: ['UNAVAILABLE']")
-    return "UNAVAILABLE retried until it worked, INVALID_ARGUMENT not retried"
+    ended.clear()
+    slow = _market_probe(servicer_class(feed=_CountingFeed(), tick_s=0.5), trap, ended)
+    with serving(lambda server: market_pb2_grpc.add_MarketServiceServicer_to_server(slow, server)) as port, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = market_pb2_grpc.MarketServiceStub(channel).WatchPrices(
+            market_pb2.WatchPricesRequest(symbols=["ACME"]), timeout=CALL_TIMEOUT_S)
+        try:
+            first = next(call, None)
+        except grpc.RpcError as err:
+            trap.raise_first()
+            expect(False, f"with max_ticks=0, WatchPrices ended with {err.code().name}: {err.details()}")
+        expect(first is not None, "with max_ticks=0, WatchPrices ended without a single tick",
+               hint="max_ticks=0 means no limit: tick until the client cancels")
+        time.sleep(0.1)  # the server is now between two ticks
+        call.cancel()
+        cancelled = time.monotonic()
+        ended.wait(2)
+        lingered_s = time.monotonic() - cancelled
+    trap.raise_first()
+    expect(lingered_s < 0.25,
+           f"with tick_s=0.5, WatchPrices kept running {lingered_s:.2f} s after the client cancelled",
+           hint="instead of time.sleep, wait on a threading.Event that context.add_callback sets")
+    return "4 ticks, INVALID_ARGUMENT without symbols, and it stops on cancel"
 
 
 # --- Exercise 4 ----------------------------------------------------------------------------------------
 
-DRAIN_S, GRACE_S = 0.3, 2.0
-UPLOAD_READINGS, UPLOAD_PAUSE_S = 20, 0.05  # an upload of 1 s, well past the drain
+SLOW_SERVER_S = 1.5
 
 
-@exercise("4", "Graceful shutdown: NOT_SERVING, drain, then stop")
-def graceful_shutdown(fn) -> str:
-    health_servicer = health.HealthServicer()
-    health_servicer.set(TELEMETRY, health_pb2.HealthCheckResponse.SERVING)
-    servicer = _Telemetry()
-    server = grpc.server(ThreadPoolExecutor(max_workers=8))
-    _register(servicer, health_servicer)(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+class _UsersWithOneSlow(users_pb2_grpc.UserServiceServicer):
+    """id 1: found at once; id 2: found after SLOW_SERVER_S; anything else: NOT_FOUND."""
 
-    def shut_down() -> bool:
-        """The learner's shutdown; whether the upload in flight had finished when it returned."""
+    def GetUser(self, request, context):
+        if request.id == 2:
+            gone = threading.Event()
+            context.add_callback(gone.set)
+            gone.wait(SLOW_SERVER_S)
+        if request.id not in (1, 2):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no user with id {request.id}")
+        return users_pb2.GetUserResponse(user=users_pb2.User(id=request.id, email=f"u{request.id}@example.com"))
+
+
+@exercise("4", "A client with a deadline")
+def fetch_user(fn) -> str:
+    servicer = _UsersWithOneSlow()
+    with serving(lambda server: users_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)) as port, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = users_pb2_grpc.UserServiceStub(channel)
         try:
-            fn(server, health_servicer, DRAIN_S, GRACE_S)
-        except BaseException:
-            watch.cancel()  # no NOT_SERVING will come: stop waiting for it
-            raise
-        return servicer.upload_finished.is_set()
-
-    def load_balancer() -> grpc.StatusCode | None:
-        """Meanwhile: the code of a call made during the drain (None if health never said NOT_SERVING)."""
+            got = time_limit.call(CALL_TIMEOUT_S, fn, stub, 1, 0.3)
+        except grpc.RpcError as err:
+            expect(False, f"fetch_user(stub, 1, 0.3) raised {err.code().name}: {err.details()}")
+        done(got)
+        expect(isinstance(got, users_pb2.User) and got.id == 1,
+               f"fetch_user(stub, 1, 0.3) returned {type(got).__name__}; expected the User with id 1",
+               hint="return response.user")
+        started = time.monotonic()
         try:
-            flipped = next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        except (grpc.RpcError, StopIteration):
-            flipped = False
-        watch.cancel()  # an open Watch stream would hold the server for its whole grace period
-        if not flipped:
-            return None
-        time.sleep(DRAIN_S / 3)  # one that polls health sends a few more calls before it notices
-        return _code(stub.RecordReading, _reading())
-
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
-            watch = health_pb2_grpc.HealthStub(channel).Watch(
-                health_pb2.HealthCheckRequest(service=TELEMETRY), timeout=CALL_TIMEOUT_S)
-            next(watch)  # SERVING
-            upload = stub.UploadReadings.future(_uploads(UPLOAD_READINGS, UPLOAD_PAUSE_S), timeout=CALL_TIMEOUT_S)
-            time.sleep(0.1)
-            upload_finished_first, during_drain = time_limit.in_threads(
-                DRAIN_S + GRACE_S + 3, lambda step: step(), [(shut_down,), (load_balancer,)], together=False,
-                what="threads (graceful_shutdown and a client watching its health)",
-                hint="look for a wait without a timeout: after server.stop(grace_s) the server is gone in grace_s")
-            upload_code = upload.exception().code() if upload.exception() else grpc.StatusCode.OK
-            after = _code(stub.RecordReading, _reading())
-    finally:
-        server.stop(grace=None)
-    expect(during_drain is not None, f"health never reported NOT_SERVING for {TELEMETRY}",
-           hint="health_servicer.enter_graceful_shutdown() sets every service to NOT_SERVING")
-    expect(during_drain == grpc.StatusCode.OK,
-           f"a call made {DRAIN_S / 3:.1f} s after health said NOT_SERVING got {during_drain.name}",
-           hint="keep serving for drain_s seconds after flipping health, so load balancers can notice")
-    expect(upload_code == grpc.StatusCode.OK, f"the upload in flight was cut off with {upload_code.name}",
-           hint="server.stop(grace_s) lets calls in flight finish; stop(0) or stop(None) cancels them")
-    expect(after == grpc.StatusCode.UNAVAILABLE,
-           f"after graceful_shutdown a new call got {after.name}, not UNAVAILABLE", hint="call server.stop(grace_s)")
-    expect(upload_finished_first, "graceful_shutdown returned while a call was still running",
-           hint="server.stop(...) returns an Event: wait() on it")
-    return "NOT_SERVING, served during the drain, upload finished, then stopped"
+            slow = time_limit.call(CALL_TIMEOUT_S, fn, stub, 2, 0.3)
+        except grpc.RpcError as err:
+            expect(False, f"on a slow server fetch_user raised {err.code().name}; return None when time runs out",
+                   hint="catch grpc.RpcError and look at err.code()")
+        waited_s = time.monotonic() - started
+        expect(waited_s < 1.0, f"fetch_user waited {waited_s:.1f} s for a slow server although timeout_s was 0.3",
+               hint="pass timeout=timeout_s to the stub method")
+        expect(slow is None, f"when the deadline passes fetch_user should return None, not {slow!r}")
+        try:
+            missing = time_limit.call(CALL_TIMEOUT_S, fn, stub, 3, 0.3)
+        except grpc.RpcError as err:
+            expect(err.code() == grpc.StatusCode.NOT_FOUND,
+                   f"a missing user should raise the NOT_FOUND error, got {err.code().name}")
+        else:
+            expect(False, f"a NOT_FOUND error was swallowed (fetch_user returned {missing!r})",
+                   hint="catch only DEADLINE_EXCEEDED and re-raise every other error")
+    return "found, gave up in time, and let NOT_FOUND through"
 
 
 # --- Exercise 5 ----------------------------------------------------------------------------------------
-PROBE = "course.check.Probe"
-COUNTDOWN = f"/{PROBE}/Countdown"  # a server-streaming method: TelemetryService has none
-COUNTDOWN_N, COUNTDOWN_PAUSE_S = 3, 0.05  # a stream of 0.15 s: timing it must cover it to its end
+
+AIO_DELAY_S, AIO_LIMIT_S = 0.2, 10
+AIO_IDS = [5, 3, 404, 1, 2, 4, 6, 7, 8, 9]
 
 
-def _countdown(request: bytes, context: grpc.ServicerContext):
-    for n in range(COUNTDOWN_N):
-        time.sleep(COUNTDOWN_PAUSE_S)
-        yield bytes([n])
+class _SlowAsyncUsers(users_pb2_grpc.UserServiceServicer):
+    async def GetUser(self, request, context):
+        await asyncio.sleep(AIO_DELAY_S)
+        if request.id == 404:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no user with id 404")
+        return users_pb2.GetUserResponse(user=users_pb2.User(id=request.id))
 
 
-def _with_countdown(register):
-    def both(server: grpc.Server) -> None:
-        register(server)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            PROBE, {"Countdown": grpc.unary_stream_rpc_method_handler(_countdown)}),))
+@exercise("5", "Many users at once with grpc.aio", stretch=True)
+def fetch_many(fn) -> str:
+    async def scenario():
+        server = grpc.aio.server()
+        users_pb2_grpc.add_UserServiceServicer_to_server(_SlowAsyncUsers(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                started = time.monotonic()
+                result = await fn(users_pb2_grpc.UserServiceStub(channel), list(AIO_IDS))
+                return result, time.monotonic() - started
+        finally:
+            await server.stop(grace=None)
 
-    return both
-
-
-def _streamed(channel: grpc.Channel) -> tuple[grpc.StatusCode, int]:
-    """The code of a Countdown call, and how many messages it streamed back (raw bytes: no protobuf needed)."""
     try:
-        return grpc.StatusCode.OK, len(list(channel.unary_stream(COUNTDOWN)(b"", timeout=CALL_TIMEOUT_S)))
-    except grpc.RpcError as exc:
-        return exc.code(), 0
-
-
-
-@exercise("5", "A latency histogram interceptor", stretch=True)
-def metrics_interceptor(interceptor_class) -> str:
-    registry = CollectorRegistry()
-    latency = Histogram("lab_grpc_server_handling_seconds", "check", ["grpc_method", "grpc_code"], registry=registry)
-    guard = _Guard(interceptor_class(latency))
-    with serving(_with_countdown(_register(_Telemetry())), interceptors=[guard]) as port, \
-            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
-        codes = [_code(stub.RecordReading, _reading()), _code(stub.RecordReading, _reading()),
-                 _code(stub.RecordReading, _reading(sensor_id="")), _code(stub.UploadReadings, _uploads(3))]
-        streamed_code, streamed = _streamed(channel)
-    guard.raise_first()
-    expect(codes == [grpc.StatusCode.OK] * 2 + [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OK],
-           f"the calls ended with {[c.name for c in codes]}; the interceptor must not change what the servicer answers")
-
-    def count(method: str, code: str) -> float:
-        return registry.get_sample_value("lab_grpc_server_handling_seconds_count",
-                                         {"grpc_method": method, "grpc_code": code}) or 0
-
-    series = sorted({(s.labels["grpc_method"], s.labels["grpc_code"]) for m in registry.collect() for s in m.samples
-                     if s.name.endswith("_count")})
-    expect(series, "nothing was observed", hint="call histogram.labels(method, code).observe(seconds) for every call")
-    expect(count(RECORD, "OK") == 2,
-           f"RecordReading/OK was observed {count(RECORD, 'OK'):.0f} times, not 2; series seen: {series}",
-           hint="label grpc_method with handler_call_details.method (e.g. '/course.v1.TelemetryService/RecordReading')"
-                " and grpc_code with the status name ('OK')")
-    expect(count(RECORD, "INVALID_ARGUMENT") == 1, "the failed call (INVALID_ARGUMENT) was not observed with its code",
-           hint="observe in a finally block; after context.abort(), context.code() holds the status")
-    expect(count(UPLOAD, "OK") == 1, "the UploadReadings stream was not observed",
-           hint="wrap every kind of handler: grpc_handlers.wrap_behaviour does it for you")
-    expect(streamed_code == grpc.StatusCode.OK and streamed == COUNTDOWN_N,
-           f"a server-streaming call ended with {streamed_code.name} after {streamed} of {COUNTDOWN_N} messages",
-           hint="for a response stream the wrapper must be a generator: yield from behaviour(request, context)")
-    expect(count(COUNTDOWN, "OK") == 1, "the server-streaming call was not observed",
-           hint="observe response streams too, once the stream has ended (a finally block in the generator)")
-    timed_s = registry.get_sample_value("lab_grpc_server_handling_seconds_sum",
-                                        {"grpc_method": COUNTDOWN, "grpc_code": "OK"}) or 0
-    streamed_s = COUNTDOWN_N * COUNTDOWN_PAUSE_S
-    expect(timed_s >= streamed_s * 0.8, f"a server-streaming call that streamed for {streamed_s:.2f} s was timed at "
-           f"{timed_s:.3f} s: the clock stopped when the handler returned its generator, before the stream ran",
-           hint="for response streams, time inside a generator: yield from behaviour(...), observe in its finally")
-    return "every call observed with its method and code"
+        result, elapsed_s = run_coroutine(scenario, timeout_s=AIO_LIMIT_S)
+    except grpc.aio.AioRpcError as err:
+        expect(False, f"fetch_many raised {err.code().name}: {err.details()}",
+               hint="catch grpc.aio.AioRpcError in the coroutine of each id and turn NOT_FOUND into None")
+    except TimeoutError:
+        expect(False, f"fetch_many did not return within {AIO_LIMIT_S} s",
+               hint="look for an await that never completes, or a blocking call such as time.sleep in a coroutine")
+    done(result)
+    expect(isinstance(result, list) and len(result) == len(AIO_IDS),
+           f"fetch_many should return a list with one entry per id ({len(AIO_IDS)}), got {result!r:.80}")
+    one_by_one_s = AIO_DELAY_S * len(AIO_IDS)
+    expect(elapsed_s < one_by_one_s / 2,
+           f"{len(AIO_IDS)} calls of {AIO_DELAY_S} s took {elapsed_s:.1f} s: they ran one after another",
+           hint="start every call first, then await them together with asyncio.gather")
+    got_ids = [None if user is None else getattr(user, "id", "?") for user in result]
+    expected = [None if i == 404 else i for i in AIO_IDS]
+    expect(got_ids == expected, f"got ids {got_ids}; expected {expected} (the order of ids, None when not found)",
+           hint="gather keeps the order of its arguments; turn NOT_FOUND into None")
+    return f"{len(AIO_IDS)} calls overlapped, in order"

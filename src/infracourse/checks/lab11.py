@@ -1,316 +1,384 @@
-"""Checks of labs/11_metrics_with_prometheus.ipynb: metric types and labels (parsed from the exposition), a
-queue-depth gauge, PromQL run against the live Prometheus, and an alert rule run through `promtool test rules`."""
+"""Checks of labs/11_grpc_in_production.ipynb: a bearer-token server interceptor, a client interceptor, a retry
+policy, a graceful shutdown that drains through health checks, and a latency histogram. Every check runs the
+learner's code against a real server on a free loopback port, stopped before the check returns."""
 
 from __future__ import annotations
 
-import math
-import re
-import shutil
-import subprocess
-import tempfile
+import functools
+import json
+import threading
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
-import yaml
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry, Histogram
 
-from infracourse.checking import exercise, expect, time_limit
-from infracourse.clients import promql
+from infracourse.checking import done, exercise, expect, time_limit
+from infracourse.checking.grpc_harness import Trap, serving, status_code
+from infracourse.clients import protos
+from infracourse.lessons import grpc_handlers
 
-WORKER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0)
-LIMIT_S = 5
+protos.generate()
+from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc  # noqa: E402
 
-
-def _families(registry: CollectorRegistry) -> dict:
-    return {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
-
-
-def _show(value: float | None) -> str:
-    return "missing" if value is None else f"{value:g}"
-
-
-def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
-    for family in _families(registry).values():
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return None
+TELEMETRY = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
+RECORD = f"/{TELEMETRY}/RecordReading"
+UPLOAD = f"/{TELEMETRY}/UploadReadings"
+TOKEN = "tok-123"
+CALL_TIMEOUT_S = 5
 
 
-# exercise 1 ----------------------------------------------------------------------------------------------
-def reference_worker_metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge]:
-    """What exercise 1 asks for (used by exercise 2's check, so it does not depend on your exercise 1)."""
-    return (
-        Counter("jobs_processed_total", "Jobs processed.", ["queue", "outcome"], registry=registry),
-        Histogram("job_duration_seconds", "Job duration.", ["queue"], buckets=WORKER_BUCKETS, registry=registry),
-        Gauge("jobs_in_progress", "Jobs being processed.", ["queue"], registry=registry),
-    )
+class _Telemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
+    """Answers every call; remembers the metadata of each; an empty sensor_id is INVALID_ARGUMENT."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.metadata: list[dict[str, str]] = []
+        self.upload_finished = threading.Event()
+
+    def _seen(self, context) -> None:
+        with self.lock:
+            self.metadata.append(dict(context.invocation_metadata()))
+
+    def RecordReading(self, request, context):
+        self._seen(context)
+        if not request.reading.sensor_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reading.sensor_id must not be empty")
+        return telemetry_pb2.RecordReadingResponse(sensor_count=1)
+
+    def UploadReadings(self, request_iterator, context):
+        self._seen(context)
+        count = sum(1 for _ in request_iterator)
+        self.upload_finished.set()
+        return telemetry_pb2.UploadReadingsResponse(count=count)
 
 
-def _labels_ok(metric: object, labels: dict[str, str]) -> bool:
-    try:
-        metric.labels(**labels)
-    except (ValueError, TypeError, AttributeError):
-        return False
-    return True
+def _reading(sensor_id: str = "s1") -> telemetry_pb2.RecordReadingRequest:
+    return telemetry_pb2.RecordReadingRequest(reading=telemetry_pb2.Reading(sensor_id=sensor_id, value=1.0))
 
 
-@exercise("1", "Metric types and labels for a worker")
-def worker_metrics(define_worker_metrics) -> str:
-    registry = CollectorRegistry()
-    metrics = define_worker_metrics(registry)
-    expect(isinstance(metrics, tuple) and len(metrics) == 3,
-           "define_worker_metrics should return a tuple (processed, duration, in_progress)")
-    families = _families(registry)
-    expect(families, "the registry you were given is empty",
-           hint="create every metric with registry=registry, not in the global default registry")
-    wanted = {"jobs_processed": ("counter", "jobs_processed_total"), "job_duration_seconds": ("histogram", None),
-              "jobs_in_progress": ("gauge", None)}
-    for family, (kind, shown) in wanted.items():
-        expect(family in families, f"no metric named {shown or family} in the registry",
-               hint="check the names in the exercise text (counters end in _total)")
-        expect(families[family].type == kind,
-               f"{shown or family} is a {families[family].type}; it should be a {kind}",
-               hint="a count of things that happened only goes up; a level goes up and down; a latency is a "
-                    "distribution")
-    processed, duration, in_progress = metrics
-    expect(_labels_ok(processed, {"queue": "emails", "outcome": "ok"}),
-           "jobs_processed_total should have exactly the labels queue and outcome")
-    expect(_labels_ok(duration, {"queue": "emails"}), "job_duration_seconds should have exactly the label queue",
-           hint="the outcome is not known when you start timing; keep histograms' labels few")
-    expect(_labels_ok(in_progress, {"queue": "emails"}), "jobs_in_progress should have exactly the label queue")
-    duration.labels(queue="emails").observe(0.2)
-    bounds = {s.labels["le"] for s in _families(registry)["job_duration_seconds"].samples
-              if s.name.endswith("_bucket")}
-    expected_bounds = {str(b) for b in WORKER_BUCKETS} | {"+Inf"}
-    shown = sorted(bounds - {"+Inf"}, key=float)
-    expect(bounds == expected_bounds, f"job_duration_seconds has the bucket bounds {shown}",
-           hint="pass buckets=(...) with the bounds the exercise lists, in seconds")
-    return "3 metrics, labels and buckets as asked"
+def _uploads(n: int, pause_s: float = 0.0):
+    for i in range(n):
+        if pause_s:
+            time.sleep(pause_s)
+        yield telemetry_pb2.UploadReadingsRequest(reading=telemetry_pb2.Reading(sensor_id="s1", value=float(i)))
 
 
-# exercise 2 ----------------------------------------------------------------------------------------------
-class JobFailed(Exception):
-    """What the check's failing job raises (not a RuntimeError: NotImplementedError is one)."""
+_code = functools.partial(status_code, timeout=CALL_TIMEOUT_S)  # every call of a check has the same deadline
 
 
-@exercise("2", "Instrument the worker")
-def process_job(process) -> str:
-    registry = CollectorRegistry()
-    metrics = reference_worker_metrics(registry)
-    during: list[float | None] = []
+class _Guard(Trap, grpc.ServerInterceptor):
+    """Runs the learner's interceptor and the handler it returns; keeps what they raise (a server would only
+    answer UNKNOWN)."""
 
-    def ok_job() -> None:
-        during.append(_sample(registry, "jobs_in_progress", queue="emails"))
-        time.sleep(0.05)
+    def __init__(self, inner: grpc.ServerInterceptor) -> None:
+        super().__init__()
+        self.inner = inner
 
-    def failing_job() -> None:
-        raise JobFailed("SMTP server unreachable")
-
-    results = []
-    for job in (ok_job, failing_job, ok_job):
+    def intercept_service(self, continuation, handler_call_details):
         try:
-            results.append(time_limit.call(LIMIT_S, process, "emails", job, metrics))
-        except JobFailed:
-            expect(False, "process() let the job's exception escape",
-                   hint="a worker records the failure (outcome='error') and returns False, then goes on")
-    expect(results == [True, False, True], f"process() returned {results} for an ok, a failing and an ok job",
-           hint="return True when the job succeeded, False when it raised")
-    ok = _sample(registry, "jobs_processed_total", queue="emails", outcome="ok")
-    error = _sample(registry, "jobs_processed_total", queue="emails", outcome="error")
-    expect(ok == 2, f"jobs_processed_total{{outcome=\"ok\"}} is {_show(ok)}, expected 2 after two successful jobs",
-           hint="increment the counter with labels(queue=..., outcome='ok') once per successful job")
-    expect(error == 1, f"jobs_processed_total{{outcome=\"error\"}} is {_show(error)}, expected 1 after one failing job",
-           hint="use outcome='error' for a job that raised")
-    count = _sample(registry, "job_duration_seconds_count", queue="emails")
-    expect(count == 3, f"job_duration_seconds counted {_show(count)} jobs, expected 3",
-           hint="time every job, failures too (a try/finally, or the histogram's .time())")
-    total = _sample(registry, "job_duration_seconds_sum", queue="emails") or 0.0
-    expect(total >= 0.1, f"job_duration_seconds adds up to {total:.3f} s; two jobs slept 0.05 s each",
-           hint="observe seconds (time.perf_counter() differences), not milliseconds or zero")
-    after = _sample(registry, "jobs_in_progress", queue="emails")
-    expect(after == 0 and during[-1:] != [2.0],
-           f"jobs_in_progress is {_show(after)} after all jobs finished (one of them failed)",
-           hint="decrement in a finally block (or use .track_inprogress()), so a failing job does not leave it raised")
-    expect(during == [1.0, 1.0], f"jobs_in_progress read {[_show(v) for v in during]} while a job ran, expected 1",
-           hint="increment before the job runs (or use .track_inprogress())")
-    return "2 ok, 1 error, 3 timings, in-progress back to 0"
+            handler = self.inner.intercept_service(continuation, handler_call_details)
+        except Exception as exc:  # noqa: BLE001 - reported by raise_first
+            self.errors.append(exc)
+            return None
+        if not isinstance(handler, grpc.RpcMethodHandler):
+            return handler
+        return grpc_handlers.wrap_behaviour(
+            handler, lambda behaviour, streams: self.streaming(behaviour) if streams else self.unary(behaviour))
 
 
-# exercise 3 ----------------------------------------------------------------------------------------------
-@exercise("3", "Queue depth read at scrape time")
-def queue_depth(queue_depth_gauge, r, key: str) -> str:
-    registry = CollectorRegistry()
-    r.delete(key)
+def _register(servicer, health_servicer=None):
+    def register(server: grpc.Server) -> None:
+        telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(servicer, server)
+        if health_servicer is not None:
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    return register
+
+
+# --- Exercise 1 ----------------------------------------------------------------------------------------
+
+
+@exercise("1", "A bearer-token auth interceptor")
+def auth_interceptor(interceptor_class) -> str:
+    guard = _Guard(interceptor_class({TOKEN: "sensor-gateway"}))
+    with serving(_register(_Telemetry(), health.HealthServicer()), interceptors=[guard]) as port, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        cases = {
+            "a valid token": (stub.RecordReading, _reading(), [("authorization", f"Bearer {TOKEN}")]),
+            "no token": (stub.RecordReading, _reading(), []),
+            "a wrong token": (stub.RecordReading, _reading(), [("authorization", "Bearer guess")]),
+            "a token that only starts like a valid one": (
+                stub.RecordReading, _reading(), [("authorization", f"Bearer {TOKEN}4")]),
+            "the scheme in lowercase ('bearer')": (
+                stub.RecordReading, _reading(), [("authorization", f"bearer {TOKEN}")]),
+            "an upload stream without token": (stub.UploadReadings, _uploads(2), []),
+            "an upload stream with a valid token": (
+                stub.UploadReadings, _uploads(2), [("authorization", f"Bearer {TOKEN}")]),
+        }
+        got = {name: _code(method, request, metadata=metadata) for name, (method, request, metadata) in cases.items()}
+        health_code = _code(health_pb2_grpc.HealthStub(channel).Check, health_pb2.HealthCheckRequest())
+    guard.raise_first()
+    for name in ("a valid token", "the scheme in lowercase ('bearer')", "an upload stream with a valid token"):
+        expect(got[name] == grpc.StatusCode.OK, f"a call with {name} was refused with {got[name].name}",
+               hint="metadata keys arrive in lowercase ('authorization'); compare the scheme case-insensitively")
+    for name in ("no token", "a wrong token", "a token that only starts like a valid one",
+                 "an upload stream without token"):
+        expect(got[name] != grpc.StatusCode.OK, f"a call with {name} got through",
+               hint="split the header into scheme and token, and look the whole token up in self.tokens")
+        expect(got[name] == grpc.StatusCode.UNAUTHENTICATED,
+               f"a call with {name} got {got[name].name}; missing or wrong credentials are UNAUTHENTICATED",
+               hint="PERMISSION_DENIED means: we know who you are, and you may not do this")
+    expect(health_code == grpc.StatusCode.OK, f"a health check without token got {health_code.name}",
+           hint="let methods starting with /grpc.health.v1.Health/ through: load balancers send no token")
+    return "valid tokens in, everything else UNAUTHENTICATED, health open"
+
+
+# --- Exercise 2 ----------------------------------------------------------------------------------------
+
+
+@exercise("2", "A client interceptor for the token and request ids")
+def client_interceptor(interceptor) -> str:
+    done(interceptor)
+    servicer = _Telemetry()
+    with serving(_register(servicer)) as port, grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = telemetry_pb2_grpc.TelemetryServiceStub(grpc.intercept_channel(channel, interceptor))
+        try:
+            stub.RecordReading(_reading(), metadata=[("x-tenant", "acme")], timeout=CALL_TIMEOUT_S)
+            stub.RecordReading(_reading(), timeout=CALL_TIMEOUT_S)
+            stub.UploadReadings(_uploads(3), timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as err:
+            expect(False, f"a call through the interceptor failed with {err.code().name}: {err.details()}",
+                   hint="metadata keys must be lowercase ('authorization'), values strings")
+    seen = servicer.metadata
+    expect(len(seen) == 3, f"the server saw {len(seen)} calls instead of 3")
+    names = ["the first RecordReading", "the second RecordReading", "the UploadReadings stream"]
+    for name, metadata in zip(names, seen, strict=True):
+        expect(metadata.get("authorization") == f"Bearer {TOKEN}",
+               f"{name} arrived with authorization {metadata.get('authorization')!r}; expected 'Bearer {TOKEN}'",
+               hint="implement intercept_stream_unary too, and subclass grpc.StreamUnaryClientInterceptor"
+               if name.startswith("the UploadReadings") else "add ('authorization', f'Bearer {token}')")
+    expect(seen[0].get("x-tenant") == "acme", "the caller's own metadata (x-tenant) was dropped",
+           hint="extend client_call_details.metadata (it may be None) instead of replacing it")
+    ids = [metadata.get("x-request-id") for metadata in seen]
+    expect(all(ids), "a call arrived without an x-request-id")
+    expect(len(set(ids)) == len(ids), f"request ids repeat ({ids}); every call needs its own",
+           hint="make a new id for every call, e.g. uuid.uuid4().hex")
+    return "token and a fresh request id on every call, caller's metadata kept"
+
+
+# --- Exercise 3 ----------------------------------------------------------------------------------------
+
+
+class _Flaky(telemetry_pb2_grpc.TelemetryServiceServicer):
+    """Fails the first FAILURES attempts of every call with UNAVAILABLE (or always with CODE)."""
+
+    def __init__(self, failures: int, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+        self.failures, self.code, self.attempts = failures, code, 0
+
+    def RecordReading(self, request, context):
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            context.abort(self.code, "injected failure")
+        return telemetry_pb2.RecordReadingResponse(sensor_count=1)
+
+
+def _attempts(config: dict, servicer: _Flaky) -> tuple[grpc.StatusCode, int]:
+    options = [("grpc.service_config", json.dumps(config))]
+    with serving(_register(servicer)) as port, grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        code = _code(telemetry_pb2_grpc.TelemetryServiceStub(channel).RecordReading, _reading())
+    return code, servicer.attempts
+
+
+ASKED_POLICY = {"maxAttempts": 4, "initialBackoff": 0.1, "maxBackoff": 1.0, "backoffMultiplier": 2.0}
+
+
+def _policy_of(config: dict) -> dict:
+    """The retryPolicy of the methodConfig entry that names the telemetry service ({} if none does)."""
+    for entry in config.get("methodConfig") or []:
+        if any(isinstance(n, dict) and n.get("service") == TELEMETRY for n in entry.get("name") or []):
+            return entry.get("retryPolicy") or {}
+    return {}
+
+
+def _number(value: object) -> float | None:
+    """A retryPolicy field as a number: durations are strings such as '0.1s'."""
     try:
-        time_limit.call(LIMIT_S, queue_depth_gauge, registry, r, key)
-        r.rpush(key, "a", "b", "c")
-        first = _sample(registry, "queue_depth", queue="emails")
-        expect(first is not None, "no queue_depth{queue=\"emails\"} series in the registry",
-               hint="a Gauge named queue_depth with a label queue, and the child labels(queue='emails')")
-        expect(first == 3, f"queue_depth shows {_show(first)} with 3 messages waiting",
-               hint="the value must be read from Redis when the registry is collected: set_function()")
-        r.rpush(key, "d", "e")
-        second = _sample(registry, "queue_depth", queue="emails")
-        expect(second == 5, f"queue_depth still shows {_show(second)} after 2 more messages arrived",
-               hint="set() stores one value; set_function() reads a fresh one on every scrape")
+        return float(value.removesuffix("s")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+@exercise("3", "A retry policy in the service config")
+def retry_config(config) -> str:
+    done(config)
+    expect(isinstance(config, dict), "RETRY_CONFIG should be a dict (the course turns it into JSON)")
+    try:
+        json.dumps(config)
+    except TypeError as exc:
+        expect(False, f"RETRY_CONFIG cannot be written as JSON: {exc}")
+    code, attempts = _attempts(config, _Flaky(failures=2))
+    policy_hint = ("methodConfig[0] needs name=[{'service': 'course.v1.TelemetryService'}] and a retryPolicy with "
+                   "maxAttempts, initialBackoff, maxBackoff, backoffMultiplier and retryableStatusCodes")
+    expect(not (attempts == 1 and code == grpc.StatusCode.DEADLINE_EXCEEDED),
+           f"the call's {CALL_TIMEOUT_S} s deadline passed while the retry was still waiting out its backoff",
+           hint="initialBackoff is the pause before the first retry: keep it short, e.g. '0.1s'")
+    expect(attempts > 1, "the call was not retried at all: the policy did not apply to this service", hint=policy_hint)
+    expect(code == grpc.StatusCode.OK,
+           f"a call that fails twice with UNAVAILABLE still failed ({code.name}) after {attempts} attempts",
+           hint="maxAttempts counts the first attempt too: allow at least 3")
+    code, attempts = _attempts(config, _Flaky(failures=10, code=grpc.StatusCode.INVALID_ARGUMENT))
+    expect(attempts == 1, f"INVALID_ARGUMENT was tried {attempts} times; it fails the same way every time",
+           hint="list only UNAVAILABLE in retryableStatusCodes")
+    policy = _policy_of(config)
+    for field, asked in ASKED_POLICY.items():
+        expect(_number(policy.get(field)) == asked, f"retryPolicy.{field} is {policy.get(field)!r}; the exercise "
+               f"asks for {asked:g}", hint="up to 4 attempts in all, a first backoff of '0.1s', doubling (multiplier "
+                                          "2) up to '1s'")
+    codes = policy.get("retryableStatusCodes")
+    expect(codes == ["UNAVAILABLE"], f"retryableStatusCodes is {codes!r}; no other code than UNAVAILABLE is retried",
+           hint="retryableStatusCodes: ['UNAVAILABLE']")
+    return "UNAVAILABLE retried until it worked, INVALID_ARGUMENT not retried"
+
+
+# --- Exercise 4 ----------------------------------------------------------------------------------------
+
+DRAIN_S, GRACE_S = 0.3, 2.0
+UPLOAD_READINGS, UPLOAD_PAUSE_S = 20, 0.05  # an upload of 1 s, well past the drain
+
+
+@exercise("4", "Graceful shutdown: NOT_SERVING, drain, then stop")
+def graceful_shutdown(fn) -> str:
+    health_servicer = health.HealthServicer()
+    health_servicer.set(TELEMETRY, health_pb2.HealthCheckResponse.SERVING)
+    servicer = _Telemetry()
+    server = grpc.server(ThreadPoolExecutor(max_workers=8))
+    _register(servicer, health_servicer)(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+
+    def shut_down() -> bool:
+        """The learner's shutdown; whether the upload in flight had finished when it returned."""
+        try:
+            fn(server, health_servicer, DRAIN_S, GRACE_S)
+        except BaseException:
+            watch.cancel()  # no NOT_SERVING will come: stop waiting for it
+            raise
+        return servicer.upload_finished.is_set()
+
+    def load_balancer() -> grpc.StatusCode | None:
+        """Meanwhile: the code of a call made during the drain (None if health never said NOT_SERVING)."""
+        try:
+            flipped = next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        except (grpc.RpcError, StopIteration):
+            flipped = False
+        watch.cancel()  # an open Watch stream would hold the server for its whole grace period
+        if not flipped:
+            return None
+        time.sleep(DRAIN_S / 3)  # one that polls health sends a few more calls before it notices
+        return _code(stub.RecordReading, _reading())
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=TELEMETRY), timeout=CALL_TIMEOUT_S)
+            next(watch)  # SERVING
+            upload = stub.UploadReadings.future(_uploads(UPLOAD_READINGS, UPLOAD_PAUSE_S), timeout=CALL_TIMEOUT_S)
+            time.sleep(0.1)
+            upload_finished_first, during_drain = time_limit.in_threads(
+                DRAIN_S + GRACE_S + 3, lambda step: step(), [(shut_down,), (load_balancer,)], together=False,
+                what="threads (graceful_shutdown and a client watching its health)",
+                hint="look for a wait without a timeout: after server.stop(grace_s) the server is gone in grace_s")
+            upload_code = upload.exception().code() if upload.exception() else grpc.StatusCode.OK
+            after = _code(stub.RecordReading, _reading())
     finally:
-        r.delete(key)
-    return "follows LLEN on every scrape"
+        server.stop(grace=None)
+    expect(during_drain is not None, f"health never reported NOT_SERVING for {TELEMETRY}",
+           hint="health_servicer.enter_graceful_shutdown() sets every service to NOT_SERVING")
+    expect(during_drain == grpc.StatusCode.OK,
+           f"a call made {DRAIN_S / 3:.1f} s after health said NOT_SERVING got {during_drain.name}",
+           hint="keep serving for drain_s seconds after flipping health, so load balancers can notice")
+    expect(upload_code == grpc.StatusCode.OK, f"the upload in flight was cut off with {upload_code.name}",
+           hint="server.stop(grace_s) lets calls in flight finish; stop(0) or stop(None) cancels them")
+    expect(after == grpc.StatusCode.UNAVAILABLE,
+           f"after graceful_shutdown a new call got {after.name}, not UNAVAILABLE", hint="call server.stop(grace_s)")
+    expect(upload_finished_first, "graceful_shutdown returned while a call was still running",
+           hint="server.stop(...) returns an Event: wait() on it")
+    return "NOT_SERVING, served during the drain, upload finished, then stopped"
 
 
-# exercises 4 and 5: PromQL against the live Prometheus -----------------------------------------------------
-REFERENCE_ERROR_RATIO = (
-    'sum by (endpoint) (rate(http_requests_total{namespace="$namespace", status=~"5.."}[$window]))'
-    ' / sum by (endpoint) (rate(http_requests_total{namespace="$namespace"}[$window]))'
-)
-REFERENCE_P95 = (
-    'histogram_quantile(0.95, sum by (le, endpoint) '
-    '(rate(http_request_duration_seconds_bucket{namespace="$namespace"}[$window])))'
-)
+# --- Exercise 5 ----------------------------------------------------------------------------------------
+PROBE = "course.check.Probe"
+COUNTDOWN = f"/{PROBE}/Countdown"  # a server-streaming method: TelemetryService has none
+COUNTDOWN_N, COUNTDOWN_PAUSE_S = 3, 0.05  # a stream of 0.15 s: timing it must cover it to its end
 
 
-def _by_endpoint(expr: str, at: float, namespace: str) -> dict[str, float]:
-    samples = promql.query(expr, at=at, namespace=namespace, window="3s")
-    expect(all("endpoint" in s["metric"] for s in samples),
-           "your query returns series without an endpoint label",
-           hint="aggregate with sum by (..., endpoint) so each endpoint keeps its own series")
-    return {s["metric"]["endpoint"]: s["value"] for s in samples}
+def _countdown(request: bytes, context: grpc.ServicerContext):
+    for n in range(COUNTDOWN_N):
+        time.sleep(COUNTDOWN_PAUSE_S)
+        yield bytes([n])
 
 
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+def _with_countdown(register):
+    def both(server: grpc.Server) -> None:
+        register(server)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            PROBE, {"Countdown": grpc.unary_stream_rpc_method_handler(_countdown)}),))
+
+    return both
 
 
-def _compare_queries(expr: str, reference: str, namespace: str, traffic, what: str, hint: str) -> str:
-    expect(isinstance(expr, str) and expr.strip(), "the answer should be a PromQL string")
-    expect("$namespace" in expr, 'select this lab\'s series with namespace="$namespace"',
-           hint="other notebooks' apps are scraped by the same Prometheus")
-    expect("$window" in expr, "use [$window] as the range of rate(): the check evaluates with several windows")
+def _streamed(channel: grpc.Channel) -> tuple[grpc.StatusCode, int]:
+    """The code of a Countdown call, and how many messages it streamed back (raw bytes: no protobuf needed)."""
     try:
-        promql.query(expr, at=traffic.end, namespace=namespace, window="3s")
-    except promql.PromQLError as exc:
-        expect(False, f"Prometheus rejected the query: {exc}")
-    checked = 0
-    for offset in (4.0, 6.0, 8.0, traffic.duration_s):
-        at = traffic.start + min(offset, traffic.duration_s)
-        got = _by_endpoint(expr, at, namespace)
-        expected = _by_endpoint(reference, at, namespace)
-        when = f"{at - traffic.start:.0f} s into the traffic"
-        expect(got or not expected, f"your query returned nothing at {when}", hint=hint)
-        for endpoint, value in sorted(got.items()):
-            if endpoint not in expected:
-                expect(value == 0 or math.isnan(value),
-                       f"{endpoint} gets {what} {value:.3g} at {when}, but it should not appear (or be 0)", hint=hint)
-                continue
-            expect(_same(value, expected[endpoint]), f"{what} of {endpoint} at {when} is {value:.3g}: not right",
-                   hint=hint)
-        missing = sorted(set(expected) - set(got))
-        expect(not missing, f"no {what} for {', '.join(missing)} at {when}", hint=hint)
-        checked += 1
-    return f"matches at {checked} moments of the traffic"
+        return grpc.StatusCode.OK, len(list(channel.unary_stream(COUNTDOWN)(b"", timeout=CALL_TIMEOUT_S)))
+    except grpc.RpcError as exc:
+        return exc.code(), 0
 
 
-@exercise("4", "PromQL: error ratio per endpoint")
-def error_ratio_query(expr: str, namespace: str, traffic) -> str:
-    return _compare_queries(
-        expr, REFERENCE_ERROR_RATIO, namespace, traffic, "the error ratio",
-        hint="rate() of the 5xx responses divided by rate() of all responses, each summed by endpoint; "
-             "4xx are the client's mistakes",
-    )
 
+@exercise("5", "A latency histogram interceptor", stretch=True)
+def metrics_interceptor(interceptor_class) -> str:
+    registry = CollectorRegistry()
+    latency = Histogram("lab_grpc_server_handling_seconds", "check", ["grpc_method", "grpc_code"], registry=registry)
+    guard = _Guard(interceptor_class(latency))
+    with serving(_with_countdown(_register(_Telemetry())), interceptors=[guard]) as port, \
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        codes = [_code(stub.RecordReading, _reading()), _code(stub.RecordReading, _reading()),
+                 _code(stub.RecordReading, _reading(sensor_id="")), _code(stub.UploadReadings, _uploads(3))]
+        streamed_code, streamed = _streamed(channel)
+    guard.raise_first()
+    expect(codes == [grpc.StatusCode.OK] * 2 + [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OK],
+           f"the calls ended with {[c.name for c in codes]}; the interceptor must not change what the servicer answers")
 
-@exercise("5", "PromQL: p95 latency per endpoint")
-def p95_query(expr: str, namespace: str, traffic) -> str:
-    return _compare_queries(
-        expr, REFERENCE_P95, namespace, traffic, "the p95 latency",
-        hint="histogram_quantile(0.95, ...) over the rate() of the _bucket series, summed by le and endpoint",
-    )
+    def count(method: str, code: str) -> float:
+        return registry.get_sample_value("lab_grpc_server_handling_seconds_count",
+                                         {"grpc_method": method, "grpc_code": code}) or 0
 
-
-# exercise 6: an alert rule under promtool's unit tests ------------------------------------------------------
-def _buckets(cumulative: dict[str, int], endpoint: str = "/checkout", **labels: str) -> list[dict[str, str]]:
-    """Input series of one histogram: each bucket (le -> requests per 15 s step, cumulative) grows linearly."""
-    labels = {"namespace": "shop", "method": "GET" if endpoint.startswith("/products") else "POST",
-              "endpoint": endpoint, **labels}
-    return [
-        {"series": "http_request_duration_seconds_bucket{"
-                   + ", ".join(f'{k}="{v}"' for k, v in {**labels, "le": le}.items()) + "}",
-         "values": f"0+{count}x80"}
-        for le, count in cumulative.items()
-    ]
-
-
-def _case(name: str, series: list[dict[str, str]], *checks: tuple[str, list[dict[str, str]]]) -> dict:
-    return {"name": name, "interval": "15s", "input_series": series, "alert_rule_test": [
-        {"eval_time": at, "alertname": "CheckoutSlow", "exp_alerts": [{"exp_labels": {"severity": "page", **labels}}
-                                                                      for labels in alerts]}
-        for at, alerts in checks
-    ]}
-
-
-SLOW = {"0.1": 5, "0.25": 20, "0.5": 100, "+Inf": 100}  # p95 about 0.48 s
-FAST = {"0.1": 100, "0.25": 100, "0.5": 100, "+Inf": 100}
-ALERT_TESTS = yaml.safe_dump({
-    "rule_files": ["rules.yml"],
-    "evaluation_interval": "15s",
-    "tests": [
-        _case("a slow checkout (p95 about 0.48 s) fires after 5 minutes, not before", _buckets(SLOW),
-              ("4m", []), ("15m", [{"namespace": "shop"}])),
-        _case("slow product lookups with a fast checkout do not fire",
-              _buckets(FAST) + _buckets({"0.1": 0, "0.25": 0, "0.5": 0, "+Inf": 900}, "/products/{id}"),
-              ("15m", [])),
-        _case("a checkout with 4% of requests above 0.25 s does not fire (its p95 is under 0.25 s)",
-              _buckets({"0.1": 90, "0.25": 96, "0.5": 100, "+Inf": 100}), ("15m", [])),
-        _case("most checkouts fast but the slowest 20% between 0.25 and 0.5 s fires (the p95 is what counts)",
-              _buckets({"0.1": 80, "0.25": 80, "0.5": 100, "+Inf": 100}), ("15m", [{"namespace": "shop"}])),
-        _case("two namespaces, one with two instances, get one alert each",
-              _buckets({"0.25": 0, "0.5": 50, "+Inf": 50}, namespace="a", instance="1")
-              + _buckets({"0.25": 0, "0.5": 50, "+Inf": 50}, namespace="a", instance="2")
-              + _buckets({"0.25": 0, "0.5": 50, "+Inf": 50}, namespace="b", instance="3"),
-              ("15m", [{"namespace": "a"}, {"namespace": "b"}])),
-    ],
-}, sort_keys=False)
-
-
-def _promtool(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60, cwd=folder)
-
-
-def _failed_cases(output: str) -> list[str]:
-    return sorted(set(re.findall(r"^\s*name: (.+?),\s*$", output, re.MULTILINE)))
-
-
-@exercise("6", "An alert rule that passes promtool's tests", stretch=True)
-def alert_rule(rules_yaml: str) -> str:
-    expect(shutil.which("promtool"), "promtool is not installed (it comes with Prometheus)")
-    expect(isinstance(rules_yaml, str) and rules_yaml.strip(), "the answer should be the YAML text of a rule file")
-    try:
-        document = yaml.safe_load(rules_yaml)
-    except yaml.YAMLError as exc:
-        expect(False, f"this is not valid YAML: {str(exc).splitlines()[0]}", hint="indent with spaces")
-    rules = [rule for g in (document or {}).get("groups", []) or [] for rule in g.get("rules", []) or []] \
-        if isinstance(document, dict) else []
-    names = [rule.get("alert") for rule in rules if isinstance(rule, dict)]
-    expect("CheckoutSlow" in names, "no alerting rule named CheckoutSlow",
-           hint="groups: - name: ... rules: - alert: CheckoutSlow")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder)
-        (path / "rules.yml").write_text(rules_yaml, encoding="utf-8")
-        (path / "tests.yml").write_text(ALERT_TESTS, encoding="utf-8")
-        checked = _promtool(path, "check", "rules", "rules.yml")
-        problems = [ln.strip() for ln in (checked.stdout + checked.stderr).splitlines() if ln.strip()]
-        expect(checked.returncode == 0, "promtool check rules failed: " + " | ".join(problems[1:4]),
-               hint="promtool check rules <file> says the same on the command line")
-        # promtool compares annotations exactly; the cases test when and with which labels the alert fires
-        for rule in rules:
-            rule.pop("annotations", None)
-        (path / "rules.yml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        tested = _promtool(path, "test", "rules", "tests.yml")
-        failed = _failed_cases(tested.stdout + tested.stderr)
-        expect(tested.returncode == 0,
-               "promtool test rules failed in: " + ("; ".join(failed) or tested.stdout.strip()[-200:]),
-               hint="the p95 of /checkout only, per namespace (labels: namespace and severity), above 0.25 s "
-                    "for 5 minutes")
-    return "promtool check and 5 test cases pass"
+    series = sorted({(s.labels["grpc_method"], s.labels["grpc_code"]) for m in registry.collect() for s in m.samples
+                     if s.name.endswith("_count")})
+    expect(series, "nothing was observed", hint="call histogram.labels(method, code).observe(seconds) for every call")
+    expect(count(RECORD, "OK") == 2,
+           f"RecordReading/OK was observed {count(RECORD, 'OK'):.0f} times, not 2; series seen: {series}",
+           hint="label grpc_method with handler_call_details.method (e.g. '/course.v1.TelemetryService/RecordReading')"
+                " and grpc_code with the status name ('OK')")
+    expect(count(RECORD, "INVALID_ARGUMENT") == 1, "the failed call (INVALID_ARGUMENT) was not observed with its code",
+           hint="observe in a finally block; after context.abort(), context.code() holds the status")
+    expect(count(UPLOAD, "OK") == 1, "the UploadReadings stream was not observed",
+           hint="wrap every kind of handler: grpc_handlers.wrap_behaviour does it for you")
+    expect(streamed_code == grpc.StatusCode.OK and streamed == COUNTDOWN_N,
+           f"a server-streaming call ended with {streamed_code.name} after {streamed} of {COUNTDOWN_N} messages",
+           hint="for a response stream the wrapper must be a generator: yield from behaviour(request, context)")
+    expect(count(COUNTDOWN, "OK") == 1, "the server-streaming call was not observed",
+           hint="observe response streams too, once the stream has ended (a finally block in the generator)")
+    timed_s = registry.get_sample_value("lab_grpc_server_handling_seconds_sum",
+                                        {"grpc_method": COUNTDOWN, "grpc_code": "OK"}) or 0
+    streamed_s = COUNTDOWN_N * COUNTDOWN_PAUSE_S
+    expect(timed_s >= streamed_s * 0.8, f"a server-streaming call that streamed for {streamed_s:.2f} s was timed at "
+           f"{timed_s:.3f} s: the clock stopped when the handler returned its generator, before the stream ran",
+           hint="for response streams, time inside a generator: yield from behaviour(...), observe in its finally")
+    return "every call observed with its method and code"

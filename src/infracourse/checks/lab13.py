@@ -1,270 +1,316 @@
-"""Checks of labs/13_capstone_orders_service.ipynb: the orders service's cache-aside read path with invalidation,
-the order + outbox write, the idempotent consumer step and the load-test summary, each run against the live
-PostgreSQL and Redis of the lab's namespace.
-
-Failures that matter only in a crash (an order without its event, an event marked done without its count) are
-made to happen on purpose: the check adds a trigger that raises at the worst moment, then looks at what stayed.
-"""
+"""Checks of labs/13_metrics_with_prometheus.ipynb: metric types and labels (parsed from the exposition), a
+queue-depth gauge, PromQL run against the live Prometheus, and an alert rule run through `promtool test rules`."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import random
-import uuid
-from collections.abc import Callable, Iterator
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 
-import numpy as np
-import psycopg
-from psycopg.pq import TransactionStatus
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from infracourse.checking import exercise, expect, postgres, time_limit
+from infracourse.checking import exercise, expect, time_limit
+from infracourse.clients import promql
 
-LIMIT_S = 10
-SUMMARY_KEYS = ("requests", "req_per_s", "error_ratio", "p50_ms", "p95_ms", "p99_ms")
-
-
-class CountingPool:
-    """Hands out the real pool's connections and counts how often it was asked: one borrow, one database visit."""
-
-    def __init__(self, pool) -> None:
-        self.pool = pool
-        self.borrowed = 0
-
-    @contextlib.contextmanager
-    def connection(self, *args, **kwargs) -> Iterator[psycopg.Connection]:
-        self.borrowed += 1
-        with self.pool.connection(*args, **kwargs) as conn:
-            yield conn
-
-    def getconn(self, *args, **kwargs) -> psycopg.Connection:
-        self.borrowed += 1
-        return self.pool.getconn(*args, **kwargs)
-
-    def __getattr__(self, name: str):  # putconn, get_stats, ...: the real pool's
-        return getattr(self.pool, name)
+WORKER_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0)
+LIMIT_S = 5
 
 
-class WatchingRedis:
-    """A Redis client that notes, at each DELETE, the price PostgreSQL has committed (seen from another
-    connection): an invalidation that runs before the commit sees the old price."""
-
-    def __init__(self, r, dsn: str, product_id: int) -> None:
-        self._r, self._dsn, self._product_id = r, dsn, product_id
-        self.prices_at_delete: list[float] = []
-
-    def delete(self, *keys: str) -> int:
-        self.prices_at_delete.append(_price(self._dsn, self._product_id))
-        return self._r.delete(*keys)
-
-    def __getattr__(self, name: str):
-        return getattr(self._r, name)
+def _families(registry: CollectorRegistry) -> dict:
+    return {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
 
 
-def _price(dsn: str, product_id: int) -> float:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute("SELECT price::float FROM products WHERE product_id = %s", [product_id]).fetchone()[0]
+def _show(value: float | None) -> str:
+    return "missing" if value is None else f"{value:g}"
 
 
-def _as_dict(value) -> dict:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    for family in _families(registry).values():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
 
 
-@exercise("1", "Cache-aside read path, invalidated on write")
-def cache_aside(get_product: Callable, set_price: Callable, r, pool, product_key: Callable, dsn: str,
-                ttl_s: int) -> str:
-    product_id = 11
-    key = product_key(product_id)
-    r.delete(key)
-    counting = CountingPool(pool)
+# exercise 1 ----------------------------------------------------------------------------------------------
+def reference_worker_metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge]:
+    """What exercise 1 asks for (used by exercise 2's check, so it does not depend on your exercise 1)."""
+    return (
+        Counter("jobs_processed_total", "Jobs processed.", ["queue", "outcome"], registry=registry),
+        Histogram("job_duration_seconds", "Job duration.", ["queue"], buckets=WORKER_BUCKETS, registry=registry),
+        Gauge("jobs_in_progress", "Jobs being processed.", ["queue"], registry=registry),
+    )
 
-    def read(pid: int) -> dict:
-        return _as_dict(time_limit.call(LIMIT_S, get_product, r, counting, pid))
 
+def _labels_ok(metric: object, labels: dict[str, str]) -> bool:
     try:
-        first = read(product_id)
-        expect(isinstance(first, dict) and first.get("product_id") == product_id,
-               f"get_product(r, pool, {product_id}) should return a dict with product_id {product_id}, got {first!r}")
-        expect(first.get("price") == _price(dsn, product_id), "the price returned differs from the one in PostgreSQL")
-        expect(r.exists(key), "nothing was cached at product_key(product_id) after a miss",
-               hint="on a miss, SET the JSON of the product at product_key(product_id)")
-        ttl = r.ttl(key)
-        expect(ttl != -1, "the cached product never expires", hint="SET ... ex=CACHE_TTL_S")
-        expect(0 < ttl <= ttl_s, f"the cached product lives {ttl} s; CACHE_TTL_S is {ttl_s}")
-        for _ in range(3):
-            again = read(product_id)
-        expect(counting.borrowed == 1, f"4 reads of one product borrowed a database connection {counting.borrowed} "
-               "times, expected 1", hint="return the cached value on a hit, before touching the pool")
-        expect(again == first, "a cache hit returned something else than the first read",
-               hint="json.loads what you cached before returning it")
-        missing = time_limit.call(LIMIT_S, get_product, r, counting, 999_999)
-        expect(missing is None, f"get_product for an unknown product should return None, got {missing!r}")
+        metric.labels(**labels)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
 
-        new_price = round(first["price"] + 1.25, 2)
-        watching = WatchingRedis(r, dsn, product_id)
-        time_limit.call(LIMIT_S, set_price, watching, pool, product_id, new_price)
-        expect(_price(dsn, product_id) == new_price, "set_price did not change the price in PostgreSQL",
-               hint="UPDATE products inside pool.connection(): leaving the block commits")
-        expect(watching.prices_at_delete, "set_price never deleted the cached product: readers see the old price "
-               "for a whole TTL", hint="r.delete(product_key(product_id)) after the UPDATE")
-        expect(watching.prices_at_delete[-1] == new_price,
-               "the cache was invalidated before the new price was committed: a read in between caches the old "
-               "price again", hint="delete the key after the `with pool.connection()` block has committed")
-        counting.borrowed = 0
-        after = read(product_id)
-        expect(after["price"] == new_price and counting.borrowed == 1,
-               "the read after a price change did not load the new price from PostgreSQL")
-        return "1 database visit for 4 reads, TTL set, invalidated after the commit"
+
+@exercise("1", "Metric types and labels for a worker")
+def worker_metrics(define_worker_metrics) -> str:
+    registry = CollectorRegistry()
+    metrics = define_worker_metrics(registry)
+    expect(isinstance(metrics, tuple) and len(metrics) == 3,
+           "define_worker_metrics should return a tuple (processed, duration, in_progress)")
+    families = _families(registry)
+    expect(families, "the registry you were given is empty",
+           hint="create every metric with registry=registry, not in the global default registry")
+    wanted = {"jobs_processed": ("counter", "jobs_processed_total"), "job_duration_seconds": ("histogram", None),
+              "jobs_in_progress": ("gauge", None)}
+    for family, (kind, shown) in wanted.items():
+        expect(family in families, f"no metric named {shown or family} in the registry",
+               hint="check the names in the exercise text (counters end in _total)")
+        expect(families[family].type == kind,
+               f"{shown or family} is a {families[family].type}; it should be a {kind}",
+               hint="a count of things that happened only goes up; a level goes up and down; a latency is a "
+                    "distribution")
+    processed, duration, in_progress = metrics
+    expect(_labels_ok(processed, {"queue": "emails", "outcome": "ok"}),
+           "jobs_processed_total should have exactly the labels queue and outcome")
+    expect(_labels_ok(duration, {"queue": "emails"}), "job_duration_seconds should have exactly the label queue",
+           hint="the outcome is not known when you start timing; keep histograms' labels few")
+    expect(_labels_ok(in_progress, {"queue": "emails"}), "jobs_in_progress should have exactly the label queue")
+    duration.labels(queue="emails").observe(0.2)
+    bounds = {s.labels["le"] for s in _families(registry)["job_duration_seconds"].samples
+              if s.name.endswith("_bucket")}
+    expected_bounds = {str(b) for b in WORKER_BUCKETS} | {"+Inf"}
+    shown = sorted(bounds - {"+Inf"}, key=float)
+    expect(bounds == expected_bounds, f"job_duration_seconds has the bucket bounds {shown}",
+           hint="pass buckets=(...) with the bounds the exercise lists, in seconds")
+    return "3 metrics, labels and buckets as asked"
+
+
+# exercise 2 ----------------------------------------------------------------------------------------------
+class JobFailed(Exception):
+    """What the check's failing job raises (not a RuntimeError: NotImplementedError is one)."""
+
+
+@exercise("2", "Instrument the worker")
+def process_job(process) -> str:
+    registry = CollectorRegistry()
+    metrics = reference_worker_metrics(registry)
+    during: list[float | None] = []
+
+    def ok_job() -> None:
+        during.append(_sample(registry, "jobs_in_progress", queue="emails"))
+        time.sleep(0.05)
+
+    def failing_job() -> None:
+        raise JobFailed("SMTP server unreachable")
+
+    results = []
+    for job in (ok_job, failing_job, ok_job):
+        try:
+            results.append(time_limit.call(LIMIT_S, process, "emails", job, metrics))
+        except JobFailed:
+            expect(False, "process() let the job's exception escape",
+                   hint="a worker records the failure (outcome='error') and returns False, then goes on")
+    expect(results == [True, False, True], f"process() returned {results} for an ok, a failing and an ok job",
+           hint="return True when the job succeeded, False when it raised")
+    ok = _sample(registry, "jobs_processed_total", queue="emails", outcome="ok")
+    error = _sample(registry, "jobs_processed_total", queue="emails", outcome="error")
+    expect(ok == 2, f"jobs_processed_total{{outcome=\"ok\"}} is {_show(ok)}, expected 2 after two successful jobs",
+           hint="increment the counter with labels(queue=..., outcome='ok') once per successful job")
+    expect(error == 1, f"jobs_processed_total{{outcome=\"error\"}} is {_show(error)}, expected 1 after one failing job",
+           hint="use outcome='error' for a job that raised")
+    count = _sample(registry, "job_duration_seconds_count", queue="emails")
+    expect(count == 3, f"job_duration_seconds counted {_show(count)} jobs, expected 3",
+           hint="time every job, failures too (a try/finally, or the histogram's .time())")
+    total = _sample(registry, "job_duration_seconds_sum", queue="emails") or 0.0
+    expect(total >= 0.1, f"job_duration_seconds adds up to {total:.3f} s; two jobs slept 0.05 s each",
+           hint="observe seconds (time.perf_counter() differences), not milliseconds or zero")
+    after = _sample(registry, "jobs_in_progress", queue="emails")
+    expect(after == 0 and during[-1:] != [2.0],
+           f"jobs_in_progress is {_show(after)} after all jobs finished (one of them failed)",
+           hint="decrement in a finally block (or use .track_inprogress()), so a failing job does not leave it raised")
+    expect(during == [1.0, 1.0], f"jobs_in_progress read {[_show(v) for v in during]} while a job ran, expected 1",
+           hint="increment before the job runs (or use .track_inprogress())")
+    return "2 ok, 1 error, 3 timings, in-progress back to 0"
+
+
+# exercise 3 ----------------------------------------------------------------------------------------------
+@exercise("3", "Queue depth read at scrape time")
+def queue_depth(queue_depth_gauge, r, key: str) -> str:
+    registry = CollectorRegistry()
+    r.delete(key)
+    try:
+        time_limit.call(LIMIT_S, queue_depth_gauge, registry, r, key)
+        r.rpush(key, "a", "b", "c")
+        first = _sample(registry, "queue_depth", queue="emails")
+        expect(first is not None, "no queue_depth{queue=\"emails\"} series in the registry",
+               hint="a Gauge named queue_depth with a label queue, and the child labels(queue='emails')")
+        expect(first == 3, f"queue_depth shows {_show(first)} with 3 messages waiting",
+               hint="the value must be read from Redis when the registry is collected: set_function()")
+        r.rpush(key, "d", "e")
+        second = _sample(registry, "queue_depth", queue="emails")
+        expect(second == 5, f"queue_depth still shows {_show(second)} after 2 more messages arrived",
+               hint="set() stores one value; set_function() reads a fresh one on every scrape")
     finally:
         r.delete(key)
+    return "follows LLEN on every scrape"
 
 
-_FAIL_TRIGGER = """
-    CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'injected by the check'; END $$;
-    CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {name}();
-"""
+# exercises 4 and 5: PromQL against the live Prometheus -----------------------------------------------------
+REFERENCE_ERROR_RATIO = (
+    'sum by (endpoint) (rate(http_requests_total{namespace="$namespace", status=~"5.."}[$window]))'
+    ' / sum by (endpoint) (rate(http_requests_total{namespace="$namespace"}[$window]))'
+)
+REFERENCE_P95 = (
+    'histogram_quantile(0.95, sum by (le, endpoint) '
+    '(rate(http_request_duration_seconds_bucket{namespace="$namespace"}[$window])))'
+)
 
 
-@contextlib.contextmanager
-def _failing(dsn: str, table: str, when: str) -> Iterator[None]:
-    """Make inserts and updates of TABLE whose row matches WHEN raise, for the duration of the block."""
-    name = f"check_fail_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(_FAIL_TRIGGER.format(name=name, table=table, when=when))
-        try:
-            yield
-        finally:
-            conn.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-            conn.execute(f"DROP FUNCTION IF EXISTS {name}()")
+def _by_endpoint(expr: str, at: float, namespace: str) -> dict[str, float]:
+    samples = promql.query(expr, at=at, namespace=namespace, window="3s")
+    expect(all("endpoint" in s["metric"] for s in samples),
+           "your query returns series without an endpoint label",
+           hint="aggregate with sum by (..., endpoint) so each endpoint keeps its own series")
+    return {s["metric"]["endpoint"]: s["value"] for s in samples}
 
 
-@exercise("2", "The order and its outbox event in one transaction")
-def outbox_write(place_order: Callable, pool, dsn: str) -> str:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        def count(table: str) -> int:
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-        orders, events = count("orders"), count("outbox")
-        order_id = time_limit.call(LIMIT_S, place_order, pool, 5, 2)
-        expect(isinstance(order_id, int), f"place_order should return the new order's id, got {order_id!r}")
-        row = conn.execute("SELECT product_id, quantity, amount::float FROM orders WHERE order_id = %s",
-                           [order_id]).fetchone()
-        expect(row is not None, f"no order {order_id} in the orders table",
-               hint="INSERT ... RETURNING order_id, inside the transaction")
-        expect(row[:2] == (5, 2), f"order {order_id} has product {row[0]}, quantity {row[1]}; expected 5 and 2")
-        expect(abs(row[2] - 2 * _price(dsn, 5)) < 0.005, "the amount is not quantity × the product's price")
-        outbox = conn.execute("SELECT key, payload FROM outbox WHERE payload->>'order_id' = %s",
-                              [str(order_id)]).fetchall()
-        expect(len(outbox) == 1, f"{len(outbox)} outbox rows carry order_id {order_id}, expected 1",
-               hint="insert one outbox row whose payload has the order's id")
-        key, payload = outbox[0]
-        expected = {"event_id": f"order-{order_id}", "order_id": order_id, "product_id": 5, "quantity": 2}
-        expect(all(payload.get(k) == v for k, v in expected.items()),
-               f"the event's payload lacks or mismatches some of {sorted(expected)}")
-        expect(key == "5", f"the outbox key is {key!r}; key events by product (str(product_id))",
-               hint="Kafka keeps one key's events in order on one partition")
-
-        unknown = time_limit.call(LIMIT_S, place_order, pool, 999_999, 1)
-        expect(unknown is None, f"an order for an unknown product should return None, got {unknown!r}")
-        expect(count("orders") == orders + 1 and count("outbox") == events + 1,
-               "an order for an unknown product left rows behind")
-
-        before = count("orders")
-        with _failing(dsn, "outbox", "NEW.payload->>'product_id' = '13'"):
-            try:
-                time_limit.call(LIMIT_S, place_order, pool, 13, 1)
-                raised = False
-            except psycopg.Error:
-                raised = True
-        expect(raised, "the outbox insert failed (injected by the check) but place_order did not raise",
-               hint="let database errors propagate: the caller must know the order was not taken")
-        expect(count("orders") == before, "the outbox insert failed, yet the order was saved: an order without "
-               "its event is never published", hint="one transaction: `with pool.connection() as conn, "
-               "conn.transaction():` around both inserts")
-        return "order and event commit together, or not at all"
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
 
 
-@exercise("3", "An idempotent consumer step")
-def idempotent_consumer(apply_event: Callable, conn: psycopg.Connection, dsn: str) -> str:
-    run = uuid.uuid4().hex[:8]
-    products = (1901, 1902, 1903)
-
-    def event(n: int, product_id: int, quantity: int) -> dict:
-        return {"event_id": f"check-{run}-{n}", "order_id": n, "product_id": product_id, "quantity": quantity}
-
-    def units(product_id: int) -> int:
-        row = conn.execute("SELECT units FROM product_sales WHERE product_id = %s", [product_id]).fetchone()
-        return 0 if row is None else row[0]
-
-    def apply(e: dict) -> None:
-        time_limit.call(LIMIT_S, apply_event, conn, e)
-        left_open = conn.info.transaction_status != TransactionStatus.IDLE
-        postgres.ready(conn)  # an open transaction would hold its locks (and block the check's trigger) for good
-        expect(not left_open, "apply_event returned with its transaction still open: nothing it wrote is committed",
-               hint="`with conn.transaction():` commits when the block ends (a BEGIN needs its COMMIT)")
-
-    conn.execute("DELETE FROM product_sales WHERE product_id = ANY(%s)", [list(products)])
-    for e in (event(1, 1901, 2), event(2, 1901, 3), event(3, 1902, 1)):
-        apply(e)
-    expect((units(1901), units(1902)) == (5, 1),
-           f"three different events gave counters {units(1901)} and {units(1902)}, expected 5 and 1",
-           hint="add the event's quantity to product_sales.units (an upsert)")
-    apply(event(1, 1901, 2))
-    apply(event(2, 1901, 3))
-    expect(units(1901) == 5, f"redelivered events were counted again: the counter went from 5 to {units(1901)}",
-           hint="INSERT the event id into processed_events ON CONFLICT DO NOTHING; add only when rowcount is 1")
-
-    crashing = event(4, 1903, 4)
-    with _failing(dsn, "product_sales", "NEW.product_id = 1903"):
-        try:
-            apply(crashing)
-        except psycopg.Error:
-            pass
-    postgres.ready(conn)  # a learner's non-autocommit connection may be left in a failed transaction
-    remembered = conn.execute("SELECT count(*) FROM processed_events WHERE event_id = %s",
-                              [crashing["event_id"]]).fetchone()[0]
-    expect(remembered == 0, "the counter update failed (injected by the check), yet the event was marked "
-           "processed: its redelivery will be skipped and the sale is never counted",
-           hint="record the event id and update the counter in one transaction (conn.transaction())")
-    apply(crashing)
-    expect(units(1903) == 4, "after a failed attempt, the redelivered event was not counted")
-    conn.execute("DELETE FROM product_sales WHERE product_id = ANY(%s)", [list(products)])
-    return "duplicates ignored, a failed update leaves the event to be retried"
+def _compare_queries(expr: str, reference: str, namespace: str, traffic, what: str, hint: str) -> str:
+    expect(isinstance(expr, str) and expr.strip(), "the answer should be a PromQL string")
+    expect("$namespace" in expr, 'select this lab\'s series with namespace="$namespace"',
+           hint="other notebooks' apps are scraped by the same Prometheus")
+    expect("$window" in expr, "use [$window] as the range of rate(): the check evaluates with several windows")
+    try:
+        promql.query(expr, at=traffic.end, namespace=namespace, window="3s")
+    except promql.PromQLError as exc:
+        expect(False, f"Prometheus rejected the query: {exc}")
+    checked = 0
+    for offset in (4.0, 6.0, 8.0, traffic.duration_s):
+        at = traffic.start + min(offset, traffic.duration_s)
+        got = _by_endpoint(expr, at, namespace)
+        expected = _by_endpoint(reference, at, namespace)
+        when = f"{at - traffic.start:.0f} s into the traffic"
+        expect(got or not expected, f"your query returned nothing at {when}", hint=hint)
+        for endpoint, value in sorted(got.items()):
+            if endpoint not in expected:
+                expect(value == 0 or math.isnan(value),
+                       f"{endpoint} gets {what} {value:.3g} at {when}, but it should not appear (or be 0)", hint=hint)
+                continue
+            expect(_same(value, expected[endpoint]), f"{what} of {endpoint} at {when} is {value:.3g}: not right",
+                   hint=hint)
+        missing = sorted(set(expected) - set(got))
+        expect(not missing, f"no {what} for {', '.join(missing)} at {when}", hint=hint)
+        checked += 1
+    return f"matches at {checked} moments of the traffic"
 
 
-def _synthetic(seed: int = 13) -> tuple[list[float], list[int], float]:
-    rng = random.Random(seed)
-    latencies = [rng.lognormvariate(2.3, 0.6) for _ in range(997)] + [450.0, 800.0, 1200.0]
-    statuses = [rng.choices([200, 201, 404, 503, 0], [70, 15, 10, 4, 1])[0] for _ in latencies]
-    return latencies, statuses, 4.0
+@exercise("4", "PromQL: error ratio per endpoint")
+def error_ratio_query(expr: str, namespace: str, traffic) -> str:
+    return _compare_queries(
+        expr, REFERENCE_ERROR_RATIO, namespace, traffic, "the error ratio",
+        hint="rate() of the 5xx responses divided by rate() of all responses, each summed by endpoint; "
+             "4xx are the client's mistakes",
+    )
 
 
-def _within_rank(got: float, samples: list[float], q: float) -> bool:
-    """True if GOT is a percentile Q of SAMPLES by any usual definition (between the neighbouring ranks)."""
-    low = float(np.percentile(samples, q, method="lower"))
-    high = float(np.percentile(samples, q, method="higher"))
-    return low - 1e-6 <= got <= high + 1e-6
+@exercise("5", "PromQL: p95 latency per endpoint")
+def p95_query(expr: str, namespace: str, traffic) -> str:
+    return _compare_queries(
+        expr, REFERENCE_P95, namespace, traffic, "the p95 latency",
+        hint="histogram_quantile(0.95, ...) over the rate() of the _bucket series, summed by le and endpoint",
+    )
 
 
-@exercise("4", "A load-test summary")
-def load_summary(summarize: Callable) -> str:
-    latencies, statuses, duration_s = _synthetic()
-    got = time_limit.call(LIMIT_S, summarize, list(latencies), list(statuses), duration_s)
-    expect(isinstance(got, dict), f"summarize should return a dict, got {type(got).__name__}")
-    missing = [k for k in SUMMARY_KEYS if k not in got]
-    expect(not missing, f"the summary lacks {missing}")
-    expect(got["requests"] == len(latencies), f"requests is {got['requests']}, expected {len(latencies)}")
-    expect(abs(got["req_per_s"] - len(latencies) / duration_s) < 1e-6,
-           "req_per_s is not the number of requests over the wall time of the run",
-           hint="divide by duration_s; summed latencies overlap when threads run in parallel")
-    errors = sum(1 for s in statuses if s >= 500 or s == 0)
-    expect(not abs(got["error_ratio"] - sum(1 for s in statuses if s >= 400 or s == 0) / len(statuses)) < 1e-9,
-           "error_ratio counts 4xx answers: a 404 for an unknown product is a correct answer, not a server error",
-           hint="errors are statuses >= 500, plus 0 for no answer at all")
-    expect(abs(got["error_ratio"] - errors / len(statuses)) < 1e-9,
-           "error_ratio is not the share of requests that got a 5xx or no answer (status 0)")
-    for name, q in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99)):
-        expect(_within_rank(float(got[name]), latencies, q), f"{name} is not the {q}th percentile of the latencies",
-               hint="np.percentile(latencies_ms, q) over every request, failed ones included")
-    return f"p99 {got['p99_ms']:.1f} ms on the check's data"
+# exercise 6: an alert rule under promtool's unit tests ------------------------------------------------------
+def _buckets(cumulative: dict[str, int], endpoint: str = "/checkout", **labels: str) -> list[dict[str, str]]:
+    """Input series of one histogram: each bucket (le -> requests per 15 s step, cumulative) grows linearly."""
+    labels = {"namespace": "shop", "method": "GET" if endpoint.startswith("/products") else "POST",
+              "endpoint": endpoint, **labels}
+    return [
+        {"series": "http_request_duration_seconds_bucket{"
+                   + ", ".join(f'{k}="{v}"' for k, v in {**labels, "le": le}.items()) + "}",
+         "values": f"0+{count}x80"}
+        for le, count in cumulative.items()
+    ]
+
+
+def _case(name: str, series: list[dict[str, str]], *checks: tuple[str, list[dict[str, str]]]) -> dict:
+    return {"name": name, "interval": "15s", "input_series": series, "alert_rule_test": [
+        {"eval_time": at, "alertname": "CheckoutSlow", "exp_alerts": [{"exp_labels": {"severity": "page", **labels}}
+                                                                      for labels in alerts]}
+        for at, alerts in checks
+    ]}
+
+
+SLOW = {"0.1": 5, "0.25": 20, "0.5": 100, "+Inf": 100}  # p95 about 0.48 s
+FAST = {"0.1": 100, "0.25": 100, "0.5": 100, "+Inf": 100}
+ALERT_TESTS = yaml.safe_dump({
+    "rule_files": ["rules.yml"],
+    "evaluation_interval": "15s",
+    "tests": [
+        _case("a slow checkout (p95 about 0.48 s) fires after 5 minutes, not before", _buckets(SLOW),
+              ("4m", []), ("15m", [{"namespace": "shop"}])),
+        _case("slow product lookups with a fast checkout do not fire",
+              _buckets(FAST) + _buckets({"0.1": 0, "0.25": 0, "0.5": 0, "+Inf": 900}, "/products/{id}"),
+              ("15m", [])),
+        _case("a checkout with 4% of requests above 0.25 s does not fire (its p95 is under 0.25 s)",
+              _buckets({"0.1": 90, "0.25": 96, "0.5": 100, "+Inf": 100}), ("15m", [])),
+        _case("most checkouts fast but the slowest 20% between 0.25 and 0.5 s fires (the p95 is what counts)",
+              _buckets({"0.1": 80, "0.25": 80, "0.5": 100, "+Inf": 100}), ("15m", [{"namespace": "shop"}])),
+        _case("two namespaces, one with two instances, get one alert each",
+              _buckets({"0.25": 0, "0.5": 50, "+Inf": 50}, namespace="a", instance="1")
+              + _buckets({"0.25": 0, "0.5": 50, "+Inf": 50}, namespace="a", instance="2")
+              + _buckets({"0.25": 0, "0.5": 50, "+Inf": 50}, namespace="b", instance="3"),
+              ("15m", [{"namespace": "a"}, {"namespace": "b"}])),
+    ],
+}, sort_keys=False)
+
+
+def _promtool(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60, cwd=folder)
+
+
+def _failed_cases(output: str) -> list[str]:
+    return sorted(set(re.findall(r"^\s*name: (.+?),\s*$", output, re.MULTILINE)))
+
+
+@exercise("6", "An alert rule that passes promtool's tests", stretch=True)
+def alert_rule(rules_yaml: str) -> str:
+    expect(shutil.which("promtool"), "promtool is not installed (it comes with Prometheus)")
+    expect(isinstance(rules_yaml, str) and rules_yaml.strip(), "the answer should be the YAML text of a rule file")
+    try:
+        document = yaml.safe_load(rules_yaml)
+    except yaml.YAMLError as exc:
+        expect(False, f"this is not valid YAML: {str(exc).splitlines()[0]}", hint="indent with spaces")
+    rules = [rule for g in (document or {}).get("groups", []) or [] for rule in g.get("rules", []) or []] \
+        if isinstance(document, dict) else []
+    names = [rule.get("alert") for rule in rules if isinstance(rule, dict)]
+    expect("CheckoutSlow" in names, "no alerting rule named CheckoutSlow",
+           hint="groups: - name: ... rules: - alert: CheckoutSlow")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder)
+        (path / "rules.yml").write_text(rules_yaml, encoding="utf-8")
+        (path / "tests.yml").write_text(ALERT_TESTS, encoding="utf-8")
+        checked = _promtool(path, "check", "rules", "rules.yml")
+        problems = [ln.strip() for ln in (checked.stdout + checked.stderr).splitlines() if ln.strip()]
+        expect(checked.returncode == 0, "promtool check rules failed: " + " | ".join(problems[1:4]),
+               hint="promtool check rules <file> says the same on the command line")
+        # promtool compares annotations exactly; the cases test when and with which labels the alert fires
+        for rule in rules:
+            rule.pop("annotations", None)
+        (path / "rules.yml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        tested = _promtool(path, "test", "rules", "tests.yml")
+        failed = _failed_cases(tested.stdout + tested.stderr)
+        expect(tested.returncode == 0,
+               "promtool test rules failed in: " + ("; ".join(failed) or tested.stdout.strip()[-200:]),
+               hint="the p95 of /checkout only, per namespace (labels: namespace and severity), above 0.25 s "
+                    "for 5 minutes")
+    return "promtool check and 5 test cases pass"

@@ -1,7 +1,7 @@
 """A small client of the Prometheus HTTP API (/api/v1/...): instant and range queries, waiting for a series,
 rules and alerts. Plumbing for the observability lessons; the PromQL itself is written in the notebooks.
 
-    promql.query('sum by (status) (http_requests_total{namespace="obs11"})')
+    promql.query('sum by (status) (http_requests_total{namespace="obs13"})')
     -> [{"metric": {"status": "200"}, "value": 412.0}, ...]
 
 Queries may use Grafana-style variables, so a notebook and a dashboard share one expression:
@@ -121,13 +121,13 @@ def rules(group: str | None = None) -> list[dict[str, Any]]:
 
 
 def alerts(**labels: str) -> list[dict[str, Any]]:
-    """Pending and firing alerts whose labels include LABELS, e.g. alerts(namespace="obs11")."""
+    """Pending and firing alerts whose labels include LABELS, e.g. alerts(namespace="obs13")."""
     found = _get("/api/v1/alerts")["alerts"]
     return [a for a in found if all(a["labels"].get(k) == v for k, v in labels.items())]
 
 
 def targets(**labels: str) -> list[dict[str, Any]]:
-    """Active scrape targets whose labels include LABELS, e.g. targets(namespace="obs11")."""
+    """Active scrape targets whose labels include LABELS, e.g. targets(namespace="obs13")."""
     active = _get("/api/v1/targets", {"state": "active"})["activeTargets"]
     return [t for t in active if all(t["labels"].get(k) == v for k, v in labels.items())]
 

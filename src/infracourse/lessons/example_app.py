@@ -1,4 +1,4 @@
-"""Generated from notebooks/11_metrics_with_prometheus.ipynb by `course labs build`; do not edit."""
+"""Generated from notebooks/13_metrics_with_prometheus.ipynb by `course labs build`; do not edit."""
 
 from __future__ import annotations
 

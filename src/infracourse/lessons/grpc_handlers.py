@@ -1,4 +1,4 @@
-"""Generated from notebooks/10_grpc_in_production.ipynb by `course labs build`; do not edit."""
+"""Generated from notebooks/11_grpc_in_production.ipynb by `course labs build`; do not edit."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Plumbing for a lesson's app that labs and tests start and stop: serving it, and a record of traffic sent to it.
 
-The lesson shows what the app does (`example_app`, generated from lesson 11); this module holds the life cycle
+The lesson shows what the app does (`example_app`, generated from lesson 13); this module holds the life cycle
 every such app repeats, so the lesson's cells stay about the app.
 """
 

@@ -2,7 +2,7 @@
 
 Notebooks serve /metrics on ephemeral loopback ports, so services/prometheus/prometheus.yml cannot list them.
 Its `course-apps` job reads every *.json file in .services/prometheus-targets/ instead; each file carries the
-label namespace="<slug>" so a query selects one notebook's series: `http_requests_total{namespace="obs11"}`.
+label namespace="<slug>" so a query selects one notebook's series: `http_requests_total{namespace="obs13"}`.
 
     path = prometheus_targets.register(ns.slug, app.address)   # Prometheus scrapes it within seconds
     prometheus_targets.unregister(ns.slug)                      # at clean-up: the target disappears

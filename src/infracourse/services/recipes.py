@@ -265,6 +265,8 @@ class Prometheus(NativeSpec):
         ]
 
 
+from infracourse.services.recipes_alerting import ALERTING_SPECS  # noqa: I001 - it builds on the classes above
+
 SPECS: dict[str, NativeSpec] = {
-    spec.name: spec for spec in (Postgres(), Redis(), Kafka(), RabbitMQ(), Nats(), Prometheus())
+    spec.name: spec for spec in (Postgres(), Redis(), Kafka(), RabbitMQ(), Nats(), Prometheus(), *ALERTING_SPECS)
 }

@@ -19,6 +19,8 @@ APT_PACKAGES: tuple[str, ...] = (
     "rabbitmq-server",
     "nats-server",
     "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-blackbox-exporter",
     "bubblewrap",  # not a service: the sandbox `course grade` runs each submission in (Linux only)
 )
 SANDBOX_BINARY = "bwrap"
@@ -31,7 +33,8 @@ TEST_TOOL_PACKAGES: tuple[str, ...] = (
 )
 TEST_TOOL_BINARIES: tuple[str, ...] = ("chromium", "chromedriver", "docker-compose")
 
-BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-server", "prometheus")
+BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-server", "prometheus", "alertmanager",
+                                  "blackbox_exporter")
 
 
 def missing_services() -> dict[str, list[str]]:
