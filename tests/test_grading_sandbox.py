@@ -1,5 +1,6 @@
 """`course grade` runs each kernel in the bubblewrap sandbox: a hostile lab 00 submission, graded next to an
-honest one, reports from inside what it could reach (nothing of the grader's), hits the resource caps, and leaves
+honest one, reports from inside what it could reach (the course services, nothing of the grader's, no other port
+of the host, no network off the machine), hits the resource caps, and leaves
 a setsid child behind that must be gone; without bwrap the command refuses in one line unless
 --trust-submissions, which the gradebook's header then admits."""
 
@@ -39,7 +40,7 @@ def always():
 
 # Placeholders {...} are filled in by _hostile; the cell prints one PROBE line of JSON for the test to read.
 PROBE_CELL = '''
-import json, os, resource, subprocess, sys
+import json, os, resource, socket, subprocess, sys
 
 
 def attempt(action):
@@ -71,6 +72,8 @@ probe = {{
     "root_home": sorted(os.listdir("/root")),
     "env": dict(os.environ),
     "memory": attempt(lambda: len(bytearray(3 * 1024 ** 3))),
+    "host_port": attempt(lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2)),
+    "interfaces": sorted(name for _, name in socket.if_nameindex()),
 }}
 print("PROBE" + json.dumps(probe))
 '''
@@ -137,7 +140,7 @@ def test_a_hostile_submission_reaches_nothing_and_leaves_nothing(tmp_path, monke
     assert earned == possible >= 3, scores  # two exercises and the hidden check
     probe = _probe(out, "mallory")
     assert probe["uid"] == sandbox.SANDBOX_UID
-    assert probe["pid"] < 10, "a fresh pid namespace: the kernel is one of a few processes"
+    assert probe["pid"] < 50, "a fresh pid namespace: only bwrap's init and the network bridge's threads came first"
     for reach in ("solutions", "hidden", "others", "gradebook", "src", "grader_proc"):
         assert not probe[reach].startswith("allowed"), f"{reach}: {probe[reach]}"
     assert probe["root_home"] in ([], [".pyenv"]), "only the Python install of the instructor's home is seen"
@@ -145,6 +148,8 @@ def test_a_hostile_submission_reaches_nothing_and_leaves_nothing(tmp_path, monke
     assert set(probe["env"]) >= {"PATH", "HOME", "INFRACOURSE_NS_SUFFIX", "INFRACOURSE_RESULTS"}
     assert probe["limits"] == {"AS": 2048 * 1024 ** 2, "NPROC": 256, "CPU": 120, "FSIZE": 256 * 1024 ** 2}
     assert probe["memory"] == "MemoryError"
+    assert probe["host_port"] == "ConnectionRefusedError", "a port of the host that is not a course service"
+    assert probe["interfaces"] == ["lo"], "a network namespace of its own: no route off the machine"
     assert not (out / "forged.txt").exists() and not (ROOT / "src" / "infracourse" / "sandbox_forged.py").exists()
 
     assert _orphans() == [], "the setsid child outlived its submission"
@@ -189,3 +194,14 @@ def test_too_little_memory_is_refused_before_grading(tmp_path, capsys) -> None:
     assert _grade(str(tmp_path), "--memory-mb", "64") == 2
     message = capsys.readouterr().out.strip()
     assert message.count("\n") == 0 and "--memory-mb" in message and "at least" in message
+
+
+def test_an_app_the_submission_serves_is_scraped_by_prometheus(tmp_path) -> None:
+    """Lab 13's checks read what Prometheus scraped from the notebook's own app: sandboxed, that app is in the
+    kernel's network namespace, reached through the grader's relay."""
+    submissions, out = tmp_path / "submissions", tmp_path / "gradebook"
+    (submissions / "ada").mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / "13_metrics_with_prometheus.ipynb", submissions / "ada")
+    assert _grade(str(submissions), "--out", str(out)) == 0
+    earned, possible = _scores(out)["ada"]
+    assert earned == possible >= 5, (out / "feedback" / "ada.md").read_text()

@@ -14,7 +14,7 @@ import nbformat
 from jupyter_client import AsyncKernelManager
 from nbclient import NotebookClient
 
-from infracourse.grading import sandbox
+from infracourse.grading import network, sandbox
 from infracourse.grading.outcomes import Limits
 
 TIMEOUT_ENAME = "GraderTimeout"  # the error nbclient reports for a cell it interrupted
@@ -70,20 +70,24 @@ class Kernel:
     @contextmanager
     def _launcher(self, env: Mapping[str, str]) -> Iterator[Mapping[str, str]]:
         """Give the client a kernel manager that starts the kernel in the sandbox, its connection file in a
-        folder of its own (bound read-only) and ZMQ on loopback; yield the environment the kernel gets."""
+        folder of its own (bound read-only), its network a namespace that reaches only the course services and
+        ZMQ over Unix sockets in that namespace's bridge folder; yield the environment the kernel gets."""
         if not self.policy.sandboxed:
             yield env
             return
         with tempfile.TemporaryDirectory(prefix="infracourse-kernel-") as runtime:
+            net = Path(runtime) / "net"
+            net.mkdir()
             for path in (Path(runtime), self.workdir):
                 sandbox.hand_over(path)
-            km = _SandboxedKernelManager(kernel_name="python3", ip="127.0.0.1",
+            km = _SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(net / "kernel"),
                                          connection_file=str(Path(runtime) / "kernel.json"))
             km.kernel_spec.interrupt_mode = "message"
             km.wrap = lambda argv: sandbox.command(argv, self.workdir, [Path(runtime)], env, self.policy,
-                                                   cpu_s=self.limits.notebook_s)
+                                                   cpu_s=self.limits.notebook_s, net=net)
             self.client.km = km
-            yield sandbox.minimal_env(env)
+            with network.Outside(net, env.get("INFRACOURSE_NS_SUFFIX", "")):
+                yield sandbox.minimal_env({**env, **network.kernel_env(net)})
 
     def last_words(self, count: int = 3) -> list[str]:
         """The last lines the kernel wrote to stderr, without jupyter's own connection chatter."""

@@ -4,7 +4,8 @@ working folder writable, a minimal environment, an unprivileged uid and prlimit'
 
 Run by root, bwrap builds the mounts as root (it can bind the Python install even under a 0700 /root) and
 setpriv, inside, drops to nobody for good; run by anyone else, bwrap maps the user to nobody in a user
-namespace. The network stays the host's loopback: see the trust model in docs/instructors.md."""
+namespace. With a network folder the kernel gets a network namespace of its own that reaches only the course
+services (network.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import infracourse
+from infracourse.grading import network
 
 SANDBOX_UID = SANDBOX_GID = 65534  # nobody / nogroup
 HOME = "/home/learner"
@@ -133,9 +135,10 @@ def _identity() -> tuple[list[str], list[str]]:
 
 
 def command(argv: list[str], workdir: Path, readable: list[Path], env: Mapping[str, str], policy: Policy,
-            cpu_s: int) -> list[str]:
+            cpu_s: int, net: Path | None = None) -> list[str]:
     """ARGV run in the sandbox: WORKDIR read-write (and the working directory), READABLE read-only (the
-    connection file's folder), ENV reduced to minimal_env."""
+    connection file's folder), ENV reduced to minimal_env; with NET (a folder, read-write), in a network
+    namespace that reaches the course services through it."""
     bwrap = _binary("bwrap")  # first: the one a fresh machine lacks, named in the refusal
     bwrap_identity, inside = _identity()
     limits = [_binary("prlimit"), f"--as={policy.memory_mb * MIB}", f"--nproc={policy.processes}",
@@ -144,12 +147,16 @@ def command(argv: list[str], workdir: Path, readable: list[Path], env: Mapping[s
               "--perms", "0777", "--tmpfs", HOME]
     made = {"/", "/tmp", HOME}
     binds = [("--ro-bind", path) for path in code_paths()] + [("--bind", str(workdir))]
-    for option, path in binds + [("--ro-bind", str(p)) for p in readable]:
+    binds += [("--ro-bind", str(p)) for p in readable] + ([("--bind", str(net))] if net else [])
+    for option, path in binds:
         mounts += [*_parents(path, made), option, path, path]
+    env = {**env, **network.kernel_env(net)} if net else env
     variables = [arg for k, v in minimal_env(env).items() for arg in ("--setenv", k, v)]
+    isolation = ["--unshare-net", *mounts] if net else mounts
+    first = network.entry_command(net) if net else []
     return [*limits, bwrap, *bwrap_identity, "--die-with-parent", "--new-session", "--unshare-pid",
-            "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox", *mounts, "--clearenv", *variables,
-            "--chdir", str(workdir), "--", *inside, *argv]
+            "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox", *isolation, "--clearenv", *variables,
+            "--chdir", str(workdir), "--", *inside, *first, *argv]
 
 
 def unavailable() -> str | None:
@@ -157,8 +164,11 @@ def unavailable() -> str | None:
     runs `true`, so a kernel that refuses user namespaces or mounts is found before any submission runs."""
     try:
         with tempfile.TemporaryDirectory(prefix="infracourse-probe-") as probe:
-            done = subprocess.run(command(["true"], Path(probe), [], {}, Policy(), cpu_s=10), capture_output=True,
-                                  text=True, timeout=30)
+            net = Path(probe) / "net"
+            net.mkdir()
+            hand_over(Path(probe))
+            done = subprocess.run(command(["true"], Path(probe), [], {}, Policy(), cpu_s=10, net=net),
+                                  capture_output=True, text=True, timeout=30)
     except FileNotFoundError as missing:
         return f"`{missing}` is not installed; {INSTALL_HINT}"
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -1,0 +1,205 @@
+"""The sandbox's network: a namespace of its own (`bwrap --unshare-net`) whose loopback reaches the course
+services and nothing else, and one way back in, for Prometheus to scrape an app the submission serves.
+
+All crossings are Unix sockets in a folder both sides see (the network namespace does not apply to them):
+- outside, the grader relays `service-PORT.sock` to the course service on PORT;
+- inside, `inside()` (the sandbox's first process, before the kernel) listens on 127.0.0.1:PORT for each
+  service and relays to that socket, so the kernel uses the usual endpoints; it also serves `inbound.sock`,
+  relaying to 127.0.0.1:PORT inside, PORT named on the connection's first line;
+- the kernel's ZMQ channels are Unix sockets too (jupyter's ipc transport, see kernel.py);
+- targets the kernel registers for Prometheus land in `targets/`; the grader relays each one through a port of
+  its own and registers that with the real Prometheus, under the submission's namespace only.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from infracourse import config
+from infracourse.services import prometheus_targets
+
+INBOUND = "inbound.sock"
+TARGETS = "targets"
+POLL_S = 0.5
+CHUNK = 65536
+
+
+def service_ports() -> dict[int, tuple[str, int]]:
+    """Port inside -> the address it relays to: every course endpoint and the HTTP side ports."""
+    found = {ep.port: (ep.host, ep.port) for ep in map(config.endpoint, config.SERVICE_NAMES)}
+    for url in (config.rabbitmq_management_url(), config.nats_monitoring_url()):
+        parts = urlsplit(url)
+        if parts.hostname and parts.port:
+            found[parts.port] = (parts.hostname, parts.port)
+    return found
+
+
+def kernel_env(folder: Path) -> dict[str, str]:
+    """What the kernel's environment gains: every service is on its own loopback, targets go to FOLDER."""
+    hosts = {f"COURSE_{name.upper()}_HOST": "127.0.0.1" for name in config.SERVICE_NAMES}
+    return {**hosts, prometheus_targets.FOLDER_ENV: str(folder / TARGETS)}
+
+
+def entry_command(folder: Path) -> list[str]:
+    """The command the sandbox runs first; the kernel's command follows it."""
+    ports = [str(port) for port in sorted(service_ports())]
+    return [sys.executable, "-m", "infracourse.grading.network", str(folder), *ports, "--"]
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(CHUNK):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def _relay(client: socket.socket, connect: Callable[[socket.socket], socket.socket]) -> None:
+    """Connect CLIENT's upstream and copy both ways until both ends are done."""
+    try:
+        upstream = connect(client)
+    except (OSError, ValueError):
+        client.close()
+        return
+    back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+    back.start()
+    _pipe(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
+
+
+def _serve(listener: socket.socket, connect: Callable[[socket.socket], socket.socket]) -> None:
+    """Accept on LISTENER until it is closed; each connection relays in a thread of its own."""
+    def accept_all() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=_relay, args=(client, connect), daemon=True).start()
+
+    threading.Thread(target=accept_all, daemon=True).start()
+
+
+def _tcp_connection(address: tuple[str, int]) -> socket.socket:
+    conn = socket.create_connection(address, timeout=5)
+    conn.settimeout(None)  # connected: from now on the client's own timeouts apply (a blocking read may idle)
+    return conn
+
+
+def _unix_listener(path: Path) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    path.chmod(0o666)  # the sandbox's uid connects to the grader's sockets and the other way round
+    listener.listen(64)
+    return listener
+
+
+def _unix_connection(path: Path, first_line: bytes = b"") -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX)
+    conn.connect(str(path))
+    if first_line:
+        conn.sendall(first_line)
+    return conn
+
+
+def _read_port(conn: socket.socket) -> int:
+    """The port named on CONN's first line (at most 6 bytes, so a stray client cannot make us wait on it)."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 7:
+        byte = conn.recv(1)
+        if not byte:
+            break
+        line += byte
+    port = int(line.strip())
+    if not 0 < port < 65536:
+        raise ValueError(port)
+    return port
+
+
+class Outside:
+    """The grader's half for one kernel: service sockets in FOLDER, and the relay of Prometheus targets the
+    kernel registers in namespaces ending with SUFFIX (its own)."""
+
+    def __init__(self, folder: Path, suffix: str) -> None:
+        self.folder = folder
+        self.suffix = suffix
+        self.listeners: list[socket.socket] = []
+        self.relayed: dict[int, int] = {}  # port inside -> port outside
+        self.registered: dict[str, str] = {}  # namespace -> the content of the kernel's file, as relayed
+        self.stopped = threading.Event()
+
+    def __enter__(self) -> Outside:
+        (self.folder / TARGETS).mkdir()
+        (self.folder / TARGETS).chmod(0o777)  # the kernel writes there; FOLDER admits only it and the grader
+        for port, address in service_ports().items():
+            listener = _unix_listener(self.folder / f"service-{port}.sock")
+            self.listeners.append(listener)
+            _serve(listener, lambda _client, address=address: _tcp_connection(address))
+        self.poller = threading.Thread(target=self._poll_targets, daemon=True)
+        self.poller.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        self.poller.join()
+        for namespace in self.registered:
+            prometheus_targets.unregister(namespace)
+        for listener in self.listeners:
+            listener.close()
+
+    def _poll_targets(self) -> None:
+        while not self.stopped.wait(POLL_S):
+            files = {p.stem: p for p in (self.folder / TARGETS).glob("*.json") if p.stem.endswith(self.suffix)}
+            for namespace in set(self.registered) - set(files):
+                prometheus_targets.unregister(namespace)
+                del self.registered[namespace]
+            for namespace, path in files.items():
+                with suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+                    self._relay_file(namespace, path.read_text(encoding="utf-8"))
+
+    def _relay_file(self, namespace: str, text: str) -> None:
+        if self.registered.get(namespace) == text:
+            return
+        groups = json.loads(text)
+        ports = [int(t.rsplit(":", 1)[1]) for g in groups for t in g["targets"]]
+        labels = {k: str(v) for g in groups for k, v in g.get("labels", {}).items()
+                  if k != prometheus_targets.NAMESPACE_LABEL}
+        prometheus_targets.register(namespace, *(f"127.0.0.1:{self._outside_port(p)}" for p in ports), **labels)
+        self.registered[namespace] = text
+
+    def _outside_port(self, inside: int) -> int:
+        if inside not in self.relayed:
+            listener = socket.create_server(("127.0.0.1", 0))
+            self.listeners.append(listener)
+            line = f"{inside}\n".encode()
+            _serve(listener, lambda _client: _unix_connection(self.folder / INBOUND, line))
+            self.relayed[inside] = listener.getsockname()[1]
+        return self.relayed[inside]
+
+
+def inside(folder: Path, ports: list[int], argv: list[str]) -> int:
+    """Run ARGV (the kernel) with the services on this namespace's loopback; its exit code."""
+    for port in ports:
+        listener = socket.create_server(("127.0.0.1", port))
+        _serve(listener, lambda _client, port=port: _unix_connection(folder / f"service-{port}.sock"))
+    inbound = _unix_listener(folder / INBOUND)
+    _serve(inbound, lambda client: _tcp_connection(("127.0.0.1", _read_port(client))))
+    return subprocess.call(argv)
+
+
+if __name__ == "__main__":
+    split = sys.argv.index("--")
+    sys.exit(inside(Path(sys.argv[1]), [int(p) for p in sys.argv[2:split]], sys.argv[split + 1:]))
