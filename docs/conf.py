@@ -20,6 +20,9 @@ exclude_patterns = ["_*.md", "**/.ipynb_checkpoints"]
 html_theme = "sphinx_book_theme"
 html_title = project
 html_static_path = ["_static"]
+templates_path = ["_templates"]
+# the theme's sidebar, its logo wrapped in a landmark (axe-core: "all page content should be in landmarks")
+html_sidebars = {"**": ["course-logo.html", "search-button-field.html", "sbt-sidebar-nav.html"]}
 html_css_files = ["course.css"]
 html_favicon = "_static/favicon.svg"
 # Light by default: figures are rendered on white; readers can still switch to dark.

@@ -1,6 +1,7 @@
 """The rendered course, built from the stored notebooks and checked in a real browser (headless Chromium):
 every page has its title and rendered outputs, every internal link resolves, search and navigation work,
-figures load, and screenshots land in _build/screenshots for a human to look at."""
+figures load, axe-core finds no accessibility violation, and screenshots land in _build/screenshots for a human
+to look at."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
-from browser import chrome
+from browser import axe_violations, chrome
 
 from infracourse.authoring import catalog, website
 
@@ -276,3 +277,48 @@ def test_a_solution_page_has_one_banner_and_links_its_lab_and_lesson(browser, ba
     links = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "div.admonition.tip a")}
     assert page_url(base_url, chapter.solutions[0]).replace("solutions/", "labs/") in links
     assert page_url(base_url, chapter.lessons[0]) in links
+
+
+# axe-core takes 5-60 s on a long notebook page: the full audit runs on a page of each kind (the lesson and its lab
+# and solution with tables, figures and widgets), a cheap check of the rule those pages broke runs on every page
+AUDITED_PAGES = ["index", "running", "instructors", "notebooks/05_caching_patterns", "labs/05_caching_patterns",
+                 "solutions/05_caching_patterns"]
+
+
+@pytest.mark.parametrize("page", AUDITED_PAGES)
+def test_axe_finds_no_accessibility_violation(browser, base_url: str, page: str) -> None:
+    browser.set_script_timeout(120)
+    browser.get(urljoin(base_url, f"{page}.html"))
+    assert axe_violations(browser) == []
+
+
+class _EmptyHeaders(HTMLParser):
+    """Counts table header cells with no text (axe-core's empty-table-header)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] | None = None
+        self.empty = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "th":
+            self.open = []
+
+    def handle_data(self, data: str) -> None:
+        if self.open is not None:
+            self.open.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "th" and self.open is not None:
+            self.empty += not "".join(self.open).strip()
+            self.open = None
+
+
+def test_no_table_has_an_empty_header_cell(built_site: Path) -> None:
+    found = {}
+    for page in website.html_pages(built_site):
+        parser = _EmptyHeaders()
+        parser.feed(page.read_text(encoding="utf-8"))
+        if parser.empty:
+            found[str(page.relative_to(built_site))] = parser.empty
+    assert found == {}, "name the first column of these tables (a markdown table's first header cell is empty)"

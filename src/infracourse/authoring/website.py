@@ -105,8 +105,17 @@ def _first_sentence(text: str) -> str:
     return match.group(1) if match else text
 
 
+_EMPTY_HEADER = "<th></th>"
+_NAMED_HEADER = '<th><span class="visually-hidden">row</span></th>'  # pandas' corner cell, named for screen readers
+
+
 def _static_output(output: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A widget needs a live kernel (stored notebooks keep no widget state): say so instead of an empty box."""
+    """A widget needs a live kernel (stored notebooks keep no widget state): say so instead of an empty box. A
+    table's empty header cell (the corner above a DataFrame's index) gets a name screen readers announce."""
+    html = output.get("data", {}).get("text/html")
+    if isinstance(html, str) and _EMPTY_HEADER in html:
+        output = nbformat.from_dict(output)
+        output.data["text/html"] = html.replace(_EMPTY_HEADER, _NAMED_HEADER)
     if notebook_format.WIDGET_MIME not in output.get("data", {}):
         return output
     return nbformat.v4.new_output(
