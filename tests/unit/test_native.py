@@ -156,3 +156,27 @@ def test_postgres_grants_nothing_to_other_local_users(private_postgres):
            if line.strip() and not line.startswith("#")]
     assert hba and all(fields[-1] != "trust" for fields in hba)
     assert not (root / "initdb.pw").exists()
+
+
+def test_three_course_up_processes_at_once_start_each_service_once(private_home):
+    """As three terminals would: `course up` three times at once, then `course down` ends every process."""
+    course = [str(REPO / ".venv" / "bin" / "course")]
+    runs = [subprocess.Popen([*course, "up", "--native", "redis", "nats"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    started = {name: sum(f"{name:<11} started" in out for out in outputs) for name in ("redis", "nats")}
+    assert started == {"redis": 1, "nats": 1}, outputs
+    pids = {name: native.our_pids(name) for name in ("redis", "nats")}
+    assert all(len(found) == 1 for found in pids.values()), pids
+    down = subprocess.run([*course, "down", "--native", "redis", "nats"], capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not any(_alive(pid) for found in pids.values() for pid in found)
+
+
+def _alive(pid: int) -> bool:
+    """PID runs (a zombie waiting for a parent that never reaps it does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
