@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -125,15 +125,19 @@ def _start_locked(name: str) -> str:
     return f"started in {time.monotonic() - started:.1f} s"
 
 
-def start(names: list[str]) -> dict[str, str]:
-    """Start NAMES in parallel; return name -> outcome ('started in 1.2 s', 'already running', or an error)."""
+def start(names: list[str], report: Callable[[str, str], None] | None = None) -> dict[str, str]:
+    """Start NAMES in parallel; return name -> outcome ('started in 1.2 s', 'already running', or an error).
+    REPORT(name, outcome) is called as each one finishes, so a slow service does not hide the fast ones."""
 
     def attempt(name: str) -> str:
         try:
-            return start_one(name)
+            outcome = start_one(name)
         except (CourseError, OSError, subprocess.CalledProcessError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
-            return f"FAILED: {exc}" + (f"\n{detail.decode(errors='replace')}" if detail else "")
+            outcome = f"FAILED: {exc}" + (f"\n{detail.decode(errors='replace')}" if detail else "")
+        if report:
+            report(name, outcome)
+        return outcome
 
     with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
         return dict(zip(names, pool.map(attempt, names), strict=True))
