@@ -16,6 +16,8 @@ from nbclient import NotebookClient
 
 from infracourse.grading import network, sandbox
 from infracourse.grading.outcomes import Limits
+from infracourse.paths import repo_root, services_config
+from infracourse.services import course_ca
 
 TIMEOUT_ENAME = "GraderTimeout"  # the error nbclient reports for a cell it interrupted
 RESPONSIVE_PROBE_S = 5
@@ -84,10 +86,21 @@ class Kernel:
                                          connection_file=str(Path(runtime) / "kernel.json"))
             km.kernel_spec.interrupt_mode = "message"
             km.wrap = lambda argv: sandbox.command(argv, self.workdir, [Path(runtime)], env, self.policy,
-                                                   cpu_s=self.limits.notebook_s, net=net)
+                                                   cpu_s=self.limits.notebook_s, net=net, views=self._views())
             self.client.km = km
             with network.Outside(net, env.get("INFRACOURSE_NS_SUFFIX", "")):
                 yield sandbox.minimal_env({**env, **network.kernel_env(net)})
+
+    def _views(self) -> dict[Path, Path]:
+        """What the kernel sees of the course beside its code, where it looks for it (its working folder is its
+        repository root there): services/ (configuration lessons read), apps/ (the orders service, its
+        Containerfile and manifests) and the course CA's certificate. Never solutions/ or labs/."""
+        views = {self.workdir / "services": services_config()}
+        if (repo_root() / "apps").is_dir():
+            views[self.workdir / "apps"] = repo_root() / "apps"
+        if course_ca.ca_cert_path().exists():
+            views[self.workdir / ".services" / "tls" / "ca.crt"] = course_ca.ca_cert_path()
+        return views
 
     def last_words(self, count: int = 3) -> list[str]:
         """The last lines the kernel wrote to stderr, without jupyter's own connection chatter."""

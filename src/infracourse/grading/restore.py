@@ -98,6 +98,7 @@ def _infracourse_harness(repair):
         prune(f"IPython {{event}} callback(s)", callbacks, saved["events"].get(event, []))
     for name, kept in saved["transformers"].items():
         prune(f"IPython {{name}}", getattr(ip, name), kept)
+    untouched = set()
     for name, (module, attrs, classes) in saved["modules"].items():
         if sys.modules.get(name) is not module:
             repairs.append(f"sys.modules[{{name!r}}] was replaced")
@@ -108,15 +109,23 @@ def _infracourse_harness(repair):
                     if vars(attrs[c]).get(k, before) is not before.get(k)]
         if changed:
             repairs.append(f"{{name}}: {{', '.join(sorted(changed)[:5])}} changed")
+        else:
+            untouched.add(name)
+    # the checks and the exercise API always come fresh from the package's files; any other course module stays
+    # as it was recorded when untouched, so the objects the learner made (a Response, a protobuf message) are of
+    # the classes the checks compare with
+    fresh = ("infracourse.checking", "infracourse.checks")
     for name in [n for n in sys.modules if n == "infracourse" or n.startswith("infracourse.")]:
-        del sys.modules[name]
+        if name not in untouched or name.startswith(fresh):
+            del sys.modules[name]
     sys.path_importer_cache.clear()
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("infracourse", {package_init!r},
-                                                  submodule_search_locations=[{package_dir!r}])
-    sys.modules["infracourse"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules["infracourse"])
+    if "infracourse" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("infracourse", {package_init!r},
+                                                      submodule_search_locations=[{package_dir!r}])
+        sys.modules["infracourse"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["infracourse"])
     return sys, repairs
 
 

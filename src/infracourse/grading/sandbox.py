@@ -9,6 +9,7 @@ services (network.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -94,10 +95,16 @@ def _system_view() -> list[str]:
     return args
 
 
+def _editable_apps() -> list[Path]:
+    """Source folders of the course's apps installed editable beside the package (the orders service)."""
+    spec = importlib.util.find_spec("orders_service")
+    return [Path(p).parent for p in spec.submodule_search_locations] if spec and spec.submodule_search_locations else []
+
+
 def code_paths() -> list[str]:
     """The Python install, the venv and the package's source folder (src/, not the repository: solutions/ and
     the rest stay out), each bound read-only at its own path; parents of each other collapse."""
-    sources = (sys.base_prefix, sys.prefix, Path(infracourse.__file__).parents[1])
+    sources = (sys.base_prefix, sys.prefix, Path(infracourse.__file__).parents[1], *_editable_apps())
     wanted = sorted({str(Path(p).resolve()) for p in sources})
     kept: list[str] = []
     for path in wanted:
@@ -135,21 +142,24 @@ def _identity() -> tuple[list[str], list[str]]:
 
 
 def command(argv: list[str], workdir: Path, readable: list[Path], env: Mapping[str, str], policy: Policy,
-            cpu_s: int, net: Path | None = None) -> list[str]:
+            cpu_s: int, net: Path | None = None, views: Mapping[Path, Path] | None = None) -> list[str]:
     """ARGV run in the sandbox: WORKDIR read-write (and the working directory), READABLE read-only (the
-    connection file's folder), ENV reduced to minimal_env; with NET (a folder, read-write), in a network
-    namespace that reaches the course services through it."""
+    connection file's folder), VIEWS {path inside: path outside} read-only, ENV reduced to minimal_env; with
+    NET (a folder, read-write), in a network namespace that reaches the course services through it."""
     bwrap = _binary("bwrap")  # first: the one a fresh machine lacks, named in the refusal
     bwrap_identity, inside = _identity()
     limits = [_binary("prlimit"), f"--as={policy.memory_mb * MIB}", f"--nproc={policy.processes}",
               f"--cpu={policy.cpu_s or cpu_s}", f"--fsize={policy.file_mb * MIB}", "--"]
-    mounts = [*_system_view(), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp",
+    mounts = [*_system_view(), "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc",
+              "--perms", "1777", "--tmpfs", "/tmp",
               "--perms", "0777", "--tmpfs", HOME]
     made = {"/", "/tmp", HOME}
     binds = [("--ro-bind", path) for path in code_paths()] + [("--bind", str(workdir))]
     binds += [("--ro-bind", str(p)) for p in readable] + ([("--bind", str(net))] if net else [])
     for option, path in binds:
         mounts += [*_parents(path, made), option, path, path]
+    for inside_path, outside_path in (views or {}).items():
+        mounts += [*_parents(str(inside_path), made), "--ro-bind", str(outside_path), str(inside_path)]
     env = {**env, **network.kernel_env(net)} if net else env
     variables = [arg for k, v in minimal_env(env).items() for arg in ("--setenv", k, v)]
     isolation = ["--unshare-net", *mounts] if net else mounts
