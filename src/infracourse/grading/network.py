@@ -7,13 +7,15 @@ All crossings are Unix sockets in a folder both sides see (the network namespace
   service and relays to that socket, so the kernel uses the usual endpoints; it also serves `inbound.sock`,
   relaying to 127.0.0.1:PORT inside, PORT named on the connection's first line;
 - the kernel's ZMQ channels are Unix sockets too (jupyter's ipc transport, see kernel.py);
-- targets the kernel registers for Prometheus land in `targets/`; the grader relays each one through a port of
-  its own and registers that with the real Prometheus, under the submission's namespace only.
+- what the kernel registers for a service outside to call into it (a scrape target, a URL for the blackbox
+  exporter to probe, its own Alertmanager) lands in a folder here; the grader relays each address through a
+  port of its own and registers that with the real service, under the submission's namespace only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from infracourse import config
-from infracourse.services import prometheus_targets
+from infracourse.services import alerting_targets, prometheus_targets
 
 INBOUND = "inbound.sock"
 TARGETS = "targets"
@@ -45,7 +47,7 @@ def service_ports() -> dict[int, tuple[str, int]]:
 def kernel_env(folder: Path) -> dict[str, str]:
     """What the kernel's environment gains: every service is on its own loopback, targets go to FOLDER."""
     hosts = {f"COURSE_{name.upper()}_HOST": "127.0.0.1" for name in config.SERVICE_NAMES}
-    return {**hosts, prometheus_targets.FOLDER_ENV: str(folder / TARGETS)}
+    return {**hosts, prometheus_targets.FOLDER_ENV: str(folder / TARGETS), alerting_targets.FOLDER_ENV: str(folder)}
 
 
 def entry_command(folder: Path) -> list[str]:
@@ -129,60 +131,98 @@ def _read_port(conn: socket.socket) -> int:
     return port
 
 
+def _register_scrape(namespace: str, targets: list[str], labels: dict[str, str]) -> None:
+    prometheus_targets.register(namespace, *targets, **labels)
+
+
+def _register_probe(namespace: str, targets: list[str], labels: dict[str, str]) -> None:
+    alerting_targets.register_probe(namespace, *targets, **labels)
+
+
+def _register_alertmanager(namespace: str, targets: list[str], labels: dict[str, str]) -> None:
+    alerting_targets.register_alertmanager(namespace, *targets[:1])
+
+
+# what the kernel may register for a service outside to call into it: its folder here -> how to register it there
+REGISTRATIONS: dict[str, Callable[[str, list[str], dict[str, str]], None]] = {
+    TARGETS: _register_scrape,  # Prometheus scrapes the notebook's app (lab 13)
+    alerting_targets.PROBES: _register_probe,  # the blackbox exporter probes it (lab 15)
+    alerting_targets.ALERTMANAGERS: _register_alertmanager,  # Prometheus alerts the notebook's Alertmanager
+}
+_PORT_RE = re.compile(r"^(?P<scheme>https?://)?[^/]+:(?P<port>\d{1,5})(?P<path>/.*)?$")
+
+
 class Outside:
-    """The grader's half for one kernel: service sockets in FOLDER, and the relay of Prometheus targets the
-    kernel registers in namespaces ending with SUFFIX (its own)."""
+    """The grader's half for one kernel: service sockets in FOLDER, and the relay of what the kernel registers
+    for a service to call into it (REGISTRATIONS), in namespaces ending with SUFFIX (its own) only."""
 
     def __init__(self, folder: Path, suffix: str) -> None:
         self.folder = folder
         self.suffix = suffix
         self.listeners: list[socket.socket] = []
         self.relayed: dict[int, int] = {}  # port inside -> port outside
-        self.registered: dict[str, str] = {}  # namespace -> the content of the kernel's file, as relayed
+        self.registered: dict[tuple[str, str], str] = {}  # (kind, namespace) -> the kernel's file, as relayed
         self.stopped = threading.Event()
 
     def __enter__(self) -> Outside:
-        (self.folder / TARGETS).mkdir()
-        (self.folder / TARGETS).chmod(0o777)  # the kernel writes there; FOLDER admits only it and the grader
+        for kind in REGISTRATIONS:
+            (self.folder / kind).mkdir()
+            (self.folder / kind).chmod(0o777)  # the kernel writes there; FOLDER admits only it and the grader
         for port, address in service_ports().items():
             listener = _unix_listener(self.folder / f"service-{port}.sock")
             self.listeners.append(listener)
             _serve(listener, lambda _client, address=address: _tcp_connection(address))
-        self.poller = threading.Thread(target=self._poll_targets, daemon=True)
+        self.poller = threading.Thread(target=self._poll, daemon=True)
         self.poller.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stopped.set()
         self.poller.join()
-        for namespace in self.registered:
+        for namespace in {namespace for _, namespace in self.registered}:
             prometheus_targets.unregister(namespace)
+            alerting_targets.unregister(namespace)
         for listener in self.listeners:
             listener.close()
 
-    def _poll_targets(self) -> None:
+    def _poll(self) -> None:
         while not self.stopped.wait(POLL_S):
-            files = {p.stem: p for p in (self.folder / TARGETS).glob("*.json") if p.stem.endswith(self.suffix)}
-            for namespace in set(self.registered) - set(files):
-                prometheus_targets.unregister(namespace)
-                del self.registered[namespace]
-            for namespace, path in files.items():
-                with suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
-                    self._relay_file(namespace, path.read_text(encoding="utf-8"))
+            for kind in REGISTRATIONS:
+                self._poll_kind(kind)
 
-    def _relay_file(self, namespace: str, text: str) -> None:
-        if self.registered.get(namespace) == text:
+    def _poll_kind(self, kind: str) -> None:
+        files = {p.stem: p for p in (self.folder / kind).glob("*.json") if p.stem.endswith(self.suffix)}
+        for gone in [key for key in self.registered if key[0] == kind and key[1] not in files]:
+            (prometheus_targets.unregister if kind == TARGETS else alerting_targets.unregister)(gone[1])
+            del self.registered[gone]
+        for namespace, path in files.items():
+            with suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+                self._relay_file(kind, namespace, path.read_text(encoding="utf-8"))
+
+    def _relay_file(self, kind: str, namespace: str, text: str) -> None:
+        if self.registered.get((kind, namespace)) == text:
             return
         groups = json.loads(text)
-        ports = [int(t.rsplit(":", 1)[1]) for g in groups for t in g["targets"]]
+        targets = [self._outside_target(t) for g in groups for t in g["targets"]]
         labels = {k: str(v) for g in groups for k, v in g.get("labels", {}).items()
                   if k != prometheus_targets.NAMESPACE_LABEL}
-        prometheus_targets.register(namespace, *(f"127.0.0.1:{self._outside_port(p)}" for p in ports), **labels)
-        self.registered[namespace] = text
+        REGISTRATIONS[kind](namespace, targets, labels)
+        self.registered[(kind, namespace)] = text
+
+    def _outside_target(self, target: str) -> str:
+        """TARGET ("host:PORT" or "http://host:PORT/path") inside, as it is reached from outside."""
+        match = _PORT_RE.match(target)
+        if match is None:
+            raise ValueError(target)
+        port = self._outside_port(int(match["port"]))
+        return f"{match['scheme'] or ''}127.0.0.1:{port}{match['path'] or ''}"
 
     def _outside_port(self, inside: int) -> int:
         if inside not in self.relayed:
-            listener = socket.create_server(("127.0.0.1", 0))
+            try:  # the same port when it is free here too: what a check reads back from the service matches
+                listener = socket.create_server(("127.0.0.1", inside))
+            except OSError:
+                listener = socket.create_server(("127.0.0.1", 0))
             self.listeners.append(listener)
             line = f"{inside}\n".encode()
             _serve(listener, lambda _client: _unix_connection(self.folder / INBOUND, line))
