@@ -80,6 +80,8 @@ class Kernel:
         with tempfile.TemporaryDirectory(prefix="infracourse-kernel-") as runtime:
             net = Path(runtime) / "net"
             net.mkdir()
+            for inside in self._views():  # folders the views land in stay the kernel's to write in
+                inside.parent.mkdir(parents=True, exist_ok=True)
             for path in (Path(runtime), self.workdir):
                 sandbox.hand_over(path)
             km = _SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(net / "kernel"),
