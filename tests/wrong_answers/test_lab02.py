@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -293,8 +294,9 @@ class CircuitOpen(Exception):
 class Breaker:
     """The reference; subclasses below break one rule each."""
 
-    def __init__(self, threshold=3, cooldown_s=1.0):
+    def __init__(self, threshold=3, cooldown_s=1.0, failure_types=(Exception,)):
         self.threshold, self.cooldown_s, self.failures, self.opened_at = threshold, cooldown_s, 0, None
+        self.failure_types = failure_types
 
     @property
     def state(self):
@@ -307,7 +309,7 @@ class Breaker:
             raise CircuitOpen
         try:
             result = fn(*args)
-        except Exception:
+        except self.failure_types:
             self.failures += 1
             if self.state == "half-open" or self.failures >= self.threshold:
                 self.opened_at = time.monotonic()
@@ -328,7 +330,7 @@ def test_breaker_that_never_fails_fast_fails():
         def call(self, fn, *args):
             try:
                 return fn(*args)
-            except Exception:
+            except self.failure_types:
                 self.failures += 1
                 if self.failures >= self.threshold:
                     self.opened_at = time.monotonic()
@@ -356,8 +358,8 @@ def test_breaker_that_never_resets_its_count_fails():
 
 def test_breaker_taking_its_own_lock_twice_fails(monkeypatch):
     class Locked(Breaker):
-        def __init__(self, threshold=3, cooldown_s=1.0):
-            super().__init__(threshold, cooldown_s)
+        def __init__(self, threshold=3, cooldown_s=1.0, failure_types=(Exception,)):
+            super().__init__(threshold, cooldown_s, failure_types)
             self.lock = threading.Lock()
 
         def call(self, fn, *args):
@@ -385,30 +387,76 @@ def test_breaker_retrying_until_success_fails(monkeypatch):
     monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
     assert_fails(checks.circuit_breaker(Retrying, CircuitOpen), "breaker.call(fn) did not return")
 
+def test_breaker_counting_every_exception_fails():
+    class CountsBugs(Breaker):
+        def __init__(self, threshold=3, cooldown_s=1.0, failure_types=(Exception,)):
+            super().__init__(threshold, cooldown_s)  # forgets failure_types: counts everything
+
+    assert_fails(checks.circuit_breaker(CountsBugs, CircuitOpen), "ValueErrors", "opened the circuit")
+
+
+def test_breaker_resetting_on_other_exceptions_fails():
+    class ResetsOnBugs(Breaker):
+        def call(self, fn, *args):
+            try:
+                return super().call(fn, *args)
+            except ValueError:
+                self.failures = 0  # treats the caller's bug as a sign the dependency is fine
+                raise
+
+    assert_fails(checks.circuit_breaker(ResetsOnBugs, CircuitOpen), "after 3 failures", in_hint=("reset",))
+
+
+def test_breaker_swallowing_other_exceptions_fails():
+    class Swallows(Breaker):
+        def call(self, fn, *args):
+            try:
+                return super().call(fn, *args)
+            except ValueError:
+                return None
+
+    assert_fails(checks.circuit_breaker(Swallows, CircuitOpen), "returned although fn raised ValueError")
+
+
 def test_breaker_unsolved_is_not_done():
     class Stub:
-        def __init__(self, threshold=3, cooldown_s=1.0):
+        def __init__(self, threshold=3, cooldown_s=1.0, failure_types=(Exception,)):
             raise NotImplementedError
 
     assert_not_done(checks.circuit_breaker(Stub, CircuitOpen))
 
 
 # 7 migration runner --------------------------------------------------------------------------------------
-def runner(in_transaction=True, in_order=True):
+TRACKING = "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text, checksum text)"
+
+
+def record(conn, version, name, statements, digest=checks.checksum):
+    conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)", (version, name, digest(statements)))
+
+
+def runner(in_transaction=True, in_order=True, validate=True, validate_first=True, digest=checks.checksum):
     def migrate(conn, migrations):
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL)")
-        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        conn.execute(TRACKING)
+        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+
+        def refuse_edited(version, statements):
+            if validate and version in done and done[version] != digest(statements):
+                raise ValueError(f"migration {version} was edited after it was applied")
+
+        for version, _, statements in migrations if validate_first else []:
+            refuse_edited(version, statements)
         applied = []
         for version, name, statements in (sorted(migrations) if in_order else migrations):
+            refuse_edited(version, statements)
             if version in done:
                 continue
             if in_transaction:
                 with conn.transaction():
                     conn.execute(statements)
-                    conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+                    record(conn, version, name, statements, digest)
             else:
                 conn.execute(statements)
-                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+                record(conn, version, name, statements, digest)
             applied.append(version)
         return applied
     return migrate
@@ -428,14 +476,17 @@ def test_migrations_without_transaction_leave_debris(conn):
 
 def test_migrations_in_one_transaction_around_all_fails(conn):
     def all_at_once(conn, migrations):
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL)")
-        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        conn.execute(TRACKING)
+        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        if any(v in done and done[v] != checks.checksum(s) for v, _, s in migrations):
+            edited = next(v for v, _, s in migrations if v in done and done[v] != checks.checksum(s))
+            raise ValueError(f"migration {edited} was edited")
         applied = []
         with conn.transaction():  # one failure undoes the migrations that worked before it
             for version, name, statements in sorted(migrations):
                 if version not in done:
                     conn.execute(statements)
-                    conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+                    record(conn, version, name, statements)
                     applied.append(version)
         return applied
 
@@ -458,7 +509,7 @@ def test_migrations_without_tracking_apply_twice(conn):
 
 def test_migrations_loop_that_never_advances_fails(conn, monkeypatch):
     def stuck(conn, migrations):
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL)")
+        conn.execute(TRACKING)
         done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
         ordered, applied, i = sorted(migrations), [], 0
         while i < len(ordered):
@@ -467,10 +518,164 @@ def test_migrations_loop_that_never_advances_fails(conn, monkeypatch):
                 continue  # forgot i += 1
             with conn.transaction():
                 conn.execute(statements)
-                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+                record(conn, version, name, statements)
             applied.append(version)
             i += 1
         return applied
 
     monkeypatch.setattr(checks, "CALL_DEADLINE_S", 2)
     assert_fails(checks.migration_runner(stuck, conn), "stuck() did not return")
+
+
+def test_migrations_without_checksums_fail(conn):
+    def no_checksum(conn, migrations):
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text)")
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, name, statements in sorted(migrations):
+            if version not in done:
+                with conn.transaction():
+                    conn.execute(statements)
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+                applied.append(version)
+        return applied
+
+    assert_fails(checks.migration_runner(no_checksum, conn), "no column checksum")
+
+
+def test_migrations_with_another_digest_fail(conn):
+    md5 = runner(digest=lambda statements: hashlib.md5(statements.encode()).hexdigest())
+    assert_fails(checks.migration_runner(md5, conn), "not the SHA-256", in_hint=("sha256",))
+
+
+def test_migrations_ignoring_an_edited_migration_fail(conn):
+    assert_fails(checks.migration_runner(runner(validate=False), conn), "edited", "did not raise ValueError")
+
+
+def test_migrations_validating_after_applying_fail(conn):
+    def late(conn, migrations):
+        applied = runner(validate=False)(conn, migrations)
+        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        for version, _, statements in migrations:
+            if done.get(version) != checks.checksum(statements):
+                raise ValueError(f"migration {version} was edited")
+        return applied
+
+    assert_fails(checks.migration_runner(late, conn), "still applied migration 9", in_hint=("before applying",))
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_pooled_handler_returning_the_row_fails(dsn):
+    def whole_row(pool, user_id):
+        with pool.connection() as conn:
+            return conn.execute("SELECT name FROM users WHERE id = %s", (user_id,)).fetchone()
+
+    assert_fails(checks.pooled_handler(whole_row, dsn), "('user-7',)")
+
+
+def test_least_privilege_without_select_on_invoices_fails(conn, roles):
+    no_select = grants("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT INSERT ON reports TO {role}")
+    assert_fails(checks.least_privilege(no_select, conn, roles["reporter"]), "could not read invoices")
+
+
+def test_least_privilege_without_insert_on_reports_fails(conn, roles):
+    no_insert = grants("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT SELECT ON invoices TO {role}")
+    assert_fails(checks.least_privilege(no_insert, conn, roles["reporter"]), "could not add a report")
+
+
+def test_least_privilege_reading_reports_fails(conn, roles):
+    reads_reports = grants(*REFERENCE_GRANTS, "GRANT SELECT ON reports TO {role}")
+    assert_fails(checks.least_privilege(reads_reports, conn, roles["reporter"]), "could read reports")
+
+
+def test_least_privilege_reading_payroll_fails(conn, roles):
+    reads_payroll = grants(*REFERENCE_GRANTS, "GRANT SELECT ON payroll TO {role}")
+    assert_fails(checks.least_privilege(reads_payroll, conn, roles["reporter"]), "could read payroll")
+
+
+def test_rls_open_updates_fail(conn, roles):
+    open_writes = rls(ENABLE, "CREATE POLICY r ON tickets FOR SELECT USING (tenant = current_user)",
+                      "CREATE POLICY i ON tickets FOR INSERT WITH CHECK (tenant = current_user)",
+                      "CREATE POLICY u ON tickets FOR UPDATE USING (true)",
+                      "CREATE POLICY d ON tickets FOR DELETE USING (true)")
+    assert_fails(checks.row_level_security(open_writes, conn, roles["tenant_a"], roles["tenant_b"]),
+                 "changed 2 and deleted 2")
+
+
+def test_retry_not_returning_the_result_fails(dsn):
+    def no_return(work, attempts=5):
+        tenacity_wrapper()(work, attempts)
+
+    assert_fails(checks.retry_wrapper(no_return, dsn), "returned None")
+
+
+def test_retry_one_attempt_too_many_fails(dsn):
+    def one_more(work, attempts=5):
+        return tenacity_wrapper()(work, attempts + 1)
+
+    assert_fails(checks.retry_wrapper(one_more, dsn), "with attempts=3 your wrapper called work 4 times")
+
+
+REQUIREMENTS = {
+    "1": {
+        "borrow a connection from the\n`ConnectionPool`": "test_pooled_handler_ignoring_the_pool_fails",
+        "return the user's name": "test_pooled_handler_returning_the_row_fails",
+        "or `None` if there is no such user": "test_pooled_handler_crashing_on_unknown_id_fails",
+        "a connection that is not given back stalls\neveryone": "test_pooled_handler_getconn_without_putconn_leaks",
+    },
+    "2": {
+        "the\n`CREATE INDEX` statement": "test_index_typo_is_reported",
+        "without reading the whole table": ("test_index_on_status_reads_everything",
+                                            "test_index_on_created_at_touches_too_many_pages"),
+        "and without sorting": "test_index_on_customer_only_still_sorts",
+    },
+    "3": {
+        "It must read `invoices`": ("test_least_privilege_without_select_on_invoices_fails",
+                                    "test_least_privilege_missing_schema_usage_fails"),
+        "add rows to `reports`": "test_least_privilege_without_insert_on_reports_fails",
+        "not change invoices": "test_least_privilege_grant_all_fails",
+        "not read `reports`": "test_least_privilege_reading_reports_fails",
+        "or `payroll`": "test_least_privilege_reading_payroll_fails",
+        "not create tables": "test_least_privilege_create_on_schema_fails",
+        "Build the\nstatements with `psycopg.sql.Identifier`": "test_least_privilege_with_f_string_sql_fails",
+    },
+    "4": {
+        "turn on row-level security for `tickets`": "test_rls_policy_without_enable_fails",
+        "a tenant sees": ("test_rls_open_reads_fail", "test_rls_without_policy_denies_everything"),
+        "changes": "test_rls_open_updates_fail",
+        "and adds only rows whose `tenant` is its own role name": ("test_rls_without_check_lets_a_tenant_plant_rows",
+                                                                   "test_rls_select_only_policy_blocks_inserts"),
+    },
+    "5": {
+        "call `work()` and return its result": "test_retry_not_returning_the_result_fails",
+        "(`SerializationFailure`, `DeadlockDetected`, or any `psycopg.OperationalError`, which includes a dropped\n"
+        "connection)": "test_retry_serialization_only_misses_dropped_connections",
+        "wait and call it again": ("test_retry_calling_once_fails", "test_retry_without_waiting_fails"),
+        "with a wait that grows exponentially": "test_retry_fixed_wait_fails",
+        "(plus random jitter)": ("test_retry_without_jitter_fails", "test_retry_with_tenacity_and_no_jitter_fails"),
+        "stays under\na second": "test_retry_with_waits_far_over_a_second_fails",
+        "never retry other errors": "test_retry_everything_retries_unique_violation",
+        "after `attempts` calls": "test_retry_one_attempt_too_many_fails",
+        "raise the last error itself": "test_retry_without_reraise_fails",
+    },
+    "6": {
+        "(calls raise `CircuitOpen`\nat once, without calling `fn`)": "test_breaker_that_never_fails_fast_fails",
+        "(the cool-down has passed: the next call is a trial)": "test_breaker_that_never_half_opens_fails",
+        "`threshold` consecutive failures (the exception propagates) open the\ncircuit":
+            "test_breaker_retrying_until_success_fails",
+        "a success closes it and resets the count": "test_breaker_that_never_resets_its_count_fails",
+        "only exceptions of `failure_types` count as\nfailures": "test_breaker_counting_every_exception_fails",
+        "propagates unchanged": "test_breaker_swallowing_other_exceptions_fails",
+        "neither\ncounts nor resets the count": "test_breaker_resetting_on_other_exceptions_fails",
+    },
+    "7": {
+        "apply the migrations not\nrecorded there": "test_migrations_without_tracking_apply_twice",
+        "in version order": "test_migrations_out_of_order_fails",
+        "each together with its `schema_migrations` row in one transaction": (
+            "test_migrations_without_transaction_leave_debris", "test_migrations_in_one_transaction_around_all_fails"),
+        "record each migration's `checksum`, `hashlib.sha256(sql.encode()).hexdigest()`": (
+            "test_migrations_without_checksums_fail", "test_migrations_with_another_digest_fail"),
+        "raise `ValueError` naming the version if they differ": "test_migrations_ignoring_an_edited_migration_fail",
+        "before applying anything": "test_migrations_validating_after_applying_fail",
+    },
+}

@@ -293,3 +293,76 @@ def test_withdraw_endless_retry_is_cut_short(keys, monkeypatch):
     finally:
         stop.set()
     assert_fails(result, "did not return within")
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_leaderboard_not_returning_the_new_score_fails(r, keys):
+    def no_return(r, board, player, points):
+        r.zincrby(board, points, player)
+
+    assert_fails(checks.leaderboard(no_return, top, r, keys["board"]), "should return the player's new score")
+
+
+def test_feed_latest_oldest_first_fails(keys):
+    def push(r, user, text):
+        with r.pipeline(transaction=True) as pipe:
+            pipe.lpush(keys["feed"](user), text)
+            pipe.ltrim(keys["feed"](user), 0, CAP - 1)
+            pipe.execute()
+
+    def oldest_first(r, user, n):
+        return list(reversed(r.lrange(keys["feed"](user), 0, n - 1)))
+
+    assert_fails(checks.feed(push, oldest_first, keys["feed"], CAP), "newest first")
+
+
+def test_withdraw_giving_up_on_a_conflict_fails(keys):
+    def no_retry(r, key, amount):
+        with r.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if int(pipe.get(key) or 0) < amount:
+                    return False
+                pipe.multi()
+                pipe.decrby(key, amount)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
+
+    assert_fails(checks.withdraw(no_retry, keys["wallet"]), "should then succeed", in_hint=("WatchError",))
+
+
+REQUIREMENTS = {
+    "1": {
+        "add `points` to `player`'s score": "test_leaderboard_zadd_replaces_instead_of_adding",
+        "return the new score": "test_leaderboard_not_returning_the_new_score_fails",
+        "the `n` best players as a list of `(player, score)` pairs": "test_leaderboard_off_by_one",
+        "highest score first": "test_leaderboard_lowest_first",
+    },
+    "2": {
+        "1 for the best score": ("test_rank_zero_based", "test_rank_ascending"),
+        "or `None` if the\nplayer is not on the board": "test_rank_unknown_player_crashes",
+    },
+    "3": {
+        "add `text` at the head of the list": "test_feed_rpush_reads_oldest",
+        "keep\nonly the newest `FEED_CAP` items": "test_feed_without_trim",
+        "**in one round trip**": "test_feed_trim_in_a_second_round_trip",
+        "so no reader ever sees a longer feed": "test_feed_pipeline_without_multi_exec_fails",
+        "the `n` newest notifications, newest first": "test_feed_latest_oldest_first_fails",
+    },
+    "4": {
+        "returns how many **distinct** visitors came over the list of `days`": "test_unique_summing_days_double_counts",
+        "Memory must stay small": "test_unique_with_sets_uses_too_much_memory",
+    },
+    "5": {
+        "at\n`price_key(sku)`": "test_bulk_wrong_key",
+        "in at most 3 round trips": "test_bulk_one_set_per_price",
+    },
+    "6": {
+        "otherwise change nothing and return `False`": "test_withdraw_read_then_decrby_goes_negative",
+        "Another client may write the balance between\nyour read and your write": (
+            "test_withdraw_read_then_set_loses_an_update",),
+        "retry when the transaction fails": "test_withdraw_giving_up_on_a_conflict_fails",
+    },
+}

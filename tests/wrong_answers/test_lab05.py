@@ -261,9 +261,9 @@ def test_lock_release_get_then_del(lk):
 
 # 6 · stampede guard ------------------------------------------------------------------------------------
 
-def guarded(r, key, load, ttl_s):
+def guarded(r, key, load, ttl_s, wait_s=2.0, fallback=TimeoutError):
     lock = key + ":lock"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         hit = r.get(key)
         if hit is not None:
@@ -279,7 +279,9 @@ def guarded(r, key, load, ttl_s):
             finally:
                 r.delete(lock)
         time.sleep(0.01)
-    return load()
+    if fallback is TimeoutError:
+        raise TimeoutError(f"no value at {key} after {wait_s} s")
+    return fallback(load)
 
 
 def test_stampede_reference_passes(r, key):
@@ -287,7 +289,7 @@ def test_stampede_reference_passes(r, key):
 
 
 def test_stampede_plain_cache_aside(r, key):
-    def plain(r, key, load, ttl_s):
+    def plain(r, key, load, ttl_s, wait_s=2.0):
         hit = r.get(key)
         if hit is not None:
             return json.loads(hit)
@@ -300,7 +302,7 @@ def test_stampede_plain_cache_aside(r, key):
 
 
 def test_stampede_losers_give_up(r, key):
-    def gives_up(r, key, load, ttl_s):
+    def gives_up(r, key, load, ttl_s, wait_s=2.0):
         hit = r.get(key)
         if hit is not None:
             return json.loads(hit)
@@ -313,6 +315,22 @@ def test_stampede_losers_give_up(r, key):
     assert_fails(checks.stampede_guard(gives_up, r, lambda n: key("cache", n)), "got no report")
 
 
+def test_stampede_waiters_loading_after_the_wait_fail(r, key):
+    def loads_anyway(r, key, load, ttl_s, wait_s=2.0):  # the lesson's version: answer anyway after waiting
+        return guarded(r, key, load, ttl_s, wait_s, fallback=lambda load: load())
+
+    assert_fails(checks.stampede_guard(loads_anyway, r, lambda n: key("cache", n)), "slower than wait_s",
+                 "ran it 20 times", in_hint=("TimeoutError",))
+
+
+def test_stampede_waiters_returning_none_after_the_wait_fail(r, key):
+    def returns_none(r, key, load, ttl_s, wait_s=2.0):
+        return guarded(r, key, load, ttl_s, wait_s, fallback=lambda load: None)
+
+    assert_fails(checks.stampede_guard(returns_none, r, lambda n: key("cache", n)), "0 of the 19 waiters",
+                 "returned None")
+
+
 # 7 · write-behind --------------------------------------------------------------------------------------
 
 def record(views_key):
@@ -323,7 +341,7 @@ UPDATE = """UPDATE products AS p SET views = p.views {op} v.n
             FROM unnest(%s::int[], %s::bigint[]) AS v(product_id, n) WHERE p.product_id = v.product_id"""
 
 
-def flush(views_key, atomic=True, op="+", clear=True):
+def flush(views_key, atomic=True, op="+", clear=True, park_unknown=True):
     def flush_views(r, conn):
         if atomic:
             with r.pipeline(transaction=True) as pipe:
@@ -333,12 +351,17 @@ def flush(views_key, atomic=True, op="+", clear=True):
                 counts = pipe.execute()[0]
         else:
             counts = r.hgetall(views_key())
+        updated = set()
         if counts:
-            conn.execute(UPDATE.format(op="+" if op == "+" else "* 0 +"),
-                         ([int(p) for p in counts], [int(n) for n in counts.values()]))
+            updated = {p for (p,) in conn.execute(UPDATE.format(op="+" if op == "+" else "* 0 +") + " RETURNING "
+                                                  "p.product_id", ([int(p) for p in counts],
+                                                                   [int(n) for n in counts.values()])).fetchall()}
+        for product_id, n in counts.items():
+            if park_unknown and int(product_id) not in updated:
+                r.hincrby(views_key() + ":unknown", product_id, int(n))
         if not atomic and clear:
             r.delete(views_key())
-        return len(counts)
+        return len(updated)
     return flush_views
 
 
@@ -356,10 +379,9 @@ def test_write_behind_one_update_per_view(shop, vk):
             pipe.delete(vk())
             counts = pipe.execute()[0]
         for product_id, n in counts.items():
-            for _ in range(int(n)):
-                conn.execute("UPDATE products SET views = views + 1 WHERE product_id = %s", (int(product_id),))
+            conn.execute("UPDATE products SET views = views + %s WHERE product_id = %s", (int(n), int(product_id)))
 
-    assert_fails(checks.write_behind(record(vk), flush_each, shop, vk), "statements for 5 products")
+    assert_fails(checks.write_behind(record(vk), flush_each, shop, vk), "statements for 7 products")
 
 
 def test_write_behind_read_then_delete_loses_a_view(shop, vk):
@@ -374,6 +396,11 @@ def test_write_behind_overwrites_the_column(shop, vk):
 
 def test_write_behind_never_clears_redis(shop, vk):
     assert_fails(checks.write_behind(record(vk), flush(vk, clear=False), shop, vk), "count them again")
+
+
+def test_write_behind_dropping_unknown_products_fails(shop, vk):
+    result = checks.write_behind(record(vk), flush(vk, park_unknown=False), shop, vk)
+    assert_fails(result, "not in the table", ":unknown holds {}", in_hint=("RETURNING",))
 
 
 def test_write_behind_stub_is_not_done(shop, vk):
@@ -401,3 +428,73 @@ def test_write_behind_endless_flush_is_stopped_without_closing_its_connection_un
         time.sleep(0.1)
     # stopped between two queries; a connection closed under the query would have raised OperationalError
     assert [type(e) for e in ended_by] == [time_limit.Abandoned]
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_fixed_one_counter_for_all_clients_fails(r, rate_key):
+    def shared(r, client_id, limit, window_s):
+        key = rate_key("fixed", int(time.time() // window_s))
+        count = r.incr(key)
+        r.pexpire(key, int(2000 * window_s), nx=True)
+        return count <= limit
+
+    assert_fails(checks.fixed_window(shared, r, rate_key), "no counter key contains the client id")
+
+
+def test_sliding_count_then_add_in_separate_steps_fails(r, key):
+    def racy(r, client_id, limit, window_s):
+        k, now_ms = key("sliding", client_id), int(time.time() * 1000)
+        r.zremrangebyscore(k, "-inf", now_ms - int(window_s * 1000))
+        if r.zcard(k) >= limit:
+            return False
+        time.sleep(0.01)  # the gap another request's ZCARD falls into
+        r.zadd(k, {uuid.uuid4().hex: now_ms})
+        r.pexpire(k, int(window_s * 1000))
+        return True
+
+    assert_fails(checks.sliding_window(racy, r), "20 concurrent requests", in_hint=("atomic",))
+
+
+REQUIREMENTS = {
+    "1": {
+        "return the report of `category` from the cache": "test_cache_aside_that_never_reads_the_cache",
+        "at\n`report_key(category)`": "test_cache_aside_one_key_for_every_category",
+        "with a TTL of `TTL_S` seconds": "test_cache_aside_without_ttl",
+        "A hit must return the same list a miss returns.": "test_cache_aside_hit_returns_raw_json",
+    },
+    "2": {
+        "record the order in PostgreSQL with\n`record_order`": "test_invalidation_without_the_write",
+        "make sure the next `get_top_products` for that category reads fresh data": "test_invalidation_forgotten",
+        "Leave the\nother categories' reports alone.": "test_invalidation_of_every_report",
+    },
+    "3": {
+        "within\n`limit` requests in the current window": "test_fixed_off_by_one",
+        "with the client id in the key": "test_fixed_one_counter_for_all_clients_fails",
+        "make sure counters expire": "test_fixed_counter_without_expiry",
+    },
+    "4": {
+        "in **any** period of\n`window_s` seconds (not per calendar window)": "test_sliding_that_is_a_fixed_window",
+        "Rejected requests do not count.": "test_sliding_that_records_rejected_requests",
+        "counting and adding must be one atomic step": "test_sliding_count_then_add_in_separate_steps_fails",
+    },
+    "5": {
+        "for `ttl_ms` milliseconds": "test_lock_without_expiry",
+        "if nobody holds\nit": "test_lock_without_nx",
+        "returning a new random token": "test_lock_with_a_constant_token",
+        "free the lock only\nif it still holds `token`": "test_lock_release_by_del",
+        "lets the lock change hands in the middle of your release": "test_lock_release_get_then_del",
+    },
+    "6": {
+        "only **one** may call `load()`": "test_stampede_plain_cache_aside",
+        "the others wait until the value is\ncached and return it": "test_stampede_losers_give_up",
+        "a waiter never calls `load()` itself": "test_stampede_waiters_loading_after_the_wait_fail",
+        "raises `TimeoutError`": "test_stampede_waiters_returning_none_after_the_wait_fail",
+    },
+    "7": {
+        "adds the pending counts to `products.views`": "test_write_behind_overwrites_the_column",
+        "removes them\nfrom Redis": "test_write_behind_never_clears_redis",
+        "in **one** SQL statement per flush": "test_write_behind_one_update_per_view",
+        "none may be lost": "test_write_behind_read_then_delete_loses_a_view",
+        "Add them to the hash `views_key() + \":unknown\"`": "test_write_behind_dropping_unknown_products_fails",
+    },
+}

@@ -144,10 +144,10 @@ def test_billing_that_polls_forever_is_cut_off(ns, monkeypatch):
 
 
 # exercise 3 ----------------------------------------------------------------------------------------------
-def lag(skip_uncommitted=False, committed_is_lag=False):
+def lag(skip_uncommitted=False, committed_is_lag=False, keep_invalid=False):
     def group_lag(admin, group, topic):
         listing = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-        committed = {tp.partition: tp.offset for tp in listing.topic_partitions if tp.offset >= 0}
+        committed = {tp.partition: tp.offset for tp in listing.topic_partitions if keep_invalid or tp.offset >= 0}
         parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {tp.partition: f.result().offset for tp, f in admin.list_offsets(
             {TopicPartition(topic, p): OffsetSpec.latest() for p in parts}).items()}
@@ -169,12 +169,16 @@ def test_lag_reporting_committed_offsets_fails(ns, admin):
     assert_fails(checks.group_lag(lag(committed_is_lag=True), admin, ns), "lag")
 
 
+def test_lag_counting_offset_invalid_as_committed_fails(ns, admin):
+    assert_fails(checks.group_lag(lag(keep_invalid=True), admin, ns), "-1001", "1005", in_hint=("OFFSET_INVALID",))
+
+
 def test_lag_reference_passes(ns, admin):
     assert_passes(checks.group_lag(lag(), admin, ns))
 
 
 # exercise 4 ----------------------------------------------------------------------------------------------
-def handler(increment=True, keep_key=True, straight_to_dlt=False, flush=True):
+def handler(increment=True, keep_key=True, straight_to_dlt=False, flush=True, value_of=None, error_of=str):
     def handle_checkout(msg, producer, charge, retry_topic, dlt_topic):
         headers = dict(msg.headers() or [])
         retries = int(headers.get("retries", b"0"))
@@ -185,8 +189,9 @@ def handler(increment=True, keep_key=True, straight_to_dlt=False, flush=True):
                 target, retries = retry_topic, retries + (1 if increment else 0)
             else:
                 target = dlt_topic
-            headers.update({"retries": str(retries), "error": str(exc)})
-            producer.produce(target, key=msg.key() if keep_key else None, value=msg.value(), headers=headers)
+            headers.update({"retries": str(retries), "error": error_of(exc)})
+            producer.produce(target, key=msg.key() if keep_key else None,
+                             value=value_of(msg) if value_of else msg.value(), headers=headers)
             if flush:
                 producer.flush(10)
 
@@ -283,3 +288,72 @@ def test_shutdown_loop_ignoring_stop_fails_and_the_process_survives_the_cleanup(
 
 def test_shutdown_reference_passes(ns, admin):
     assert_passes(checks.graceful_shutdown(runner(), admin, ns))
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_producer_values_not_json_fails(ns):
+    def publish_events(producer, topic, events):
+        delivered = []
+        for event in events:
+            producer.produce(topic, key=str(event["order_id"]), value=str(event),
+                             on_delivery=lambda err, msg: delivered.append(err))
+        producer.flush(10)
+        return sum(err is None for err in delivered)
+
+    assert_fails(checks.keyed_producer(publish_events, ns), "is not JSON", in_hint=("json.dumps",))
+
+
+def test_billing_not_returning_the_count_fails(ns):
+    def no_count(consumer, charge, idle_s):
+        bill()(consumer, charge, idle_s)
+
+    assert_fails(checks.at_least_once(no_count, ns), "bill_orders returned None")
+
+
+def test_dead_letter_without_the_original_value_fails(ns):
+    result = checks.dead_letters(handler(value_of=lambda msg: b"{}"), ns)
+    assert_fails(result, "not the original message's", in_hint=("msg.value()",))
+
+
+def test_dead_letter_error_header_without_the_text_fails(ns):
+    result = checks.dead_letters(handler(error_of=lambda exc: type(exc).__name__), ns)
+    assert_fails(result, "'error' header is b'ValueError'", in_hint=("str(exc)",))
+
+
+REQUIREMENTS = {
+    "1": {
+        "produce every event as JSON": "test_producer_values_not_json_fails",
+        "**keyed by its `order_id`**\n(as a string)": ("test_producer_without_key_fails",
+                                                      "test_producer_keyed_by_stage_fails"),
+        "Count the delivery reports\nthat came back without an error": "test_producer_counting_failed_deliveries_fails",
+        "wait until every message is delivered": "test_producer_without_flush_fails",
+    },
+    "2": {
+        "Poll until `poll(idle_s)` returns `None`": "test_billing_that_polls_forever_is_cut_off",
+        "call `charge(order)` with the decoded JSON body": "test_charging_the_raw_bytes_fails",
+        "**only then** commit that message's offset": ("test_commit_before_charge_loses_an_order",
+                                                       "test_never_committing_charges_twice"),
+        "Return how many orders you charged.": "test_billing_not_returning_the_count_fails",
+    },
+    "3": {
+        "for **every** partition of the topic": "test_lag_skipping_uncommitted_partitions_fails",
+        "lag = end offset − committed\noffset": "test_lag_reporting_committed_offsets_fails",
+        "`-1001` (`confluent_kafka.OFFSET_INVALID`": "test_lag_counting_offset_invalid_as_committed_fails",
+    },
+    "4": {
+        "produce a copy to `retry_topic` with `retries` increased by one": "test_retries_never_incremented_loops",
+        "at `MAX_RETRIES`: produce a copy to `dlt_topic`": "test_straight_to_dlt_fails",
+        "Every copy keeps the key": "test_dropping_the_key_fails",
+        "and value": "test_dead_letter_without_the_original_value_fails",
+        "carries an `error` header with the exception's text": "test_dead_letter_error_header_without_the_text_fails",
+        "Make sure the\ncopy is delivered before the function returns": "test_handler_without_flush_fails",
+    },
+    "5": {
+        "until the\n`threading.Event` `stop` is set":
+            "test_shutdown_loop_ignoring_stop_fails_and_the_process_survives_the_cleanup",
+        "make sure everything processed is committed": ("test_shutdown_without_commit_fails",
+                                                        "test_shutdown_committing_before_process_fails"),
+        "`close()` the\nconsumer so it leaves the group at once": "test_shutdown_without_close_fails",
+        "also if `process` raised": "test_shutdown_closing_outside_finally_fails",
+    },
+}

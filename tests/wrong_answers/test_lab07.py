@@ -61,7 +61,7 @@ def test_routing_reference_passes(ns):
 
 
 # exercise 2 ----------------------------------------------------------------------------------------------
-def worker(prefetch=1, ack=True, auto_ack=False):
+def worker(prefetch=1, ack=True, auto_ack=False, ack_first=False, count=True):
     def work(channel, queue, handle, idle_s):
         if prefetch:
             channel.basic_qos(prefetch_count=prefetch)
@@ -69,12 +69,14 @@ def worker(prefetch=1, ack=True, auto_ack=False):
         for method, _, body in channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=idle_s):
             if method is None:
                 break
+            if ack_first:
+                channel.basic_ack(method.delivery_tag)
             handle(body)
-            if ack and not auto_ack:
+            if ack and not auto_ack and not ack_first:
                 channel.basic_ack(method.delivery_tag)
             handled += 1
         channel.cancel()
-        return handled
+        return handled if count else None
 
     return work
 
@@ -97,10 +99,10 @@ def test_worker_reference_passes(ns):
 
 
 # exercise 3 ----------------------------------------------------------------------------------------------
-def declare(with_dlx=True):
+def declare(with_dlx=True, durable=True):
     def declare_work_queue(channel, queue, dead_letter_exchange):
         arguments = {"x-dead-letter-exchange": dead_letter_exchange} if with_dlx else None
-        channel.queue_declare(queue, durable=True, arguments=arguments)
+        channel.queue_declare(queue, durable=durable, arguments=arguments)
 
     return declare_work_queue
 
@@ -147,7 +149,7 @@ def test_dead_letters_reference_passes(ns):
 
 
 # exercise 4 ----------------------------------------------------------------------------------------------
-def publisher(confirms=True, mandatory=True, persistent=True):
+def publisher(confirms=True, mandatory=True, persistent=True, keep_going=True):
     def publish_jobs(channel, exchange, jobs):
         if confirms:
             channel.confirm_delivery()
@@ -158,6 +160,8 @@ def publisher(confirms=True, mandatory=True, persistent=True):
                 channel.basic_publish(exchange, key, body, properties, mandatory=mandatory)
             except (NackError, UnroutableError):
                 failed.append((key, body))
+                if not keep_going:
+                    break
         return failed
 
     return publish_jobs
@@ -209,3 +213,56 @@ def test_rpc_without_timeout_fails(ns):
 
 def test_rpc_reference_passes(ns):
     assert_passes(checks.rpc_client(rpc(), ns))
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_worker_acking_before_the_work_fails(ns):
+    assert_fails(checks.fair_worker(worker(ack_first=True), ns), "acked before handle() ran")
+
+
+def test_worker_not_returning_the_count_fails(ns):
+    assert_fails(checks.fair_worker(worker(count=False), ns))
+
+
+def test_non_durable_work_queue_fails(ns):
+    assert_fails(checks.dead_letters(declare(durable=False), on_job(), ns), "is not durable",
+                 in_hint=("durable=True",))
+
+
+def test_publishing_stopping_at_the_first_failure_fails(ns):
+    assert_fails(checks.reliable_publish(publisher(keep_going=False), ns))
+
+
+REQUIREMENTS = {
+    "1": {
+        "Declare `exchange` as a durable **topic** exchange": ("test_direct_exchange_fails",),
+        "the three durable queues": "test_non_durable_queues_fail",
+        "with exactly one word after `task.image`": "test_images_with_hash_gets_too_much",
+        "however many words follow `task.email`": "test_emails_with_star_misses_deep_keys",
+        "and nothing else": "test_audit_bound_to_everything_fails",
+    },
+    "2": {
+        "holding at most **one**\nunacked job at a time": "test_worker_without_prefetch_is_round_robin",
+        "consume `queue` with manual acks": "test_worker_with_auto_ack_is_round_robin",
+        "ack it only after `handle` returns": ("test_worker_acking_before_the_work_fails",
+                                               "test_worker_that_never_acks_fails"),
+        "return how many jobs you handled": "test_worker_not_returning_the_count_fails",
+    },
+    "3": {
+        "declares a durable `queue`": "test_non_durable_work_queue_fails",
+        "whose\nrejected messages go to `dead_letter_exchange`": "test_queue_without_dlx_drops_poison",
+        "ack the job if it returned": "test_acking_poison_drops_it",
+        "reject it **without requeue**": "test_requeueing_poison_loops",
+    },
+    "4": {
+        "Turn on publisher\nconfirms": "test_publishing_without_confirms_misses_refusals",
+        "as a **persistent** message": "test_transient_messages_fail",
+        "with `mandatory=True`": "test_publishing_without_mandatory_misses_unroutable",
+        "Keep going after a failure.": "test_publishing_stopping_at_the_first_failure_fails",
+    },
+    "5": {
+        "return the body of the reply **whose correlation id matches**": "test_rpc_taking_the_first_reply_fails",
+        "Raise `TimeoutError` if no matching reply arrives within `timeout_s` seconds.":
+            "test_rpc_without_timeout_fails",
+    },
+}

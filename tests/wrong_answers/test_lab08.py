@@ -323,3 +323,106 @@ async def ignores_stop_and_cancel(kv, user_id, apply, stop):
 
 def test_follow_settings_that_swallows_cancellation_fails_in_time(check):
     assert_fails(check(checks.follow_settings, ignores_stop_and_cancel), "did not return within 2 s after stop")
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_presence_returning_bytes_fails(ns, check):
+    async def raw(nc, user_id):
+        try:
+            return (await nc.request(ns.subject(f"presence.{user_id}"), b"", timeout=0.25)).data
+        except (NoRespondersError, TimeoutError):
+            return "unknown"
+
+    assert_fails(check(checks.presence, raw), "b'online'")
+
+
+def test_catch_up_reading_every_user_fails(ns, check):
+    async def everyone(js, user_id):
+        inbox = await js.pull_subscribe(ns.subject("notify.user.*"), stream=ns.stream("notify"),
+                                        durable=ns.stream(f"inbox_{user_id}"))
+        texts = []
+        try:
+            while True:
+                for msg in await inbox.fetch(10, timeout=0.3):
+                    texts.append(json.loads(msg.data)["text"])
+                    await msg.ack_sync()
+        except TimeoutError:
+            pass
+        finally:
+            await inbox.unsubscribe()
+        return texts
+
+    assert_fails(check(checks.catch_up, everyone))
+
+
+def test_increment_not_returning_the_count_fails(check):
+    async def no_return(kv, user_id):
+        await reference_increment(kv, user_id)
+
+    assert_fails(check(checks.increment_unread, no_return), "None")
+
+
+def test_increment_starting_a_new_key_at_zero_fails(check):
+    async def zero_first(kv, user_id):
+        key = f"unread.{user_id}"
+        try:
+            await kv.create(key, b"0")
+            return 0
+        except KeyWrongLastSequenceError:
+            return await reference_increment(kv, user_id)
+
+    assert_fails(check(checks.increment_unread, zero_first))
+
+
+def test_follow_settings_skipping_the_current_value_fails(check):
+    async def changes_only(kv, user_id, apply, stop):
+        watcher = await kv.watch(f"settings.{user_id}", include_history=False)
+        first = True
+        try:
+            while not stop.is_set():
+                try:
+                    entry = await watcher.updates(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if entry is not None and entry.value:
+                    if first:  # the current settings: skipped, only changes are applied
+                        first = False
+                        continue
+                    apply(json.loads(entry.value))
+        finally:
+            await watcher.stop()
+
+    assert_fails(check(checks.follow_settings, changes_only))
+
+
+REQUIREMENTS = {
+    "1": {
+        "publish the JSON object `{\"user\": user_id, \"text\": text}` (as bytes)":
+            "test_notify_with_plain_text_payload_fails",
+        "to that\nuser's subject": ("test_notify_on_a_shared_subject_fails", "test_notify_outside_the_namespace_fails"),
+    },
+    "2": {
+        "return the reply's text": "test_presence_returning_bytes_fails",
+        "return `\"unknown\"` when nobody\nanswers": "test_presence_without_error_handling_fails",
+        "or the answer takes longer than `PRESENCE_TIMEOUT_S`": "test_presence_with_a_long_timeout_fails",
+    },
+    "3": {
+        "through a **durable pull consumer**": "test_catch_up_with_an_ephemeral_consumer_fails",
+        "that sees only that\nuser's subject": "test_catch_up_reading_every_user_fails",
+        "fetch in batches of 10 until a fetch times out": "test_catch_up_with_one_fetch_fails",
+        "acknowledge each message after taking its\ntext": "test_catch_up_without_acks_fails",
+    },
+    "4": {
+        "add one and return the new\ncount": "test_increment_not_returning_the_count_fails",
+        "without losing an increment when two workers race": ("test_increment_with_get_and_put_loses_updates",
+                                                              "test_increment_without_retry_fails"),
+        "A key that does not exist yet counts as 0.": "test_increment_starting_a_new_key_at_zero_fails",
+    },
+    "5": {
+        "call `apply(settings_dict)` with the current settings":
+            "test_follow_settings_skipping_the_current_value_fails",
+        "then\nagain on every change": ("test_follow_settings_reading_once_fails",
+                                        "test_follow_settings_polling_skips_a_change"),
+        "return within a second after the `asyncio.Event` `stop` is set": "test_follow_settings_that_never_stops_fails",
+    },
+}

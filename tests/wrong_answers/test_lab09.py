@@ -356,14 +356,17 @@ def test_relay_reference_passes(conn, outbox):
 
 
 class TransientError(Exception):
-    pass
+    def __init__(self, message="", retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(Exception):
     pass
 
 
-def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wait_after_last=False):
+def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wait_after_last=False,
+               retry_after=max):
     def handle_with_retry(r, stream, group, entry_id, fields, handler, sleep=time.sleep):
         retryable = (TransientError, PermanentError) if retry_permanent else (TransientError,)
         for attempt in range(1, 5):
@@ -372,7 +375,9 @@ def make_retry(pg_ns, *, backoff=True, retry_permanent=False, ack_dead=True, wai
             except retryable as exc:
                 error = exc
                 if attempt < 4 or wait_after_last:
-                    sleep(0.01 * (2 ** (attempt - 1) if backoff else 1))
+                    delay = 0.01 * (2 ** (attempt - 1) if backoff else 1)
+                    hinted = getattr(exc, "retry_after", None)
+                    sleep(retry_after(delay, hinted) if hinted is not None and retry_after else delay)
                 continue
             except PermanentError as exc:
                 error = exc
@@ -430,8 +435,8 @@ def retrying_forever(catching):
                 handler(fields)
                 r.xack(stream, group, entry_id)
                 return "done"
-            except catching:
-                sleep(0.01 * 2 ** min(attempt - 1, 10))
+            except catching as exc:
+                sleep(max(0.01 * 2 ** min(attempt - 1, 10), getattr(exc, "retry_after", None) or 0))
     return handle
 
 
@@ -446,5 +451,84 @@ def test_retry_swallowing_every_exception_is_cut_short(retry_check, monkeypatch)
     assert_fails(result, "still did not give up")
 
 
+def test_retry_ignoring_retry_after_fails(retry_check, pg_ns):
+    result = retry_check(make_retry(pg_ns, retry_after=None))
+    assert_fails(result, "retry_after=0.05", "expected [0.05]", in_hint=("retry_after",))
+
+
+def test_retry_after_shortening_the_backoff_fails(retry_check, pg_ns):
+    result = retry_check(make_retry(pg_ns, retry_after=lambda delay, hinted: hinted))
+    assert_fails(result, "retry_after=0.001", "expected [0.01]", in_hint=("max(backoff, retry_after)",))
+
+
 def test_retry_reference_passes(retry_check, pg_ns):
     assert_passes(retry_check(make_retry(pg_ns)))
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_consume_not_returning_the_count_fails(r, pg_ns):
+    def no_count(r, stream, group, consumer, handle):
+        reference_consume(r, stream, group, consumer, handle)
+
+    assert_fails(checks.consume_batch(no_count, r, pg_ns))
+
+
+def test_relay_out_of_id_order_fails(conn, outbox):
+    def newest_first(conn, producer, topic):
+        rows = conn.execute("SELECT id, key, payload FROM outbox WHERE published_at IS NULL "
+                            "ORDER BY id DESC").fetchall()
+        done = []
+        for event_id, key, payload in rows:
+            producer.produce(topic, key=key, value=payload, headers={"event_id": str(event_id)},
+                             on_delivery=lambda err, msg, event_id=event_id: err is None and done.append(event_id))
+        producer.flush(10)
+        with conn.transaction():
+            for event_id in done:
+                conn.execute("UPDATE outbox SET published_at = now() WHERE id = %s", (event_id,))
+        return len(done)
+
+    assert_fails(checks.relay(newest_first, conn, outbox))
+
+
+REQUIREMENTS = {
+    "1": {
+        "read up to 10 entries never delivered to the group":
+            "test_consume_reading_the_pending_list_instead_of_new_entries_fails",
+        "`XACK` each entry whose handler returned": "test_consume_acking_before_handling_loses_the_failed_order",
+        "leave that entry pending (another\nworker will retry it) and go on with the rest":
+            "test_consume_letting_the_error_escape_fails",
+        "Return how many entries you acknowledged.": "test_consume_not_returning_the_count_fails",
+    },
+    "2": {
+        "every entry pending for longer than `min_idle_ms`\n(never the ones a live worker just received)":
+            "test_reclaim_without_idle_threshold_steals_live_work",
+        "There may be\nmore than one XAUTOCLAIM batch of them.": ("test_reclaim_with_one_call_misses_a_batch",
+                                                                "test_reclaim_stopping_at_the_first_empty_batch_fails"),
+    },
+    "3": {
+        "at most once per `event_id`": ("test_apply_without_dedupe_applies_duplicates",
+                                        "test_apply_raising_on_a_duplicate_fails"),
+        "an event whose effect fails (here: it would overdraw the account) will be delivered again later": (
+            "test_apply_recording_the_event_outside_the_transaction_skips_the_redelivery",
+            "test_apply_committing_the_effect_before_the_event_id_fails"),
+    },
+    "4": {
+        "publish every row not yet published": "test_relay_republishing_everything_fails",
+        "in `id` order": "test_relay_out_of_id_order_fails",
+        "a header `event_id`": "test_relay_without_the_event_id_header_fails",
+        "wait for Kafka's delivery reports": "test_relay_without_flush_marks_nothing",
+        "set `published_at` only on the rows Kafka acknowledged": "test_relay_marking_failed_deliveries_loses_events",
+        "When Kafka\nis down, nothing may be marked published.": (
+            "test_relay_waiting_for_successes_while_kafka_is_down_is_cut_short",),
+    },
+    "5": {
+        "wait `BASE_DELAY_S * 2 ** (attempt - 1)` seconds with `sleep`": (
+            "test_retry_without_backoff_fails", "test_retry_with_time_sleep_instead_of_the_given_sleep_fails"),
+        "`MAX_ATTEMPTS` attempts in all": "test_retry_without_a_last_attempt_is_stopped",
+        "no wait after the last one": "test_retry_waiting_after_the_last_attempt_fails",
+        "wait the longer of that and the backoff": "test_retry_ignoring_retry_after_fails",
+        "never less than the backoff": "test_retry_after_shortening_the_backoff_fails",
+        "on `PermanentError` stop at once": "test_retry_of_a_permanent_error_fails",
+        "`XACK` the entry and return `\"dead-lettered\"`": "test_dead_letter_without_ack_fails",
+    },
+}

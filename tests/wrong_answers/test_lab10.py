@@ -444,3 +444,75 @@ def test_fetch_many_that_awaits_forever_is_cut_off():
     started = time.monotonic()
     assert_fails(checks.fetch_many(waits_for_nothing), "did not return within")
     assert time.monotonic() - started < checks.AIO_LIMIT_S + 5
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_apply_update_accepting_an_empty_mask_fails():
+    def no_empty_check(current, patch, mask):
+        if any(path not in {"display_name", "role", "phone", "slack_handle", "email"} for path in mask.paths):
+            raise ValueError(f"cannot update {list(mask.paths)}")
+        updated = users_pb2.User()
+        updated.CopyFrom(current)
+        mask.MergeMessage(patch, updated)
+        return updated
+
+    assert_fails(checks.apply_update(no_empty_check), "empty")
+
+
+def test_create_user_naming_fields_without_the_request_path_fails(pool):
+    class ShortNames(ReferenceUsers):
+        def CreateUser(self, request, context):
+            if found := _problems(request.user):
+                context.abort_with_status(_rich([(f.removeprefix("user."), d) for f, d in found]))
+            return super().CreateUser(request, context)
+
+    assert_fails(checks.create_user(ShortNames(pool)), "user.email")
+
+
+def test_watch_prices_repeating_the_first_symbol_fails():
+    class OneSymbol(ReferenceMarket):
+        def tick(self, request, sequence):
+            symbol = request.symbols[0]
+            return market_pb2.WatchPricesResponse(symbol=symbol, price_cents=self.feed.next_price(symbol),
+                                                  sequence=sequence)
+
+    assert_fails(checks.watch_prices(OneSymbol), "take turns", hint=False)
+
+
+REQUIREMENTS = {
+    "1": {
+        "It returns a **new** `User`": "test_apply_update_in_place_is_reported",
+        "with exactly the fields named in\n`mask.paths` taken from `patch`":
+            "test_apply_update_merge_from_ignores_the_mask",
+        "even when a value in `patch` is empty": "test_apply_update_that_skips_empty_values_fails",
+        "`current` itself is not modified": "test_apply_update_in_place_is_reported",
+        "If the mask is empty": "test_apply_update_accepting_an_empty_mask_fails",
+        "or\nnames a field outside `UPDATABLE`, raise `ValueError`.": "test_apply_update_without_validation_fails",
+    },
+    "2": {
+        "collect **every** problem before answering": "test_create_user_reporting_only_the_first_problem_fails",
+        "end the call with `INVALID_ARGUMENT`": "test_create_user_with_the_wrong_code_fails",
+        "a rich status whose details hold a `google.rpc.BadRequest`": "test_create_user_without_details_fails",
+        "Name the fields by their path in the request": "test_create_user_naming_fields_without_the_request_path_fails",
+        "answer `ALREADY_EXISTS`": "test_create_user_letting_unique_violation_escape_fails",
+    },
+    "3": {
+        "taking turns: first, second, ..., first\nagain": "test_watch_prices_repeating_the_first_symbol_fails",
+        "a `sequence` counting the ticks from 1": "test_watch_prices_counting_from_zero_fails",
+        "It stops\nafter `request.max_ticks` ticks": "test_watch_prices_ignoring_max_ticks_is_cut_off",
+        "(0 means \"until the client cancels\")": "test_watch_prices_with_no_ticks_for_max_ticks_zero_fails",
+        "A request without symbols ends with\n`INVALID_ARGUMENT`.": "test_watch_prices_without_symbol_check_fails",
+        "the method must stop **at once**": "test_watch_prices_that_sleeps_blindly_fails",
+    },
+    "4": {
+        "with a deadline of `timeout_s` seconds": "test_fetch_user_without_timeout_fails",
+        "returns the `User`": "test_fetch_user_returning_the_response_fails",
+        "Any other error (such as `NOT_FOUND`) is\nraised to the caller unchanged.": (
+            "test_fetch_user_that_swallows_every_error_fails",),
+    },
+    "5": {
+        "Fetch every id **concurrently**": "test_fetch_many_one_after_another_fails",
+        "return a list in the order of `ids`": "test_fetch_many_in_completion_order_fails",
+        "or `None` where the server answers `NOT_FOUND`": "test_fetch_many_without_not_found_handling_fails",
+    },
+}

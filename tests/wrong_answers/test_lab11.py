@@ -434,3 +434,60 @@ def test_metrics_with_wrong_label_names_is_reported():
             return grpc_handlers.wrap_behaviour(handler, around)
 
     assert_fails(checks.metrics_interceptor(NamedLabels), "raised ValueError: Incorrect label names")
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_auth_with_a_case_sensitive_scheme_fails():
+    class CaseSensitive(ReferenceAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            handler = continuation(handler_call_details)
+            if handler is None or handler_call_details.method.startswith("/grpc.health.v1.Health/"):
+                return handler
+            scheme, _, token = dict(handler_call_details.invocation_metadata).get("authorization", "").partition(" ")
+            if scheme == "Bearer" and token in self.tokens:
+                return handler
+            return grpc_handlers.refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "no")
+
+    assert_fails(checks.auth_interceptor(CaseSensitive), "lowercase")
+
+
+REQUIREMENTS = {
+    "1": {
+        "Methods whose name starts with `/grpc.health.v1.Health/` pass without a token":
+            "test_auth_that_blocks_health_checks_fails",
+        "with `<token>` a key of `self.tokens`": "test_auth_with_a_prefix_check_fails",
+        "The scheme `Bearer` is case-insensitive.": "test_auth_with_a_case_sensitive_scheme_fails",
+        "Anything else ends with `UNAUTHENTICATED`, before the servicer runs.": (
+            "test_auth_with_permission_denied_fails", "test_auth_refusal_that_raises_is_reported"),
+        "the metadata `authorization: Bearer <token>`": "test_auth_reading_a_capitalised_key_refuses_everyone",
+    },
+    "2": {
+        "a client interceptor for unary calls **and** client-streaming calls":
+            "test_client_interceptor_without_stream_support_fails",
+        "an `x-request-id` that is new for every call": "test_client_interceptor_with_one_request_id_fails",
+        "keeps whatever\nmetadata the caller passed": "test_client_interceptor_that_replaces_metadata_fails",
+        "It adds\n`(\"authorization\", \"Bearer <token>\")`": "test_client_interceptor_with_a_capitalised_key_fails",
+    },
+    "3": {
+        "every method of `course.v1.TelemetryService`": "test_retry_for_the_wrong_service_fails",
+        "up to 4 attempts in total": "test_retry_with_too_few_attempts_fails",
+        "with a first backoff of 0.1 s, doubling up\nto 1 s": ("test_retry_policy_fields_other_than_asked_fail",
+                                                            "test_retry_with_a_backoff_longer_than_the_deadline_is_named"),
+        "No other status code is retried.": "test_retry_of_invalid_argument_fails",
+    },
+    "4": {
+        "Report `NOT_SERVING` for every service": "test_shutdown_without_health_flip_fails",
+        "Keep serving for `drain_s` seconds": "test_shutdown_without_drain_fails",
+        "giving calls in flight `grace_s` seconds to finish": "test_shutdown_without_grace_fails",
+        "return only once it has stopped": ("test_shutdown_that_does_not_wait_fails",
+                                            "test_shutdown_that_never_returns_is_cut_off"),
+    },
+    "5": {
+        "labelled with `grpc_method` (the full method name)": ("test_metrics_with_short_method_names_fails",
+                                                               "test_metrics_with_wrong_label_names_is_reported"),
+        "Failed calls count too.": "test_metrics_without_finally_misses_failures",
+        "a\nclient stream and a server stream": "test_metrics_that_only_wraps_unary_handlers_misses_the_stream",
+        "time a response stream until it has ended":
+            "test_metrics_timing_a_response_stream_until_its_generator_is_returned_fails",
+    },
+}

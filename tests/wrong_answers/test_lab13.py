@@ -293,3 +293,67 @@ def test_alert_rule_reference_passes():
 ])
 def test_alert_rule_wrong_answers_fail(wrong, says):
     assert_fails(checks.alert_rule(wrong), says)
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_process_returning_nothing_fails():
+    def no_verdict(queue, job, metrics):
+        reference_process(queue, job, metrics)
+
+    assert_fails(checks.process_job(no_verdict))
+
+
+def test_process_counting_failures_as_ok_fails():
+    def all_ok(queue, job, metrics):
+        processed, duration, in_progress = metrics
+        with in_progress.labels(queue).track_inprogress(), duration.labels(queue).time():
+            try:
+                job()
+            except Exception:
+                processed.labels(queue, "ok").inc()
+                return False
+        processed.labels(queue, "ok").inc()
+        return True
+
+    assert_fails(checks.process_job(all_ok))
+
+
+REQUIREMENTS = {
+    "1": {
+        "create these three metrics **in `registry`**": "test_worker_metrics_in_global_registry_fails",
+        "jobs finished, successfully or not": "test_worker_metrics_gauge_for_a_count_fails",
+        "buckets 0.1, 0.5, 1, 5 and 30 s": "test_worker_metrics_default_buckets_fail",
+        "`queue`, `outcome` (`\"ok\"` or `\"error\"`)": "test_worker_metrics_outcome_on_histogram_fails",
+    },
+    "2": {
+        "A job that raises is a failure, not a crash of the worker": "test_process_letting_exceptions_escape_fails",
+        "count it with\n`outcome=\"error\"`": "test_process_counting_failures_as_ok_fails",
+        "and return `False`": "test_process_returning_nothing_fails",
+        "Time every job, failures too": ("test_process_timing_only_successes_fails", "test_process_milliseconds_fail"),
+        "keep `jobs_in_progress` at the number of jobs running, even after a failure":
+            "test_process_gauge_left_raised_on_failure_fails",
+    },
+    "3": {
+        "a gauge `queue_depth` with a label `queue`": "test_queue_depth_without_label_fails",
+        "read when Prometheus scrapes (not once, when you define it)": ("test_queue_depth_set_once_fails",
+                                                                         "test_queue_depth_polling_loop_is_cut"),
+    },
+    "4": {
+        "failed with a **server error** (status 5xx)": "test_error_ratio_wrong_answers_fail",
+        "per endpoint": "test_error_ratio_wrong_answers_fail",
+        "over\nthe last `$window`": "test_error_ratio_wrong_answers_fail",
+        "Select this lab's series with `namespace=\"$namespace\"`.": "test_error_ratio_wrong_answers_fail",
+    },
+    "5": {
+        "the 95th percentile of request latency per endpoint": "test_p95_wrong_answers_fail",
+        "over the last `$window`": "test_p95_wrong_answers_fail",
+    },
+    "6": {
+        "one alerting rule named `CheckoutSlow`": "test_alert_rule_wrong_answers_fail",
+        "the 95th percentile latency of the\n`/checkout` endpoint": "test_alert_rule_wrong_answers_fail",
+        "computed per `namespace`": "test_alert_rule_wrong_answers_fail",
+        "stays above 0.25 s for 5 minutes": "test_alert_rule_wrong_answers_fail",
+        "Its alerts carry the labels `namespace` and `severity: page`, nothing else.":
+            "test_alert_rule_wrong_answers_fail",
+    },
+}

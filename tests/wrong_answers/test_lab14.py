@@ -287,20 +287,23 @@ def products(conn, r, pg_ns):
     return lambda product_id: pg_ns.key("product", product_id)
 
 
-def make_lookup(conn, r, key, client_kind=SpanKind.CLIENT, nested=True, always_query=False):
+def make_lookup(conn, r, key, client_kind=SpanKind.CLIENT, nested=True, always_query=False, ttl=60,
+                attributes=("product.id", "cache.hit")):
     def lookup(tracer, product_id):
-        outer = tracer.start_as_current_span("get_product", attributes={"product.id": product_id})
+        outer = tracer.start_as_current_span(
+            "get_product", attributes={"product.id": product_id} if "product.id" in attributes else {})
         with outer as span:
             inner_tracer_context = {} if nested else {"context": context.Context()}
             with tracer.start_as_current_span("GET", kind=client_kind, attributes={"db.system": "redis"},
                                               **inner_tracer_context):
                 name = r.get(key(product_id))
-            span.set_attribute("cache.hit", name is not None)
+            if "cache.hit" in attributes:
+                span.set_attribute("cache.hit", name is not None)
             if name is None or always_query:
                 with tracer.start_as_current_span("SELECT", kind=client_kind, attributes={"db.system": "postgresql"},
                                                   **inner_tracer_context):
                     name = conn.execute("SELECT name FROM products WHERE id = %s", [product_id]).fetchone()[0]
-                r.set(key(product_id), name, ex=60)
+                r.set(key(product_id), name, ex=ttl)
             return name
     return lookup
 
@@ -313,10 +316,14 @@ def test_traced_lookup_reference_passes(conn, r, products):
     ({"client_kind": SpanKind.INTERNAL}, "kind CLIENT"),
     ({"nested": False}, "several traces"),
     ({"always_query": True}, "queried anyway"),
+    ({"ttl": None}, "lives forever"),
+    ({"attributes": ("cache.hit",)}, "no attribute product.id"),
+    ({"attributes": ("product.id",)}, "cache.hit is None"),
 ])
 def test_traced_lookup_wrong_answers_fail(conn, r, products, options, says):
     result = checks.traced_lookup(make_lookup(conn, r, products, **options), r, products)
-    assert_fails(result, says, hint=says != "queried anyway")  # that message says all there is to say
+    # those messages say all there is to say
+    assert_fails(result, says, hint=says not in ("queried anyway", "no attribute product.id"))
 
 
 def test_traced_lookup_span_never_ended_fails(conn, r, products):
@@ -413,3 +420,66 @@ def test_consume_internal_span_fails(topic):
             pass
 
     assert_fails(checks.kafka_consume(handle, topic), "CONSUMER")
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_request_id_ignoring_the_incoming_header_fails():
+    def always_new(handler):
+        def bound(request):
+            request_id = str(uuid.uuid4())
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+            try:
+                response = handler(request)
+                response.headers["X-Request-ID"] = request_id
+                return response
+            finally:
+                structlog.contextvars.clear_contextvars()
+        return bound
+
+    assert_fails(checks.request_id_middleware(always_new))
+
+
+REQUIREMENTS = {
+    "1": {
+        "returns `Response(200, {\"status\": \"ok\"})`": "test_liveness_reporting_redis_as_503_fails",
+        "must not open a connection to Redis": ("test_liveness_pinging_redis_fails",
+                                                "test_liveness_pinging_redis_and_ignoring_the_failure_fails"),
+    },
+    "2": {
+        "answer\n`Response(200, {\"status\": \"ok\", \"checks\": {\"postgres\": \"ok\", \"redis\": \"ok\"}})`":
+            "test_readiness_wrong_shape_fails",
+        "503 with\n`\"status\": \"fail\"` when one does not": ("test_readiness_always_200_fails",
+                                                              "test_readiness_500_fails"),
+        "Never let an exception\nescape": "test_readiness_exception_escaping_fails",
+        "never wait long": ("test_readiness_without_timeout_fails",
+                            "test_readiness_with_a_client_without_timeout_fails_on_a_hanging_redis"),
+    },
+    "3": {
+        "(in any letter case, e.g. `Authorization`)": "test_redaction_case_sensitive_fails",
+        "keep everything else": "test_redaction_dropping_keys_fails",
+        "return the event dict": "test_redaction_returning_nothing_fails",
+    },
+    "4": {
+        "takes the request id from the\n`X-Request-ID` header": "test_request_id_ignoring_the_incoming_header_fails",
+        "(or generates one with `uuid.uuid4()`)": "test_request_id_fixed_default_fails",
+        "returns it in the\nresponse's `X-Request-ID` header": ("test_request_id_not_returned_fails",
+                                                                "test_request_id_dropping_the_handlers_response_fails"),
+        "always clears the context afterwards, even when the handler raises": "test_request_id_never_cleared_fails",
+    },
+    "5": {
+        "Trace it with `tracer`": "test_traced_lookup_untraced_fails",
+        "inside it one span of kind `CLIENT` around each call": "test_traced_lookup_wrong_answers_fail",
+        "(then cache it for 60 s)": "test_traced_lookup_wrong_answers_fail",
+        "the\nattributes `product.id` and `cache.hit` (True/False)": "test_traced_lookup_wrong_answers_fail",
+        "a span `get_product`": "test_traced_lookup_span_never_ended_fails",
+    },
+    "6": {
+        "with the current trace context in the\nmessage headers": ("test_publish_without_headers_fails",
+                                                                  "test_publish_with_a_new_trace_fails"),
+    },
+    "7": {
+        "(their values are\nbytes)": "test_consume_bytes_headers_start_a_new_trace",
+        "inside a span of kind `CONSUMER`": "test_consume_internal_span_fails",
+        "that continues that trace": "test_consume_span_never_ended_fails",
+    },
+}

@@ -263,3 +263,54 @@ def test_summary_mean_instead_of_median_fails():
         return {**reference_summary(latencies_ms, statuses, duration_s), "p50_ms": float(np.mean(latencies_ms))}
 
     assert_fails(checks.load_summary(mean), "p50_ms")
+
+
+# requirements the tests above did not break on their own -----------------------------------------------
+def test_cache_price_as_text_fails(check_cache, pg_ns):
+    reference = _reader(pg_ns)
+
+    def price_as_text(r, pool, product_id):
+        product = reference(r, pool, product_id)
+        return product and {**product, "price": str(product["price"])}
+
+    assert_fails(check_cache(price_as_text, _writer(pg_ns)))
+
+
+def test_cache_unknown_product_raising_fails(check_cache, pg_ns):
+    reference = _reader(pg_ns)
+
+    def no_none(r, pool, product_id):
+        product = reference(r, pool, product_id)
+        if product is None:
+            raise KeyError(product_id)
+        return product
+
+    assert_fails(check_cache(no_none, _writer(pg_ns)))
+
+
+REQUIREMENTS = {
+    "1": {
+        "returns `{\"product_id\", \"name\", \"price\"}` (price as a float)": "test_cache_price_as_text_fails",
+        "or `None` for an\nunknown product": "test_cache_unknown_product_raising_fails",
+        "Read Redis at `product_key(product_id)` first": "test_cache_never_read_fails",
+        "cache its JSON for `CACHE_TTL_S` seconds": "test_cache_without_ttl_fails",
+        "then invalidates the cached copy": ("test_write_without_invalidation_fails",
+                                             "test_invalidation_before_commit_fails"),
+    },
+    "2": {
+        "both or neither": ("test_order_committed_before_outbox_fails", "test_error_swallowed_fails"),
+        "`{\"event_id\": \"order-<order_id>\", \"order_id\", \"product_id\", \"quantity\"}`":
+            "test_outbox_without_event_id_fails",
+    },
+    "3": {
+        "exactly once per\n`event[\"event_id\"]`, however often the event arrives": "test_consumer_without_dedup_fails",
+        "If the counter update fails, the event must not be\nremembered as processed": (
+            "test_consumer_marking_outside_the_transaction_fails", "test_consumer_leaving_its_transaction_open_fails"),
+    },
+    "4": {
+        "`req_per_s`": "test_summary_rate_from_summed_latency_fails",
+        "a 404 is a correct answer": "test_summary_counting_404_as_error_fails",
+        "(share of 5xx or\nno answer": "test_summary_ignoring_no_answer_fails",
+        "`p50_ms`": "test_summary_mean_instead_of_median_fails",
+    },
+}

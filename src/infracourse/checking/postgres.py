@@ -55,6 +55,19 @@ def learner_rows(conn: psycopg.Connection, query: object, params: Mapping[str, o
     return []
 
 
+def expect_columns(conn: psycopg.Connection, query: str, columns: Sequence[str],
+                   params: Mapping[str, object] | None = None) -> None:
+    """Fail unless the learner's QUERY (already accepted by learner_rows) names its result columns COLUMNS, in
+    that order: an exercise that says "Columns: a, b" means those names."""
+    ready(conn)
+    try:
+        names = [c.name for c in conn.execute(query, params).description or []]
+    finally:
+        ready(conn)
+    expect(names == list(columns), f"the result's columns are {', '.join(names) or 'none'}; the exercise asks for "
+           f"{', '.join(columns)}", hint="name each column with AS, in the order asked")
+
+
 def reference_rows(conn: psycopg.Connection, query: str, params: Mapping[str, object] | None = None) -> list[tuple]:
     return [tuple(r) for r in conn.execute(query, params).fetchall()]
 

@@ -263,6 +263,7 @@ def top_sellers(query: str, conn: psycopg.Connection) -> str:
                               rows_hint="sum per (region, rep) first, then number the reps within each region "
                                         "by total",
                               order_hint="ORDER BY region, total DESC, rep")
+    postgres.expect_columns(conn, query, ("region", "rep", "total"), {"n": 1})
     return "n = 1, 2 and 3"
 
 
@@ -371,4 +372,5 @@ def reports_under(query: str, conn: psycopg.Connection) -> str:
             postgres.compare_rows(got, expected, columns=("name", "depth"), what=f"for {manager}",
                                   rows_hint="direct reports have depth 1, their reports depth 2, and so on",
                                   order_hint="ORDER BY depth, name")
+    postgres.expect_columns(conn, query, ("name", "depth"), {"manager": "Ada"})
     return "4 managers, up to 4 levels deep"

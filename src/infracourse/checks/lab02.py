@@ -8,10 +8,11 @@ TcpProxy that is cut), and bound every wait.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -80,7 +81,8 @@ def pooled_handler(fn, dsn: str) -> str:
         pool.wait(timeout=10)
         first = time_limit.bounded(CALL_DEADLINE_S, fn, pool, 7, what="get_user_name(pool, 7)",
                                    hint=CAP_WAITS_HINT)
-        expect(first == "user-7", f"get_user_name(pool, 7) returned {first!r}, expected 'user-7'")
+        expect(first == "user-7", f"get_user_name(pool, 7) returned {first!r}, expected 'user-7'",
+               hint="return the name itself (the row's first column), not the row")
         missing = time_limit.bounded(CALL_DEADLINE_S, fn, pool, 10_000, what="get_user_name(pool, 10000)",
                                      hint=CAP_WAITS_HINT)
         expect(missing is None, f"for an unknown id your function returned {missing!r}, expected None",
@@ -213,6 +215,12 @@ def least_privilege(fn, conn: psycopg.Connection, reporter: LoginRole) -> str:
 
 
 # 4 -------------------------------------------------------------------------------------------------------
+def _tickets_of(owner: psycopg.Connection, tenant: LoginRole, where: str = "true") -> int:
+    """How many of TENANT's tickets match WHERE, as the table's owner sees them (RLS does not apply to it)."""
+    query = sql.SQL("SELECT count(*) FROM tickets WHERE tenant = %s AND {}").format(sql.SQL(where))
+    return owner.execute(query, (tenant.name,)).fetchone()[0]
+
+
 @exercise("4", "Row-level security for tenants")
 def row_level_security(fn, conn: psycopg.Connection, tenant_a: LoginRole, tenant_b: LoginRole) -> str:
     _load(conn, "tickets")
@@ -253,11 +261,13 @@ def row_level_security(fn, conn: psycopg.Connection, tenant_a: LoginRole, tenant
             planted = False
         expect(not planted, "tenant A could write a ticket in tenant B's name",
                hint="a policy's WITH CHECK expression limits the rows a role may write")
-        touched = a.execute("UPDATE tickets SET body = 'changed' WHERE tenant = %s", (tenant_b.name,)).rowcount
-        touched += a.execute("DELETE FROM tickets WHERE tenant = %s", (tenant_b.name,)).rowcount
-        expect(touched == 0, f"tenant A changed or deleted {touched} of tenant B's tickets")
-    left = conn.execute("SELECT count(*) FROM tickets WHERE tenant = %s", (tenant_b.name,)).fetchone()[0]
-    expect(left == 2, "tenant B's tickets changed while tenant A worked")
+        # no WHERE on the tenant column: then only the UPDATE and DELETE policies decide which rows are reached
+        a.execute("UPDATE tickets SET body = 'changed by A'")
+        changed = _tickets_of(conn, tenant_b, "body = 'changed by A'")
+        a.execute("DELETE FROM tickets")
+    deleted = 2 - _tickets_of(conn, tenant_b)
+    expect(changed == 0 and deleted == 0, f"tenant A changed {changed} and deleted {deleted} of tenant B's 2 tickets",
+           hint="one policy FOR ALL (the default) with USING (tenant = current_user) limits UPDATE and DELETE too")
     return "each tenant sees and writes only its own tickets"
 
 
@@ -374,7 +384,8 @@ def retry_wrapper(fn, dsn: str) -> str:
         gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
         expect(min(gaps) >= 0.005, f"the retries came {min(gaps) * 1000:.1f} ms apart",
                hint="wait between attempts, so a struggling server gets air")
-        expect(gaps[-1] > gaps[0] * 1.5, "the wait between attempts does not grow",
+        waits = runs[-1] if len(runs[-1]) >= 2 else gaps  # the sleeps asked for, when known: no load noise
+        expect(waits[-1] > waits[0] * 1.5, "the wait between attempts does not grow",
                hint="exponential backoff: double the wait at each attempt (and add random jitter)")
         expect(not runs[0] or runs[0] != runs[1], f"the waits were {[round(w, 3) for w in runs[0]]} s in both runs: "
                "there is no random jitter", hint="add random jitter to each wait (tenacity: wait_exponential_jitter), "
@@ -391,9 +402,33 @@ def retry_wrapper(fn, dsn: str) -> str:
 
 
 # 6 -------------------------------------------------------------------------------------------------------
+COOLDOWN_S = 1.0  # long enough that a loaded machine reads "open" right after a failure, not "half-open"
+
+
+def _callers_bugs(call: Callable, state: Callable[[], str], open_error: type[Exception]) -> None:
+    """Three ValueErrors (not in failure_types) between two outage failures and the third: each must propagate
+    unchanged, and none may open (or close) the circuit."""
+
+    def buggy():
+        raise ValueError("a bug in the caller, not an outage")
+
+    for _ in range(3):
+        try:
+            call(buggy)
+            expect(False, "breaker.call(fn) returned although fn raised ValueError",
+                   hint="let every exception of fn propagate: the breaker only decides what to count")
+        except open_error:
+            expect(False, "ValueErrors (not in failure_types) opened the circuit",
+                   hint="count only exceptions of failure_types; let other exceptions through, uncounted")
+        except ValueError:
+            pass
+    expect(state() == "closed", f"after 2 outage failures and 3 ValueErrors the breaker is {state()!r}, expected "
+           "'closed'", hint="count only exceptions of failure_types")
+
+
 @exercise("6", "A circuit breaker", stretch=True)
 def circuit_breaker(breaker_class, open_error) -> str:
-    breaker = breaker_class(threshold=3, cooldown_s=0.3)
+    breaker = breaker_class(threshold=3, cooldown_s=COOLDOWN_S, failure_types=(psycopg.OperationalError,))
 
     def state() -> str:  # a lock taken twice or a loop in the learner's code fails the check instead of hanging
         return time_limit.bounded(CALL_DEADLINE_S, lambda: breaker.state, what="reading breaker.state")
@@ -414,6 +449,8 @@ def circuit_breaker(breaker_class, open_error) -> str:
         expect(call(ping) == 1, "breaker.call(fn) should return what fn returns")
         proxy.cut()
         for n in range(1, 4):
+            if n == 3:  # two outage failures counted: a bug of the caller's in between must change nothing
+                _callers_bugs(call, state, open_error)
             try:
                 call(ping)
                 expect(False, "a call to a database that is down succeeded?")
@@ -422,7 +459,8 @@ def circuit_breaker(breaker_class, open_error) -> str:
                        hint="open only after `threshold` consecutive failures, and let the real error through")
             except psycopg.OperationalError:
                 pass
-        expect(state() == "open", f"after 3 failures the breaker is {state()!r}, expected 'open'")
+        expect(state() == "open", f"after 3 failures the breaker is {state()!r}, expected 'open'",
+               hint="an exception outside failure_types must not reset the failure count either")
         tried = len(network)
         try:
             call(ping)
@@ -434,7 +472,7 @@ def circuit_breaker(breaker_class, open_error) -> str:
         expect(rejected and len(network) == tried,
                f"while open, a call went to the network instead of raising {open_error.__name__}",
                hint="in call(), raise CircuitOpen before calling fn when the state is 'open'")
-        time.sleep(0.35)
+        time.sleep(COOLDOWN_S + 0.05)
         expect(state() == "half-open", f"after the cool-down the breaker is {state()!r}",
                hint="'half-open' once cooldown_s has passed since it opened")
         try:
@@ -445,7 +483,7 @@ def circuit_breaker(breaker_class, open_error) -> str:
             pass
         expect(state() == "open", f"a failed trial call left the breaker {state()!r}, expected 'open'")
         proxy.restore()
-        time.sleep(0.35)
+        time.sleep(COOLDOWN_S + 0.05)
         expect(call(ping) == 1 and state() == "closed",
                f"a successful trial call left the breaker {state()!r}, expected 'closed'")
         proxy.cut()
@@ -461,6 +499,45 @@ def circuit_breaker(breaker_class, open_error) -> str:
 
 # 7 -------------------------------------------------------------------------------------------------------
 MIGRATION_TABLES = ("schema_migrations", "mig_customers", "mig_orders", "mig_audit", "mig_left", "mig_right")
+
+
+def checksum(statements: str) -> str:
+    return hashlib.sha256(statements.encode()).hexdigest()
+
+
+def _expect_checksums(conn: psycopg.Connection, migrations: list[tuple[int, str, str]]) -> None:
+    try:
+        stored = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+    except psycopg.errors.UndefinedColumn:
+        postgres.ready(conn)
+        expect(False, "schema_migrations has no column checksum",
+               hint="CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text, checksum text)")
+    wrong = sorted(v for v, _, statements in migrations if stored.get(v) != checksum(statements))
+    expect(not wrong, f"the checksum recorded for version {wrong[0] if wrong else ''} is not the SHA-256 of its SQL",
+           hint="hashlib.sha256(sql.encode()).hexdigest()")
+
+
+def _expect_edit_refused(run: Callable, conn: psycopg.Connection, migrations: list[tuple[int, str, str]]) -> None:
+    """Migration 2 edited after it was applied, and a new migration 9 pending: the run raises ValueError naming
+    version 2 before it applies anything."""
+    edited = [(v, name, statements + " NOT NULL" if v == 2 else statements) for v, name, statements in migrations]
+    try:
+        run([*edited, (9, "create audit", "CREATE TABLE mig_audit (id int)")])
+        raised: Exception | None = None
+    except Exception as exc:  # noqa: BLE001 - which error it was is the verdict
+        raised = exc
+    postgres.ready(conn)
+    applied_9 = conn.execute("SELECT to_regclass('mig_audit') IS NOT NULL").fetchone()[0]
+    conn.execute("DROP TABLE IF EXISTS mig_audit")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 9")
+    expect(isinstance(raised, ValueError), "after migration 2 was edited, a run did not raise ValueError"
+           + (f" (it raised {type(raised).__name__})" if raised else ""),
+           hint="compare each recorded checksum with the checksum of that version's SQL now; raise ValueError if "
+                "they differ")
+    expect("2" in str(raised), f"the ValueError does not name the edited version 2: {raised}",
+           hint="say which version was edited")
+    expect(not applied_9, "with migration 2 edited, the run still applied migration 9 before refusing",
+           hint="check every recorded migration before applying any")
 
 
 @exercise("7", "A versioned migration runner", stretch=True)
@@ -486,9 +563,11 @@ def migration_runner(fn, conn: psycopg.Connection) -> str:
     postgres.ready(conn)
     recorded = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
     expect(recorded == [(1,), (2,), (3,)], f"schema_migrations holds {recorded}",
-           hint="insert (version, name) into schema_migrations as each migration is applied")
+           hint="insert (version, name, checksum) into schema_migrations as each migration is applied")
+    _expect_checksums(conn, migrations)
     again = run(migrations)
     expect(again == [], f"a second run returned {again!r}: it should apply nothing", hint="skip recorded versions")
+    _expect_edit_refused(run, conn, migrations)
     broken = [*migrations, (4, "audit, half broken", "CREATE TABLE mig_audit (id int); SELECT * FROM no_such_table")]
     try:
         run(broken)

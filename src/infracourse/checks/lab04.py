@@ -69,7 +69,8 @@ def leaderboard(add_score, top, r: redis.Redis, board_key) -> str:
                hint="points add up: ZINCRBY adds to a score, ZADD replaces it")
         returned = time_limit.call(LIMIT_S, add_score, r, board, "dee", 2)
         expect(returned is not None and float(returned) == 3,
-               f"add_score should return the player's new score; for dee (1 + 2) it returned {returned!r}")
+               f"add_score should return the player's new score; for dee (1 + 2) it returned {returned!r}",
+               hint="ZINCRBY replies with the new score: return it")
         got = _pairs(time_limit.call(LIMIT_S, top, r, board, 3))
         expect(got is not None, "top() should return a list of (player, score) pairs",
                hint="withscores=True gives the scores too")
@@ -217,6 +218,13 @@ def withdraw(withdraw_fn, wallet_key) -> str:
                "another client's withdrawal of 80, made between your read and your write, was lost",
                hint="WATCH the key, read, then MULTI/EXEC; retry on redis.WatchError")
         expect(ok is False, "withdraw returned True but the money was not taken")
+        r.set(key, 100)
+        spy.after_read("GET", key, lambda: other.decrby(key, 10))  # a small conflicting write: 90 are left
+        ok = time_limit.call(LIMIT_S, withdraw_fn, r, key, 60)
+        balance = int(other.get(key))
+        expect(ok is True and balance == 30, "another client took 10 between your read and your write; withdrawing "
+               f"60 from the 90 left should then succeed, but withdraw returned {ok!r} and left {balance}",
+               hint="when EXEC fails (redis.WatchError), start over: WATCH, read, MULTI, EXEC again")
         return "a conflicting withdrawal was detected and retried"
     finally:
         r.delete(key)

@@ -183,6 +183,33 @@ def lock(acquire, release, lock_key) -> str:
         other.close()
 
 
+def _waiters_time_out(get_guarded, r: redis.Redis, key: str) -> None:
+    """20 misses at once while the loader takes 1 s and wait_s is 0.3 s: one loads, the 19 others raise
+    TimeoutError instead of loading too."""
+    loads: list[int] = []
+
+    def very_slow_load():
+        loads.append(1)
+        time.sleep(1.0)
+        return {"report": 7}
+
+    def attempt():
+        try:
+            return get_guarded(r, key, very_slow_load, 5, 0.3)
+        except TimeoutError:
+            return TimeoutError
+
+    outcomes = time_limit.in_threads(2 * LIMIT_S, attempt, [()] * 20, what="requests that must give up",
+                                     hint="stop waiting after wait_s and raise TimeoutError")
+    expect(len(loads) == 1, f"with a loader slower than wait_s, 20 concurrent misses ran it {len(loads)} times",
+           hint="a waiter that has waited wait_s raises TimeoutError; it never calls load() itself")
+    timed_out = outcomes.count(TimeoutError)
+    others = sorted({repr(o) for o in outcomes if o is not TimeoutError and o != {"report": 7}})
+    expect(timed_out == 19, f"{timed_out} of the 19 waiters raised TimeoutError after wait_s"
+           + (f"; others returned {', '.join(others)}" if others else ""),
+           hint="after wait_s without a value, raise TimeoutError (do not return None)")
+
+
 @exercise("6", "A stampede guard", stretch=True)
 def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
     key = cache_key(f"hot-{_run_id()}")
@@ -193,11 +220,11 @@ def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
         time.sleep(0.2)
         return {"report": 42}
 
-    probe = cache_key(f"probe-{_run_id()}")
+    probe, slow_key = cache_key(f"probe-{_run_id()}"), cache_key(f"slow-{_run_id()}")
     try:
-        time_limit.call(LIMIT_S, get_guarded, r, probe, dict, 5)
+        time_limit.call(LIMIT_S, get_guarded, r, probe, dict, 5, 5.0)
         clients = 50
-        answers = time_limit.in_threads(2 * LIMIT_S, get_guarded, [(r, key, slow_load, 5)] * clients,
+        answers = time_limit.in_threads(2 * LIMIT_S, get_guarded, [(r, key, slow_load, 5, 5.0)] * clients,
                                         what="concurrent requests",
                                         hint="waiters must give up after a while (and the lock must expire)")
         expect(len(calls) > 0, "the loader never ran")
@@ -208,11 +235,12 @@ def stampede_guard(get_guarded, r: redis.Redis, cache_key) -> str:
                hint="waiters poll the cache until the winner has filled it")
         ttl = r.ttl(key)
         expect(0 < ttl <= 5, "the cached value should expire after ttl_s", hint="SET ... ex=ttl_s")
-        time_limit.call(LIMIT_S, get_guarded, r, key, slow_load, 5)
+        time_limit.call(LIMIT_S, get_guarded, r, key, slow_load, 5, 5.0)
         expect(len(calls) == 1, "a call after the value was cached ran the loader again")
-        return f"{clients} concurrent misses, 1 load"
+        _waiters_time_out(get_guarded, r, slow_key)
+        return f"{clients} concurrent misses, 1 load; waiters give up with TimeoutError"
     finally:
-        r.delete(key, key + ":lock", probe, probe + ":lock")
+        r.delete(key, key + ":lock", probe, probe + ":lock", slow_key, slow_key + ":lock")
 
 
 def _counting_connection(conn: psycopg.Connection) -> tuple[psycopg.Connection, list[int]]:
@@ -235,29 +263,37 @@ def _counting_connection(conn: psycopg.Connection) -> tuple[psycopg.Connection, 
     return counting, sent
 
 
+UNKNOWN_VIEWS = {10_000_001: 7, 10_000_002: 3}  # no such products
+
+
 @exercise("7", "A write-behind view counter", stretch=True)
 def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) -> str:
     spy, other = Spy(), _plain_client()
     r = spy.client()
     counting, sent = _counting_connection(conn)
     key = views_key()
+    unknown_key = key + ":unknown"
     try:
         time_limit.call(LIMIT_S, flush_views, r, counting)  # drains what earlier attempts left behind
         conn.execute("UPDATE products SET views = 0 WHERE product_id <= 5")
         other.delete(key)
+        other.delete(unknown_key)
         rng, expected = random.Random(1), Counter()
         for product_id in rng.choices([1, 2, 3, 4, 5], [50, 20, 15, 10, 5], k=1000):
             time_limit.call(LIMIT_S, record_view, r, product_id)
             expected[product_id] += 1
+        for product_id, views in UNKNOWN_VIEWS.items():  # products that are not in the table (deleted, or bad ids)
+            for _ in range(views):
+                time_limit.call(LIMIT_S, record_view, r, product_id)
         pending = sum(int(v) for v in other.hgetall(key).values())
-        expect(pending == 1000, f"after 1,000 views, views_key() holds {pending}",
+        expect(pending == 1010, f"after 1,010 views, views_key() holds {pending}",
                hint="HINCRBY views_key() product_id 1, and nothing else until the flush")
         sent[0] = 0
         spy.after_read("HGETALL", key, lambda: other.hincrby(key, 3, 1))  # a view arrives mid-flush
         time_limit.call(LIMIT_S, flush_views, r, counting)
         statements = sent[0]
         expected[3] += spy.fired
-        expect(statements <= 5, f"the flush sent {statements} statements for 5 products",
+        expect(statements <= 5, f"the flush sent {statements} statements for {5 + len(UNKNOWN_VIEWS)} products",
                hint="one UPDATE ... FROM unnest(%s::int[], %s::bigint[]) for the whole batch")
 
         def seen() -> Counter:
@@ -274,6 +310,10 @@ def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) 
                hint="remove what was flushed from Redis")
         expect(got == expected, "after one flush, some views ended up on the wrong products",
                hint="the hash field is the product id, the value its count")
+        parked = {int(p): int(n) for p, n in other.hgetall(unknown_key).items()}
+        expect(parked == UNKNOWN_VIEWS, f"views of products not in the table: {UNKNOWN_VIEWS} were recorded, "
+               f"{views_key()}:unknown holds {parked}",
+               hint="UPDATE ... RETURNING p.product_id tells which products exist; HINCRBY the others there")
         for product_id in rng.choices([1, 2, 3, 4, 5], k=500):
             time_limit.call(LIMIT_S, record_view, r, product_id)
             expected[product_id] += 1
@@ -284,9 +324,9 @@ def write_behind(record_view, flush_views, conn: psycopg.Connection, views_key) 
                hint="add to the column: SET views = views + n")
         expect(got == expected, "after two more flushes some views were counted twice",
                hint="remove what was flushed from Redis")
-        return f"1,500 views, {statements} SQL statement{'s' if statements != 1 else ''} in the flush"
+        return f"1,510 views, {statements} SQL statement{'s' if statements != 1 else ''} in the flush"
     finally:
-        other.delete(key)
+        other.delete(key, unknown_key)
         r.close()
         other.close()
         postgres.close_when_idle(counting)  # a timed-out flush_views may still be running a query on it

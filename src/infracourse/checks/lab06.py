@@ -19,7 +19,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infracourse.checking import exercise, expect, kafka_readback, time_limit
@@ -191,6 +199,12 @@ def keyed_producer(publish_events: Callable, ns: Namespace) -> str:
     finally:
         _drop(topic, groups=(ns.topic("check-reader"),))
     expect(arrived, "nothing arrived in the topic", hint="produce() only queues: flush() sends and waits")
+    for msg in arrived:
+        try:
+            json.loads(msg.value())
+        except (TypeError, ValueError):
+            expect(False, f"the value {msg.value()[:40]!r} is not JSON",
+                   hint="produce value=json.dumps(event), not str(event)")
     expect(len(arrived) >= delivered, f"only {len(arrived)} of {delivered} events arrived",
            hint="call producer.flush() before returning, so every queued message is sent")
     expect(len(arrived) == delivered, f"{len(arrived)} messages arrived for {delivered} deliverable events",
@@ -303,31 +317,59 @@ def at_least_once(bill_orders: Callable, ns: Namespace) -> str:
 
 
 # exercise 3 ----------------------------------------------------------------------------------------------
-@exercise("3", "Consumer lag from the admin API")
-def group_lag(group_lag_fn: Callable, admin: AdminClient, ns: Namespace) -> str:
-    (topic,) = _fresh_topics(ns, 3, "lag")
-    group = ns.topic(f"check-lag-{uuid.uuid4().hex[:6]}")
-    try:
-        sizes = {0: 10, 1: 6, 2: 4}
-        _send_one_per_request(topic, [(p, b"shipment") for p, n in sizes.items() for _ in range(n)])
-        done = {0: 4, 1: 6}  # partition 2: the group has not read anything yet
-        consumer = Consumer(kafka_config.consumer(group))
-        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in done.items()], asynchronous=False)
-        consumer.close()
-        got = group_lag_fn(admin, group, topic)
-    finally:
-        _drop(topic, groups=(group,))
-    expected = {p: n - done.get(p, 0) for p, n in sizes.items()}
+class _NamingPartitions:
+    """The admin client with one difference: list_consumer_group_offsets names every partition of TOPIC in its
+    request, so a partition the group never committed comes back with offset -1001 (OFFSET_INVALID) instead of
+    not at all (the other form the lab text announces)."""
+
+    def __init__(self, admin: AdminClient, topic: str, partitions: int) -> None:
+        self._admin, self._topic, self._partitions = admin, topic, partitions
+
+    def __getattr__(self, name: str):
+        return getattr(self._admin, name)
+
+    def list_consumer_group_offsets(self, requests: list, **kwargs):
+        named = [ConsumerGroupTopicPartitions(request.group_id, request.topic_partitions
+                                              or [TopicPartition(self._topic, p) for p in range(self._partitions)])
+                 for request in requests]
+        return self._admin.list_consumer_group_offsets(named, **kwargs)
+
+
+def _lag_of(group_lag_fn: Callable, admin: object, group: str, topic: str, expected: dict[int, int],
+            form: str) -> None:
+    got = time_limit.bounded_here(LIMIT_S, group_lag_fn, admin, group, topic,
+                                  hint="give every future.result() a timeout: future.result(10)")
     expect(isinstance(got, dict), f"group_lag returned a {type(got).__name__}, expected a dict",
            hint="return {partition number: lag}")
     expect(set(got) == set(expected), f"the result has partitions {sorted(got)}, the topic has {sorted(expected)}",
            hint="include every partition of the topic, also one the group never committed")
     expect(got.get(1) == 0, f"partition 1 is fully read but its lag is {got.get(1)!r}",
            hint="lag = end offset - committed offset")
-    expect(got.get(2) == expected[2], f"partition 2 has no committed offset; its lag is {got.get(2)!r}",
-           hint="with no commit, every message of the partition is lag")
-    expect(got == expected, "the lag of partition 0 is not right", hint="end offset (latest) - committed offset")
-    return f"total lag {sum(expected.values())}"
+    expect(got.get(2) == expected[2], f"partition 2 has no committed offset ({form}); its lag is {got.get(2)!r}, "
+           f"expected {expected[2]}", hint="with no commit (missing, or offset -1001 = OFFSET_INVALID), every "
+           "message of the partition is lag")
+    expect(got == expected, f"the lag of partition 0 is {got.get(0)!r}, expected {expected[0]}",
+           hint="end offset (latest) - committed offset")
+
+
+@exercise("3", "Consumer lag from the admin API")
+def group_lag(group_lag_fn: Callable, admin: AdminClient, ns: Namespace) -> str:
+    (topic,) = _fresh_topics(ns, 3, "lag")
+    group = ns.topic(f"check-lag-{uuid.uuid4().hex[:6]}")
+    sizes = {0: 10, 1: 6, 2: 4}
+    done = {0: 4, 1: 6}  # partition 2: the group has not read anything yet
+    expected = {p: n - done.get(p, 0) for p, n in sizes.items()}
+    try:
+        _send_one_per_request(topic, [(p, b"shipment") for p, n in sizes.items() for _ in range(n)])
+        consumer = Consumer(kafka_config.consumer(group))
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in done.items()], asynchronous=False)
+        consumer.close()
+        _lag_of(group_lag_fn, admin, group, topic, expected, "missing from the group's offsets")
+        _lag_of(group_lag_fn, _NamingPartitions(admin, topic, len(sizes)), group, topic, expected,
+                "listed with offset -1001")
+    finally:
+        _drop(topic, groups=(group,))
+    return f"total lag {sum(expected.values())}, also with offset -1001 listed"
 
 
 # exercise 4 ----------------------------------------------------------------------------------------------
@@ -388,6 +430,13 @@ def dead_letters(handle_checkout: Callable, ns: Namespace) -> str:
                f"a DLT message has retries={headers.get('retries')!r}, expected {MAX_RETRIES}",
                hint="retry a failed message MAX_RETRIES times (retries 1, 2, 3) before the DLT")
         expect(headers.get("error"), "a DLT message has no 'error' header", hint="put str(exc) in an 'error' header")
+        expect(msg.value() == bodies[msg.key().decode()].encode(),
+               f"the DLT copy of {msg.key().decode()} has the value {msg.value()!r}, not the original message's",
+               hint="produce the copy with value=msg.value()")
+    poisoned = next(m for m in dead if m.key() == b"D4")
+    error = kafka_readback.headers_of(poisoned).get("error", b"")
+    expect(b"amount must be positive" in error, f"D4's 'error' header is {error!r}; charge() raised "
+           "ValueError('amount must be positive, got -5')", hint="the header holds the exception's text: str(exc)")
     per_key = Counter(m.key().decode() for m in retried if m.key())
     expect(per_key == Counter({"B2": MAX_RETRIES, "D4": MAX_RETRIES}),
            f"the retry topic holds {dict(per_key)} copies", hint=f"each poison order goes to retry {MAX_RETRIES} times")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 
 from infracourse import config
 from infracourse.checking import exercise, expect, time_limit
@@ -107,6 +108,26 @@ def routing(declare_routing: Callable, ns: Namespace) -> str:
 HEAVY_S, LIGHT_S = 0.2, 0.02
 
 
+class _AckSpy:
+    """The worker's channel, noting which delivery channel.consume() handed out last and which were acked, so
+    that handle() can tell whether its job was acked before the work was done."""
+
+    def __init__(self, channel: BlockingChannel) -> None:
+        self._channel, self.current, self.acked = channel, None, set()
+
+    def __getattr__(self, name: str):
+        return getattr(self._channel, name)
+
+    def consume(self, *args, **kwargs):
+        for method, properties, body in self._channel.consume(*args, **kwargs):
+            self.current = method.delivery_tag if method is not None else None
+            yield method, properties, body
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        self.acked.add(delivery_tag)
+        self._channel.basic_ack(delivery_tag, multiple)
+
+
 @exercise("2", "A fair worker: prefetch 1, ack after the work")
 def fair_worker(work: Callable, ns: Namespace) -> str:
     (queue,) = _names(ns, "thumbnails")
@@ -114,8 +135,12 @@ def fair_worker(work: Callable, ns: Namespace) -> str:
     errors: list[BaseException] = []
     returned: dict[str, object] = {}
 
-    def handle_for(name: str) -> Callable[[bytes], None]:
+    early: list[str] = []
+
+    def handle_for(name: str, spy: _AckSpy) -> Callable[[bytes], None]:
         def handle(body: bytes) -> None:
+            if spy.current is not None and spy.current in spy.acked:
+                early.append(name)
             time.sleep(float(body))
             done.append((name, float(body)))
 
@@ -125,7 +150,8 @@ def fair_worker(work: Callable, ns: Namespace) -> str:
         try:
             connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url()))
             try:
-                returned[name] = work(connection.channel(), queue, handle_for(name), 1.0)
+                spy = _AckSpy(connection.channel())
+                returned[name] = work(spy, queue, handle_for(name, spy), 1.0)
             finally:
                 if connection.is_open:
                     connection.close()
@@ -166,6 +192,8 @@ def fair_worker(work: Callable, ns: Namespace) -> str:
     expect(len(done) >= 12, f"{len(done)} of 12 jobs were handled", hint="call handle(body) for every message")
     expect(len(done) == 12, f"{len(done)} jobs were handled for 12 published (some twice)",
            hint="ack each message once, after handling it")
+    expect(not early, f"{len(early)} jobs were acked before handle() ran: a worker that dies mid-job loses them",
+           hint="call basic_ack(method.delivery_tag) after handle(body) returns")
     heavy = Counter(name for name, seconds in done if seconds == HEAVY_S)
     expect(min(heavy["worker-1"], heavy["worker-2"]) >= 2,
            f"one worker got {max(heavy.values())} of the 6 heavy jobs: dispatch was round-robin, not fair",
@@ -193,6 +221,8 @@ def dead_letters(declare_work_queue: Callable, on_job: Callable, ns: Namespace) 
             channel.queue_declare(dlq, durable=True)
             channel.queue_bind(dlq, dlx)
             declare_work_queue(channel, queue, dlx)
+            expect(rabbitmq_admin.queue_info(queue).get("durable"), f"the work queue {queue} is not durable: a "
+                   "broker restart deletes it and its jobs", hint="channel.queue_declare(queue, durable=True, ...)")
             for body in jobs:
                 channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
             deliveries = 0

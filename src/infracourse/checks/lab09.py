@@ -307,6 +307,14 @@ def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, perman
                ": each wait should be twice as long as the one before" if len(set(delays)) == 1 else ""),
            hint="sleep(BASE_DELAY_S * 2 ** (attempt - 1)) after a failed attempt")
 
+    result, _, delays, *_ = run([transient("rate limited", retry_after=0.05), None])
+    expect(result == "done" and same(delays, [0.05]), f"the error said retry_after=0.05; you waited {delays} before "
+           "the retry, expected [0.05]", hint="wait the longer of the backoff and the error's retry_after")
+    result, _, delays, *_ = run([transient("busy", retry_after=0.001), None])
+    expect(result == "done" and same(delays, [0.01]), f"the error said retry_after=0.001, shorter than the first "
+           f"backoff (0.01 s); you waited {delays}, expected [0.01]", hint="max(backoff, retry_after): the server's "
+           "hint never makes the wait shorter than the backoff")
+
     result, calls, delays, dead_entry, pending, _ = run([transient("service unavailable")])
     expect(calls == 4, f"a handler that always fails with TransientError was called {calls} times; expected 4",
            hint="MAX_ATTEMPTS attempts in all")
@@ -329,4 +337,5 @@ def handle_with_retry(fn, r: redis.Redis, ns: Namespace, transient: type, perman
            "a PermanentError should go to the dead letters at once with attempts 1")
     expect(pending == 0, "the dead-lettered message is still pending in the stream", hint="XACK it")
     r.delete(stream)
-    return "recovered after 2 retries; dead-lettered after 4 attempts; permanent error dead-lettered at once"
+    return ("recovered after 2 retries, retry_after honoured; dead-lettered after 4 attempts; permanent error "
+            "dead-lettered at once")

@@ -246,6 +246,9 @@ def _lookup_spans(get_product_traced, tracer, exporter, started: _Started, produ
     else:
         expect("postgresql" in systems, "on a cache miss there is no child span with db.system='postgresql'")
     expect(r.get(key) is not None, "after a lookup the product is not in the cache at the key you were given")
+    ttl = r.ttl(key)
+    expect(0 < ttl <= 60, f"the cached product lives {'forever' if ttl == -1 else f'{ttl} s'}; the exercise asks "
+           "for 60 s", hint="r.set(key, name, ex=60)")
     return spans
 
 

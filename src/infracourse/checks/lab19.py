@@ -85,7 +85,9 @@ def cache_aside(get_product: Callable, set_price: Callable, r, pool, product_key
         first = read(product_id)
         expect(isinstance(first, dict) and first.get("product_id") == product_id,
                f"get_product(r, pool, {product_id}) should return a dict with product_id {product_id}, got {first!r}")
-        expect(first.get("price") == _price(dsn, product_id), "the price returned differs from the one in PostgreSQL")
+        expect(first.get("price") == _price(dsn, product_id),
+               f"the price returned ({first.get('price')!r}) differs from the one in PostgreSQL",
+               hint="return the price as a float (numeric arrives as Decimal: price::float or float(...))")
         expect(r.exists(key), "nothing was cached at product_key(product_id) after a miss",
                hint="on a miss, SET the JSON of the product at product_key(product_id)")
         ttl = r.ttl(key)
