@@ -44,7 +44,8 @@ def _load(text: object, kind: str, what: str) -> list[k8s_manifests.Resource]:
 
 def _only(resources: list[k8s_manifests.Resource], kind: str) -> k8s_manifests.Resource:
     found = k8s_manifests.find(resources, kind)
-    expect(len(found) == 1, f"expected one {kind}, found {len(found)}")
+    expect(len(found) == 1, f"expected one {kind}, found {len(found)}",
+           hint="one document a resource, separated by lines `---`")
     return found[0]
 
 
@@ -79,7 +80,8 @@ def deployment(deployment_yaml: str, namespace: str) -> str:
     expect(not k8s_manifests.validate(resources), "the lab's ConfigMap no longer validates: re-run the Setup cell")
     dep = _only(resources, "Deployment")
     spec, pod = dep["spec"], dep["spec"]["template"]["spec"]
-    expect(dep["metadata"].get("name") == "orders-service", "the Deployment should be named orders-service")
+    expect(dep["metadata"].get("name") == "orders-service", "the Deployment should be named orders-service",
+           hint="metadata.name")
     expect(spec.get("replicas") == 3, f"replicas is {spec.get('replicas', 1)}, the exercise asks for 3",
            hint="spec.replicas")
     labels = (dep["spec"]["template"].get("metadata") or {}).get("labels") or {}
@@ -87,7 +89,8 @@ def deployment(deployment_yaml: str, namespace: str) -> str:
                                                  "app.kubernetes.io/name: orders-service",
            hint="spec.template.metadata.labels")
     containers = pod["containers"]
-    expect(len(containers) == 1, f"expected one container, found {len(containers)}")
+    expect(len(containers) == 1, f"expected one container, found {len(containers)}",
+           hint="the exercise's pods run the app alone: no sidecar")
     container = containers[0]
     expect(container.get("image") == "localhost/orders-service:0.1.0",
            f"the image is {container.get('image')!r}, not the image the exercise names",
@@ -95,6 +98,9 @@ def deployment(deployment_yaml: str, namespace: str) -> str:
     refs = [s.get("configMapRef", {}).get("name") for s in container.get("envFrom") or []]
     expect("orders-config" in refs, "the container does not get its environment from the ConfigMap orders-config",
            hint="envFrom: - configMapRef: name: orders-config")
+    ports = {port.get("name"): port.get("containerPort") for port in container.get("ports") or []}
+    expect(ports.get("http") == 8000, f"the container's ports are {ports}: the exercise asks for 8000 named http",
+           hint="ports: - name: http, containerPort: 8000")
     problems = k8s_manifests.semantic_problems(resources)
     expect(not problems, problems[0] if problems else "", hint="the lesson's rules: one line each, shown above")
     wanted = {"requests": {"cpu": 0.2, "memory": 192 * 2**20}, "limits": {"cpu": 1.0, "memory": 384 * 2**20}}
@@ -202,7 +208,8 @@ def _per_pod(expr: str, namespace: str, at: float, window: str) -> float:
 @exercise("4", "An HPA decision from Prometheus")
 def hpa_from_prometheus(per_pod_rps: str, desired: int, namespace: str, load, pods: int) -> str:
     expect(isinstance(per_pod_rps, str) and "$namespace" in per_pod_rps,
-           'PER_POD_RPS should be a PromQL string selecting namespace="$namespace"')
+           'PER_POD_RPS should be a PromQL string selecting namespace="$namespace"',
+           hint="other namespaces' pods share this Prometheus: select this lab's series")
     expect("$window" in per_pod_rps, "use [$window] as the range of rate(): the check evaluates with two windows",
            hint="rate(...[$window])")
     for window in ("3s", "5s"):
@@ -215,7 +222,8 @@ def hpa_from_prometheus(per_pod_rps: str, desired: int, namespace: str, load, po
                "user requests", hint="exclude Prometheus' scrapes and the probes (endpoint!~...), sum per "
                                      "instance, then average over the pods")
     rate = _per_pod(REFERENCE_PER_POD_RPS, namespace, load.end, "5s")
-    expect(isinstance(desired, int) and not isinstance(desired, bool), f"DESIRED is {desired!r}, not an int")
+    expect(isinstance(desired, int) and not isinstance(desired, bool), f"DESIRED is {desired!r}, not an int",
+           hint="exercise 3's desired_replicas returns an int")
     wanted = reference_desired(pods, rate, HPA["target_rps"], HPA["min"], HPA["max"])
     expect(desired == wanted, f"DESIRED is {desired}, but the HPA would not choose that for {rate:.1f} requests/s "
                               f"a pod on {pods} pods (target {HPA['target_rps']:g})",
@@ -259,7 +267,8 @@ def pod_disruption_budget(pdb_yaml: str) -> str:
 @exercise("6", "An HPA that scales the Deployment without fighting the budget", stretch=True)
 def autoscaler(hpa_yaml: str) -> str:
     hpa = _only(_load(hpa_yaml, "HorizontalPodAutoscaler", "HPA_YAML"), "HorizontalPodAutoscaler")
-    expect(hpa["apiVersion"] == "autoscaling/v2", "use autoscaling/v2 (v1 scales on CPU only)")
+    expect(hpa["apiVersion"] == "autoscaling/v2", "use autoscaling/v2 (v1 scales on CPU only)",
+           hint="apiVersion: autoscaling/v2")
     spec, ref = hpa["spec"], hpa["spec"]["scaleTargetRef"]
     expect((ref.get("apiVersion"), ref.get("kind"), ref.get("name")) == ("apps/v1", "Deployment", "orders-service"),
            f"scaleTargetRef is {ref.get('apiVersion')} {ref.get('kind')}/{ref.get('name')}: it must name the "
@@ -271,10 +280,12 @@ def autoscaler(hpa_yaml: str) -> str:
            hint="the exercise asks for the smallest such minimum")
     expect(spec["maxReplicas"] == 12, f"maxReplicas is {spec['maxReplicas']}, the exercise asks for 12",
            hint="spec.maxReplicas")
-    pods = [m["pods"] for m in spec.get("metrics") or [] if m.get("type") == "Pods"]
-    expect(len(pods) == 1 and pods[0]["metric"]["name"] == "http_requests_per_second",
-           "scale on one Pods metric named http_requests_per_second", hint="metrics: - type: Pods")
-    target = pods[0]["target"]
+    metrics = spec.get("metrics") or []
+    pods = (metrics[0].get("pods") or {}) if len(metrics) == 1 and metrics[0].get("type") == "Pods" else {}
+    expect((pods.get("metric") or {}).get("name") == "http_requests_per_second",
+           f"the metrics are {[m.get('type') for m in metrics]}: scale on one Pods metric named "
+           "http_requests_per_second", hint="metrics: - type: Pods, and no other metric")
+    target = pods.get("target") or {}
     expect(target.get("type") == "AverageValue" and k8s_manifests.quantity(target.get("averageValue", 0)) == 40,
            f"the target is {target}: the exercise asks for an average of 40 a pod",
            hint="target: type: AverageValue, averageValue: ...")
