@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml
 	@# warnings about this machine's package-index settings, which a learner cannot act on.
 	@echo "Installing the course's pinned packages into $(VENV) ..."
 	@if $(BIN)/python -m pip install -qq --disable-pip-version-check $(UV_PIN) 2>/dev/null && \
-	    $(BIN)/uv pip install -q --python $(BIN)/python -e .; then :; \
+	    $(BIN)/uv pip install -q --python $(BIN)/python -e . -e apps/orders_service; then :; \
 	else \
 	  echo "uv is not available here: installing with pip (a few minutes)"; \
-	  $(BIN)/python -m pip install -qq --disable-pip-version-check -e .; \
+	  $(BIN)/python -m pip install -qq --disable-pip-version-check -e . -e apps/orders_service; \
 	fi
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 

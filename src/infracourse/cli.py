@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 
+from infracourse.classroom import command as classroom
 from infracourse.config import SERVICE_NAMES
 from infracourse.errors import CourseError
 from infracourse.services import compose, health, native, system_packages
@@ -45,9 +47,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             code = system_packages.setup()
             if code != 0:
                 return code
-        outcomes = native.start(names)
-        for name, outcome in outcomes.items():
-            print(f"  {name:<11} {outcome}")
+        done: list[str] = []
+        lock = threading.Lock()
+
+        def report(name: str, outcome: str) -> None:
+            with lock:
+                done.append(name)
+                print(f"  [{len(done)}/{len(names)}] {name:<11} {outcome}  ({time.monotonic() - began:.1f} s in)",
+                      flush=True)
+
+        native.start(names, report)
     print(f"Services ready check after {time.monotonic() - began:.1f} s:")
     return 0 if print_status() else 1
 
@@ -235,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--trust-submissions", action="store_true", help="run kernels without the bubblewrap "
                        "sandbox (trusted code only; the gradebook says so)")
     grade.set_defaults(func=cmd_grade)
+    classroom.add_parser(sub)
     return parser
 
 

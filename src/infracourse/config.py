@@ -28,11 +28,15 @@ class Endpoint:
 # service -> (port, user, password, database); host is 127.0.0.1 for all of them
 _DEFAULTS: dict[str, tuple[int, str, str, str]] = {
     "postgres": (5432, "course", "course", "course"),
+    "pgbouncer": (6432, "course", "course", "course"),  # lesson 03: pools in front of postgres
+    "postgres_replica": (5433, "course", "course", "course"),  # lesson 03: a streaming hot standby
     "redis": (6379, "", "", "0"),
     "kafka": (9092, "", "", ""),
     "rabbitmq": (5672, "course", "course", "/"),
     "nats": (4222, "", "", ""),
     "prometheus": (9090, "", "", ""),
+    "alertmanager": (9093, "", "", ""),
+    "blackbox": (9115, "", "", ""),
 }
 
 SERVICE_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
@@ -83,7 +87,7 @@ def _conninfo_value(value: object) -> str:
 
 def redis_url() -> str:
     ep = endpoint("redis")
-    auth = f":{quote(ep.password)}@" if ep.password else ""
+    auth = f"{quote(ep.user)}:{quote(ep.password)}@" if ep.password else ""  # an ACL user (classroom) or none
     return f"redis://{auth}{ep.host}:{ep.port}/{ep.database}"
 
 
@@ -102,7 +106,9 @@ def rabbitmq_management_url() -> str:
 
 
 def nats_url() -> str:
-    return f"nats://{endpoint('nats').address}"
+    ep = endpoint("nats")
+    auth = f"{quote(ep.user)}:{quote(ep.password)}@" if ep.password else ""  # a classroom learner's NATS user
+    return f"nats://{auth}{ep.address}"
 
 
 def nats_monitoring_url() -> str:
@@ -112,3 +118,11 @@ def nats_monitoring_url() -> str:
 
 def prometheus_url() -> str:
     return f"http://{endpoint('prometheus').address}"
+
+
+def alertmanager_url() -> str:
+    return f"http://{endpoint('alertmanager').address}"
+
+
+def blackbox_url() -> str:
+    return f"http://{endpoint('blackbox').address}"

@@ -2,7 +2,8 @@
 from one slug, so notebooks never touch each other's data and can run in parallel or twice in a row.
 
 The slug gets a suffix from where the notebook runs: lessons (notebooks/) none, solutions/ "_sol", labs/
-"_lab". INFRACOURSE_NS_SUFFIX overrides it (the grader gives every submission its own).
+"_lab". INFRACOURSE_NS_SUFFIX overrides it (the grader gives every submission its own). On a classroom server
+COURSE_NAMESPACE_PREFIX (`ada__`, set by the hub) goes in front, so every slug is that learner's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def _suffix() -> str:
     return _FOLDER_SUFFIX.get(Path.cwd().name, "")
 
 
+def _prefix() -> str:
+    return re.sub(r"[^a-z0-9_]", "_", os.environ.get("COURSE_NAMESPACE_PREFIX", "").lower())
+
+
 class NamespaceBusy(CourseError):
     """Another kernel already runs a notebook with this namespace."""
 
@@ -51,7 +56,7 @@ class Namespace:
     def for_notebook(cls, base: str) -> Namespace:
         if not _SLUG_RE.match(base):
             raise ValueError(f"namespace {base!r}: use lowercase letters, digits and _ (e.g. 'pg01')")
-        return cls(base + _suffix())
+        return cls(_prefix() + base + _suffix())
 
     def claim(self) -> None:
         """Hold this namespace for as long as this process lives, or raise NamespaceBusy if another live
@@ -95,8 +100,9 @@ class Namespace:
     exchange = queue
 
     def subject(self, name: str) -> str:
-        """NATS subject: ns.subject("orders.>") -> 'nats08.orders.>'."""
-        return f"{self.slug}.{name}"
+        """NATS subject: ns.subject("orders.>") -> 'nats08.orders.>'. A learner's start with their prefix as a
+        token of its own ('ada__.ada__nats08.orders.>'): NATS permissions match whole tokens only."""
+        return f"{_prefix()}.{self.slug}.{name}" if _prefix() else f"{self.slug}.{name}"
 
     def stream(self, name: str) -> str:
         """JetStream stream, consumer or KV bucket name (no dots allowed there). The '-' cannot occur in a

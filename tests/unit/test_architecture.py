@@ -5,7 +5,8 @@
 - services/ and clients/ never import lessons/; lessons/ (props lessons show) never import checking/ or grading/;
 - checking/ (the exercise API and the harness) never imports checks/, authoring/ or grading/;
 - checks/labNN build on checking/ only: never on each other, authoring/ or grading/;
-- authoring/ never imports grading/; only cli imports everything.
+- authoring/ never imports grading/; classroom/ (a class on shared services) builds on grading/ and the rest,
+  and nothing but cli imports it; only cli imports everything.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "infracourse"
 TOP = {"config", "notebook", "namespace", "errors", "paths", "waiting"}
 FORBIDDEN = {
-    "top": {"lessons", "checking", "checks", "authoring", "grading", "cli"},
-    "services": {"clients", "lessons", "checking", "checks", "authoring", "grading", "cli"},
-    "clients": {"lessons", "checking", "checks", "authoring", "grading", "cli"},
-    "lessons": {"checking", "checks", "authoring", "grading", "cli"},
-    "checking": {"checks", "authoring", "grading", "cli"},
-    "checks": {"checks", "authoring", "grading", "cli"},
-    "authoring": {"grading", "cli"},
-    "grading": {"cli"},
+    "top": {"lessons", "checking", "checks", "authoring", "grading", "classroom", "cli"},
+    "services": {"clients", "lessons", "checking", "checks", "authoring", "grading", "classroom", "cli"},
+    "clients": {"lessons", "checking", "checks", "authoring", "grading", "classroom", "cli"},
+    "lessons": {"checking", "checks", "authoring", "grading", "classroom", "cli"},
+    "checking": {"checks", "authoring", "grading", "classroom", "cli"},
+    "checks": {"checks", "authoring", "grading", "classroom", "cli"},
+    "authoring": {"grading", "classroom", "cli"},
+    "grading": {"classroom", "cli"},
+    "classroom": {"cli"},
 }
 
 

@@ -2,6 +2,7 @@ import subprocess
 from pathlib import Path
 
 from infracourse.cli import build_parser
+from infracourse.config import SERVICE_NAMES
 from infracourse.services import system_packages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -11,7 +12,7 @@ COURSE = str(REPO / ".venv" / "bin" / "course")
 def test_status_exits_zero_with_every_service_healthy():
     result = subprocess.run([COURSE, "status"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout
-    assert result.stdout.count(" yes ") == 6
+    assert result.stdout.count(" yes ") == len(SERVICE_NAMES)
 
 
 def test_setup_print_only_names_the_packages():

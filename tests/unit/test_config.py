@@ -5,7 +5,9 @@ from infracourse import config
 
 def test_defaults_match_compose_ports():
     assert {s: config.endpoint(s).port for s in config.SERVICE_NAMES} == {
+        "pgbouncer": 6432, "postgres_replica": 5433,
         "postgres": 5432, "redis": 6379, "kafka": 9092, "rabbitmq": 5672, "nats": 4222, "prometheus": 9090,
+        "alertmanager": 9093, "blackbox": 9115,
     }
     assert all(config.endpoint(s).host == "127.0.0.1" for s in config.SERVICE_NAMES)
 
@@ -23,7 +25,7 @@ def test_bad_port_is_a_clear_error(monkeypatch):
 
 
 def test_unknown_service_names_the_known_ones():
-    with pytest.raises(KeyError, match="postgres, redis"):
+    with pytest.raises(KeyError, match="postgres, pgbouncer, postgres_replica, redis"):
         config.endpoint("mongo")
 
 

@@ -17,7 +17,8 @@ from infracourse.paths import repo_root
 FOLDERS = {"lesson": "notebooks", "lab": "labs", "solution": "solutions"}
 PATTERN = "[0-9][0-9]_*.ipynb"
 SERVICE_LABELS = {
-    "postgres": "PostgreSQL", "redis": "Redis", "kafka": "Kafka", "rabbitmq": "RabbitMQ",
+    "postgres": "PostgreSQL", "pgbouncer": "PgBouncer", "postgres_replica": "PostgreSQL read replica",
+    "redis": "Redis", "kafka": "Kafka", "rabbitmq": "RabbitMQ",
     "nats": "NATS", "prometheus": "Prometheus", "alertmanager": "Alertmanager", "blackbox": "blackbox exporter",
 }
 _NUMBER_PREFIX = re.compile(r"^\d\d\s*·\s*")

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 from infracourse.paths import repo_root
-from infracourse.services import prometheus_targets
+from infracourse.services import alerting_targets, prometheus_targets
 
 
 def engine_answers(timeout_s: float = 5.0) -> bool:
@@ -34,6 +34,8 @@ def run(*args: str) -> int:
 def up() -> int:
     # created by us, not by Docker (which would make a root-owned folder the notebooks cannot write)
     prometheus_targets.targets_dir()
+    for kind in (alerting_targets.ALERTMANAGERS, alerting_targets.PROBES):
+        alerting_targets.folder(kind)
     return run("up", "-d")
 
 

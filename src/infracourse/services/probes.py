@@ -52,6 +52,20 @@ def _postgres(ep: Endpoint) -> str | None:
     return None
 
 
+def _pgbouncer(ep: Endpoint) -> str | None:
+    """PgBouncer's own admin console answers without a server behind it (simple protocol only)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(host=ep.host, port=ep.port, user=ep.user, password=ep.password, dbname="pgbouncer",
+                             connect_timeout=int(TIMEOUT_S), autocommit=True) as conn:
+            result = conn.pgconn.exec_(b"SHOW VERSION")
+    except psycopg.OperationalError as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return first_line.rsplit(" failed: ", 1)[-1].strip() if " failed: " in first_line else first_line
+    return None if result.status == psycopg.pq.ExecStatus.TUPLES_OK else "no answer to SHOW VERSION"
+
+
 def _redis(ep: Endpoint) -> str | None:
     reply = _exchange(ep, b"PING\r\n", 7)
     if reply.startswith(b"+PONG"):
@@ -84,9 +98,14 @@ def _nats(ep: Endpoint) -> str | None:
     return "no NATS INFO greeting"
 
 
-def _prometheus(ep: Endpoint) -> str | None:
+def _http_ready(path: str) -> Callable[[Endpoint], str | None]:
+    """A probe that GETs PATH and wants a 200 (Prometheus' /-/ready, Alertmanager's, the blackbox exporter's)."""
+    return lambda ep: _get_ok(ep, path)
+
+
+def _get_ok(ep: Endpoint, path: str) -> str | None:
     try:
-        with urllib.request.urlopen(f"http://{ep.address}/-/ready", timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(f"http://{ep.address}{path}", timeout=TIMEOUT_S) as resp:
             return None if resp.status == 200 else f"HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code} (still starting?)"
@@ -96,11 +115,15 @@ def _prometheus(ep: Endpoint) -> str | None:
 
 PROBES: dict[str, Callable[[Endpoint], str | None]] = {
     "postgres": _postgres,
+    "pgbouncer": _pgbouncer,
+    "postgres_replica": _postgres,
     "redis": _redis,
     "kafka": _kafka,
     "rabbitmq": _rabbitmq,
     "nats": _nats,
-    "prometheus": _prometheus,
+    "prometheus": _http_ready("/-/ready"),
+    "alertmanager": _http_ready("/-/ready"),
+    "blackbox": _http_ready("/-/healthy"),
 }
 
 

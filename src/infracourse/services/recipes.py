@@ -13,6 +13,7 @@ from signal import SIGINT, SIGTERM
 
 from infracourse import config
 from infracourse.paths import services_config
+from infracourse.services import course_ca, nats_config
 from infracourse.services.probes import probe
 
 
@@ -100,6 +101,7 @@ class Postgres(NativeSpec):
 
     def prepare(self, dirs: ServiceDirs) -> None:
         dirs.root.mkdir(parents=True, exist_ok=True)
+        course_ca.ensure(self.run_as)  # TLS with the course CA (lesson 03); plain connections still work
         if (dirs.data / "PG_VERSION").exists():
             return
         ep = config.endpoint("postgres")
@@ -129,12 +131,14 @@ class Postgres(NativeSpec):
         return path
 
     def command(self, dirs: ServiceDirs) -> list[str]:
+        tls = course_ca.files()
         return [
             _which("postgres"), "-D", str(dirs.data),
             "-c", "listen_addresses=127.0.0.1", "-p", _port("postgres"),
             "-c", f"unix_socket_directories={self._socket_dir(dirs)}", "-c", "unix_socket_permissions=0700",
             "-c", "shared_preload_libraries=pg_stat_statements",
             "-c", "max_connections=200",
+            "-c", "ssl=on", "-c", f"ssl_cert_file={tls.server_cert}", "-c", f"ssl_key_file={tls.server_key}",
         ]
 
     def not_ready(self) -> str | None:
@@ -242,11 +246,8 @@ class Nats(NativeSpec):
         return ["nats-server"]
 
     def command(self, dirs: ServiceDirs) -> list[str]:
-        return [
-            _which("nats-server"), "-a", "127.0.0.1", "-p", _port("nats"),
-            "-m", config.nats_monitoring_url().rsplit(":", 1)[1],
-            "-js", "-sd", str(dirs.data),
-        ]
+        # a config file, not flags: its accounts include is what `course classroom` rewrites and reloads
+        return [_which("nats-server"), "-c", str(nats_config.write(dirs.root, dirs.data))]
 
 
 class Prometheus(NativeSpec):
@@ -266,7 +267,9 @@ class Prometheus(NativeSpec):
 
 
 from infracourse.services.recipes_alerting import ALERTING_SPECS  # noqa: I001 - it builds on the classes above
+from infracourse.services.recipes_postgres_scale import POSTGRES_SCALE_SPECS  # noqa: I001 - the same
 
 SPECS: dict[str, NativeSpec] = {
-    spec.name: spec for spec in (Postgres(), Redis(), Kafka(), RabbitMQ(), Nats(), Prometheus(), *ALERTING_SPECS)
+    spec.name: spec for spec in (Postgres(), Redis(), Kafka(), RabbitMQ(), Nats(), Prometheus(), *ALERTING_SPECS,
+                                     *POSTGRES_SCALE_SPECS)
 }

@@ -15,6 +15,7 @@ from infracourse.services.recipes import SPECS
 APT_PACKAGES: tuple[str, ...] = (
     "postgresql",
     "postgresql-contrib",
+    "pgbouncer",
     "redis-server",
     "rabbitmq-server",
     "nats-server",
@@ -33,8 +34,8 @@ TEST_TOOL_PACKAGES: tuple[str, ...] = (
 )
 TEST_TOOL_BINARIES: tuple[str, ...] = ("chromium", "chromedriver", "docker-compose")
 
-BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "redis", "rabbitmq", "nats-server", "prometheus", "alertmanager",
-                                  "blackbox_exporter")
+BREW_PACKAGES: tuple[str, ...] = ("postgresql@15", "pgbouncer", "redis", "rabbitmq", "nats-server", "prometheus",
+                                  "alertmanager", "blackbox_exporter")
 
 
 def missing_services() -> dict[str, list[str]]:
@@ -79,7 +80,16 @@ def can_install_here() -> bool:
 
 
 def setup(print_only: bool = False) -> int:
-    """Install what is missing; return a process exit code."""
+    """Install what native mode is missing, then what the containers chapter needs; return a process exit code."""
+    code = _setup_native(print_only)
+    if code == 0 and platform.system() == "Linux":
+        from infracourse.services import containers  # it builds on this module: imported here, not at the top
+
+        code = containers.setup(print_only)
+    return code
+
+
+def _setup_native(print_only: bool) -> int:
     missing = missing_native()
     if not missing:
         print("Native services: everything is installed.")
