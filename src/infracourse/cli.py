@@ -49,12 +49,13 @@ def cmd_up(args: argparse.Namespace) -> int:
                 return code
         done: list[str] = []
         lock = threading.Lock()
+        width = max(map(len, names))
 
         def report(name: str, outcome: str) -> None:
             with lock:
                 done.append(name)
-                print(f"  [{len(done)}/{len(names)}] {name:<11} {outcome}  ({time.monotonic() - began:.1f} s in)",
-                      flush=True)
+                print(f"  [{len(done)}/{len(names)}] {name:<{width}} {outcome}  "
+                      f"({time.monotonic() - began:.1f} s in)", flush=True)
 
         native.start(names, report)
     print(f"Services ready check after {time.monotonic() - began:.1f} s:")

@@ -3,6 +3,7 @@ own running services are never touched."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -165,7 +166,7 @@ def test_three_course_up_processes_at_once_start_each_service_once(private_home)
                              stderr=subprocess.STDOUT, text=True) for _ in range(3)]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], outputs
-    started = {name: sum(f"{name:<11} started" in out for out in outputs) for name in ("redis", "nats")}
+    started = {name: sum(bool(re.search(rf"\] {name} +started", out)) for out in outputs) for name in ("redis", "nats")}
     assert started == {"redis": 1, "nats": 1}, outputs
     pids = {name: native.our_pids(name) for name in ("redis", "nats")}
     assert all(len(found) == 1 for found in pids.values()), pids
