@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from infracourse.classroom import bench, limits, users
+from infracourse.classroom import bench, limits, provision, users
 from infracourse.paths import state_dir
 
 NAMES = ["hubta", "hubtb", "hubtc"]
@@ -50,13 +50,17 @@ def test_three_learners_on_the_hub_run_their_lab_apart() -> None:
         homes = {name: oct(users.ensure(name).stat().st_mode & 0o777) for name in NAMES}
         caps = {limits.memory_limit(name) for name in NAMES}
     finally:
-        bench.clean_up(NAMES)
+        revoked = bench.clean_up(NAMES)
     figures = bench.report(baseline, runs)
     assert figures["errors"] == 0, figures["first_errors"]
     assert figures["crosstalk"] == 0
     assert all(r.passed == 2 for r in [baseline, *runs])
     assert figures["refused_by_services"] == len(NAMES) * (len(NAMES) - 1) * 2  # Redis and PostgreSQL, each pair
+    assert figures["others_files_hidden"] == len(NAMES) * (len(NAMES) - 1) * 2  # their home, their secrets
     assert set(homes.values()) == {"0o700"}
     assert caps in ({1 << 30}, {None})  # the config's 1G in each learner's cgroup (None: no cgroups here)
     assert all(r.memory_mib > 20 for r in runs)  # measured from the learners' own processes
     assert not any(users.exists(name) for name in NAMES)
+    assert all(r.ok for r in revoked), [r.done for r in revoked]
+    left = provision.present()
+    assert not any(f"learner_{n}" in found for found in left.values() for n in NAMES), left

@@ -125,10 +125,12 @@ def two_learners():
     for name in (A, B):
         users.ensure(name)
     yield reports
-    provision.revoke(learners)
+    revoked = provision.revoke(learners)
     for name in (A, B):
         users.remove(name)
+    assert all(r.ok for r in revoked), [r.done for r in revoked]
     assert credentials.load(learners[0]) is None
+    assert not any(w.principal in found for found in provision.present().values() for w in learners)
 
 
 def test_every_attempt_on_b_is_refused_by_the_service(two_learners, tmp_path: Path) -> None:

@@ -36,4 +36,4 @@ def command(name: str, home: Path) -> list[str]:
     return [_binary("bwrap"), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname",
             f"course-{name}", *mounts, "--chdir", str(home), "--",
             _binary("setpriv"), f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups",
-            "--bounding-set=-all", "--"]
+            "--bounding-set=-all", "--no-new-privs", "--"]  # no setuid program gets root back
