@@ -93,6 +93,17 @@ def test_containerfile_whose_healthcheck_never_passes_fails(lab):
     assert_fails(checks.containerfile(containerfile(lab, wrong), lab), "not healthy")
 
 
+def test_containerfile_with_an_unpassed_base_fails(lab):
+    fixed = containerfile(lab, FINAL).replace("FROM ${BASE}", "FROM localhost/no-such-base:1")
+    assert_fails(checks.containerfile(fixed, lab), "the build failed")
+
+
+def test_containerfile_without_the_venv_on_path_fails(lab):
+    no_path = FINAL.replace("ENV PATH=/opt/venv/bin:/usr/bin:/bin ORDERS_HTTP_HOST=0.0.0.0",
+                            "ENV ORDERS_HTTP_HOST=0.0.0.0")
+    assert_fails(checks.containerfile(containerfile(lab, no_path), lab), "did not start", "python")
+
+
 # 2 .dockerignore ----------------------------------------------------------------------------------------------
 DOCKERIGNORE = "*\n!pyproject.toml\n!orders_service/\n!rootfs.py\n**/.env\n**/__pycache__\n"
 
@@ -116,6 +127,10 @@ def test_dockerignore_top_level_env_only_misses_the_nested_one(lab):
 def test_dockerignore_reinclusion_after_the_env_rule_lets_it_back(lab):
     assert_fails(checks.dockerignore("*\n**/.env\n!pyproject.toml\n!orders_service/\n!rootfs.py\n", lab),
                  "orders_service/.env")
+
+
+def test_dockerignore_forgetting_git_ships_it(lab):
+    assert_fails(checks.dockerignore("**/.env\n.venv\n", lab), ".git/config")
 
 
 def test_dockerignore_everything_excluded_lacks_the_app(lab):
@@ -213,6 +228,30 @@ def keeps_accepting_main():
     raise SystemExit(0 if left == 0 else 1)
 
 
+def exits_non_zero_main():
+    import signal
+    import threading
+
+    from orders_service import app
+    from orders_service.settings import load_settings
+
+    settings = load_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    service = app.OrdersService(settings)
+    service.open()
+    server = app.make_server(service, settings.http_host, settings.http_port)
+    loop = threading.Thread(target=server.serve_forever)
+    loop.start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    loop.join()
+    service.wait_idle(settings.shutdown_grace_s)
+    service.close()
+    raise SystemExit(3)
+
+
 def stub_main():
     # TODO: serve, and drain on SIGTERM
     raise NotImplementedError
@@ -242,6 +281,10 @@ def test_drain_that_keeps_accepting_fails(lab):
     assert_fails(checks.drain_handler(keeps_accepting_main, lab), "kept accepting")
 
 
+def test_drain_exiting_non_zero_fails(lab):
+    assert_fails(checks.drain_handler(exits_non_zero_main, lab), "exited 3, expected 0")
+
+
 # 4 hardened run -----------------------------------------------------------------------------------------------
 HARDENED = ["--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges"]
 
@@ -254,15 +297,24 @@ def test_hardened_not_done(lab):
     assert_not_done(checks.hardened_run(..., lab))
 
 
-@pytest.mark.parametrize(("flags", "words"), [
-    (HARDENED[1:], ("writable",)),
-    ([HARDENED[0], HARDENED[2]], ("capabilities",)),
-    ([*HARDENED, "--cap-add=NET_ADMIN"], ("capabilities",)),
-    (HARDENED[:2], ("NoNewPrivs",)),
-    ([*HARDENED, "--user=0"], ("root",)),
-])
-def test_hardened_missing_a_setting_fails(lab, flags, words):
-    assert_fails(checks.hardened_run(flags, lab), *words)
+def test_hardened_writable_root_fails(lab):
+    assert_fails(checks.hardened_run(HARDENED[1:], lab), "writable")
+
+
+def test_hardened_keeping_capabilities_fails(lab):
+    assert_fails(checks.hardened_run([HARDENED[0], HARDENED[2]], lab), "capabilities")
+
+
+def test_hardened_adding_a_capability_back_fails(lab):
+    assert_fails(checks.hardened_run([*HARDENED, "--cap-add=NET_ADMIN"], lab), "capabilities")
+
+
+def test_hardened_without_no_new_privileges_fails(lab):
+    assert_fails(checks.hardened_run(HARDENED[:2], lab), "NoNewPrivs")
+
+
+def test_hardened_as_root_fails(lab):
+    assert_fails(checks.hardened_run([*HARDENED, "--user=0"], lab), "root")
 
 
 # 5 token build ------------------------------------------------------------------------------------------------
@@ -337,3 +389,65 @@ def test_distroless_copying_the_whole_usr_keeps_the_os(lab):  # (`COPY --from=bu
     whole = DISTROLESS_FINAL.replace("COPY --from=build /rootfs /",
                                      "COPY --from=build /usr /usr\nCOPY --from=build /opt/venv /opt/venv")
     assert_fails(checks.distroless(distroless(lab, whole), lab), "not much was left out")
+
+
+def test_distroless_with_a_shell_fails(lab):
+    shell = DISTROLESS_FINAL.replace("COPY --from=build /rootfs /",
+                                     "COPY --from=build /rootfs /\nCOPY --from=build /usr/bin/dash /bin/sh")
+    assert_fails(checks.distroless(distroless(lab, shell), lab), "still has a shell")
+
+
+def test_distroless_as_root_fails(lab):
+    assert_fails(checks.distroless(distroless(lab, DISTROLESS_FINAL.replace("USER 10001:10001\n", "")), lab),
+                 "no USER")
+
+
+REQUIREMENTS = {
+    "1": {
+        "uses `FROM ${BASE}`": "test_containerfile_with_an_unpassed_base_fails",
+        "hadolint reports nothing": "test_containerfile_with_a_hadolint_finding_fails",
+        "two stages at least": "test_containerfile_single_stage_fails",
+        "takes the venv with `COPY --from=...`": "test_containerfile_without_copy_from_fails",
+        "the final stage runs as a non-root `USER`": ("test_containerfile_without_user_fails",
+                                                      "test_containerfile_as_root_fails"),
+        "has a `HEALTHCHECK`": ("test_containerfile_without_healthcheck_fails",
+                                "test_containerfile_whose_healthcheck_never_passes_fails"),
+        "an exec-form `CMD`": "test_containerfile_shell_form_cmd_fails_hadolint",
+        "with the venv's `python` on `PATH`": "test_containerfile_without_the_venv_on_path_fails",
+    },
+    "2": {
+        "a `.env` at the top and one inside `orders_service/`": ("test_dockerignore_empty_ships_the_secrets",
+                                                                 "test_dockerignore_top_level_env_only_misses_the_nested_one",
+                                                                 "test_dockerignore_reinclusion_after_the_env_rule_lets_it_back"),
+        "a `.venv/` and a `.git/`": ("test_dockerignore_empty_ships_the_secrets",
+                                     "test_dockerignore_forgetting_git_ships_it"),
+        "everything the Containerfile copies": "test_dockerignore_everything_excluded_lacks_the_app",
+    },
+    "3": {
+        "on SIGTERM, stops accepting new connections": ("test_drain_without_a_handler_is_killed",
+                                                        "test_drain_that_keeps_accepting_fails"),
+        "lets the requests in flight finish": "test_drain_exiting_in_the_handler_fails_the_in_flight_orders",
+        "and exits 0": "test_drain_exiting_non_zero_fails",
+        "it never waits longer than `settings.shutdown_grace_s`":
+            "test_drain_without_a_bound_is_killed_in_the_slow_case",
+    },
+    "4": {
+        "a read-only root filesystem": "test_hardened_writable_root_fails",
+        "remove every Linux capability": ("test_hardened_keeping_capabilities_fails",
+                                          "test_hardened_adding_a_capability_back_fails"),
+        "forbid gaining privileges": "test_hardened_without_no_new_privileges_fails",
+        "it keeps running as its non-root user": "test_hardened_as_root_fails",
+    },
+    "5": {
+        "writes the SHA-256 of the token": ("test_token_not_used_fails", "test_token_without_the_file_fails"),
+        "in no layer": "test_token_copied_then_removed_stays_in_a_layer",
+        "not in the image's history": "test_token_as_build_argument_leaks_into_history",
+        "not in its configuration": "test_token_in_env_leaks",
+    },
+    "6": {
+        "the final stage starts `FROM scratch`": "test_distroless_the_slim_image_is_not_from_scratch",
+        "under 70% of the reference image's size": "test_distroless_copying_the_whole_usr_keeps_the_os",
+        "have no shell": "test_distroless_with_a_shell_fails",
+        "still turn healthy as a non-root user": "test_distroless_as_root_fails",
+    },
+}

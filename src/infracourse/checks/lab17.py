@@ -131,8 +131,12 @@ def _run_healthy(lab: Lab, image: str, *flags: str, port: int | None = None) -> 
     """Run IMAGE as the lab's container on the host network; return its port once it reports healthy."""
     port = port or free_port()
     lab.rt.remove(lab.container)
-    lab.rt("run", "-d", "--name", lab.container, "--network", "host", *flags, *lab.env(port, ORDERS_SHUTDOWN_GRACE_S=
-                                                                                     str(GRACE_S)), image)
+    started = lab.rt.run("run", "-d", "--name", lab.container, "--network", "host", *flags,
+                         *lab.env(port, ORDERS_SHUTDOWN_GRACE_S=str(GRACE_S)), image)
+    if started.returncode != 0:
+        lab.rt.remove(lab.container)
+        expect(False, f"the container did not start: {_last_error(started.stderr)}",
+               hint="is the CMD's program on the image's PATH? `run --rm IMAGE` in a terminal shows the same error")
     try:
         lab.rt.wait_healthy(lab.container, timeout_s=60)  # generous: a loaded 2-core machine starts slowly
     except ContainerError as error:
@@ -140,6 +144,11 @@ def _run_healthy(lab: Lab, image: str, *flags: str, port: int | None = None) -> 
         expect(False, str(error).replace(lab.container, "the container"),
                hint="run it yourself and read `logs`; the HEALTHCHECK must ask the app on its port")
     return port
+
+
+def _last_error(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip() and "systemd" not in line]
+    return lines[-1].strip()[-240:] if lines else "(no output)"
 
 
 # 1 ---------------------------------------------------------------------------------------------------------------
@@ -333,7 +342,8 @@ def distroless(text: str, lab: Lab) -> str:
            hint="copy only the interpreter, its standard library, the venv and the libraries `ldd` lists")
     _run_healthy(lab, tag)
     try:
-        shell = lab.rt.run("exec", lab.container, "sh", "-c", "true").returncode == 0
+        shell = any(lab.rt.run("exec", lab.container, sh, "-c", "true").returncode == 0
+                    for sh in ("/bin/sh", "/usr/bin/sh"))
         uid = proc_status(lab.rt, lab.container, "Uid")["Uid"].split()[0]
     finally:
         lab.rt.remove(lab.container)
