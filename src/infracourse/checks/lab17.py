@@ -30,6 +30,8 @@ from infracourse.lessons.http_service import call
 from infracourse.namespace import Namespace
 from infracourse.services.containers import ContainerError, Runtime
 
+# read by `course grade`: the sandbox (an unprivileged uid, no user namespaces) cannot host a container runtime
+OUTSIDE_THE_SANDBOX = "builds and runs containers, which the grading sandbox cannot host"
 CONTEXT_MUST_KEEP = ("pyproject.toml", "orders_service/__init__.py", "orders_service/__main__.py",
                      "orders_service/app.py", "orders_service/settings.py", "rootfs.py")
 CONTEXT_DECOYS = {".env": "ORDERS_POSTGRES__PASSWORD=decoy\n", "orders_service/.env": "ORDERS_REDIS_URL=decoy\n",

@@ -12,6 +12,7 @@ repair is noted and flags the cell's exercises. Each cell keeps at most MAX_OUTP
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import tempfile
@@ -227,11 +228,22 @@ class _Grading:
         return True
 
 
+def sandbox_refusal(spec: LabSpec) -> str | None:
+    """Why SPEC's checks cannot run in the sandbox the grading run uses (its check module says), or None."""
+    if not sandbox.active().sandboxed:
+        return None
+    reason = getattr(importlib.import_module(f"infracourse.checks.lab{spec.number}"), "OUTSIDE_THE_SANDBOX", None)
+    return f"lab {spec.number} {reason}: grade it with --trust-submissions on a disposable machine" if reason else None
+
+
 def grade(student: str, path: Path, spec: LabSpec, limits: Limits, hidden: Path | None = None) -> Graded:
     """Run PATH as STUDENT's answer to SPEC; HIDDEN is the instructor's extra check module for this lab. Never
     raises: whatever goes wrong becomes this submission's entry, and the others are still graded."""
     began = time.monotonic()
     expected = [*spec.exercises, *(hidden_exercises(hidden) if hidden else [])]
+    if refusal := sandbox_refusal(spec):
+        outcomes = collect(expected, {}, {}, refusal)
+        return Graded(student, spec.name, spec.title, path, outcomes, [f"Not run: {refusal}."], 0.0)
     try:
         return _grade(student, path, spec, limits, hidden, expected, began)
     except Exception as exc:  # noqa: BLE001 - a bug or a hostile file must not stop the gradebook
