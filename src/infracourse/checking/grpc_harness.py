@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from infracourse.checking import CheckFailed, NotDone
+from infracourse.lessons import grpc_handlers
 
 T = TypeVar("T")
 Behaviour = Callable[[Any, grpc.ServicerContext], Any]
@@ -104,3 +105,23 @@ def status_code(call: Callable[..., Any], *args: Any, timeout: float, **kwargs: 
     except grpc.RpcError as err:
         return err.code()
     return grpc.StatusCode.OK
+
+
+class InterceptorTrap(Trap, grpc.ServerInterceptor):
+    """Runs a learner's server interceptor and the handler it returns, keeping what they raise (a server would
+    only answer UNKNOWN)."""
+
+    def __init__(self, inner: grpc.ServerInterceptor) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def intercept_service(self, continuation, handler_call_details):
+        try:
+            handler = self.inner.intercept_service(continuation, handler_call_details)
+        except Exception as exc:  # noqa: BLE001 - reported by raise_first
+            self.errors.append(exc)
+            return None
+        if not isinstance(handler, grpc.RpcMethodHandler):
+            return handler
+        return grpc_handlers.wrap_behaviour(
+            handler, lambda behaviour, streams: self.streaming(behaviour) if streams else self.unary(behaviour))

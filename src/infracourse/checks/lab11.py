@@ -15,9 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, Histogram
 
 from infracourse.checking import done, exercise, expect, time_limit
-from infracourse.checking.grpc_harness import Trap, serving, status_code
+from infracourse.checking.grpc_harness import InterceptorTrap, serving, status_code
 from infracourse.clients import protos
-from infracourse.lessons import grpc_handlers
 
 protos.generate()
 from infracourse.grpc_generated import telemetry_pb2, telemetry_pb2_grpc  # noqa: E402
@@ -68,26 +67,6 @@ def _uploads(n: int, pause_s: float = 0.0):
 _code = functools.partial(status_code, timeout=CALL_TIMEOUT_S)  # every call of a check has the same deadline
 
 
-class _Guard(Trap, grpc.ServerInterceptor):
-    """Runs the learner's interceptor and the handler it returns; keeps what they raise (a server would only
-    answer UNKNOWN)."""
-
-    def __init__(self, inner: grpc.ServerInterceptor) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def intercept_service(self, continuation, handler_call_details):
-        try:
-            handler = self.inner.intercept_service(continuation, handler_call_details)
-        except Exception as exc:  # noqa: BLE001 - reported by raise_first
-            self.errors.append(exc)
-            return None
-        if not isinstance(handler, grpc.RpcMethodHandler):
-            return handler
-        return grpc_handlers.wrap_behaviour(
-            handler, lambda behaviour, streams: self.streaming(behaviour) if streams else self.unary(behaviour))
-
-
 def _register(servicer, health_servicer=None):
     def register(server: grpc.Server) -> None:
         telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(servicer, server)
@@ -102,7 +81,7 @@ def _register(servicer, health_servicer=None):
 
 @exercise("1", "A bearer-token auth interceptor")
 def auth_interceptor(interceptor_class) -> str:
-    guard = _Guard(interceptor_class({TOKEN: "sensor-gateway"}))
+    guard = InterceptorTrap(interceptor_class({TOKEN: "sensor-gateway"}))
     with serving(_register(_Telemetry(), health.HealthServicer()), interceptors=[guard]) as port, \
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
@@ -344,7 +323,7 @@ def _streamed(channel: grpc.Channel) -> tuple[grpc.StatusCode, int]:
 def metrics_interceptor(interceptor_class) -> str:
     registry = CollectorRegistry()
     latency = Histogram("lab_grpc_server_handling_seconds", "check", ["grpc_method", "grpc_code"], registry=registry)
-    guard = _Guard(interceptor_class(latency))
+    guard = InterceptorTrap(interceptor_class(latency))
     with serving(_with_countdown(_register(_Telemetry())), interceptors=[guard]) as port, \
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)

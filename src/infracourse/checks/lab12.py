@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from infracourse.checking import NotDone, exercise, expect, time_limit
-from infracourse.checking.grpc_harness import Trap, serving, status_code
-from infracourse.lessons import edge_codegen, grpc_handlers
+from infracourse.checking.grpc_harness import InterceptorTrap, serving, status_code
+from infracourse.lessons import edge_codegen
 from infracourse.lessons.http_service import HttpService, Response
 from infracourse.lessons.json_gateway import JsonGateway
 
@@ -148,25 +148,6 @@ def _reference_verify(token: str) -> dict:
     return jwt.decode(token, keys[kid], algorithms=["ES256"], audience=AUDIENCE, issuer=ISSUER, leeway=LEEWAY_S)
 
 
-class _Guard(Trap, grpc.ServerInterceptor):
-    """Runs the learner's interceptor and the handler it returns; keeps what they raise."""
-
-    def __init__(self, inner: grpc.ServerInterceptor) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def intercept_service(self, continuation, handler_call_details):
-        try:
-            handler = self.inner.intercept_service(continuation, handler_call_details)
-        except Exception as exc:  # noqa: BLE001 - reported by raise_first
-            self.errors.append(exc)
-            return None
-        if not isinstance(handler, grpc.RpcMethodHandler):
-            return handler
-        return grpc_handlers.wrap_behaviour(
-            handler, lambda behaviour, streams: self.streaming(behaviour) if streams else self.unary(behaviour))
-
-
 class _Everything(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -201,7 +182,7 @@ ASKED_SCOPES = {GET: "catalog.read", CREATE: "catalog.write"}  # ListProducts le
 @exercise("2", "A JWT interceptor with scopes per method")
 def jwt_interceptor(interceptor_class) -> str:
     servicer = _Catalog()
-    guard = _Guard(interceptor_class(_reference_verify, dict(ASKED_SCOPES)))
+    guard = InterceptorTrap(interceptor_class(_reference_verify, dict(ASKED_SCOPES)))
     get = catalog_pb2.GetProductRequest(sku="sku-1")
     create = catalog_pb2.CreateProductRequest(product=catalog_pb2.Product(sku="new"))
     leaked = mint()
