@@ -33,7 +33,8 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-_CONNECTION_WORDS = ("connection", "server closed", "terminating", "refused", "broken pipe", "reset by peer")
+_CONNECTION_WORDS = ("connection", "server closed", "terminating", "refused", "broken pipe", "reset by peer",
+                     "unexpected eof", "ssl syscall")  # the last two: a TLS connection cut (lesson 03's server)
 _LOGIN_WORDS = ("authentication", "password", "access_refused", "not authorized", "noauth", "wrongpass")
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from infracourse import config
 from infracourse.paths import state_dir
 
 VALID_DAYS = 3650  # a teaching CA on loopback: long-lived, so a checkout from last year still connects
@@ -53,8 +54,22 @@ def files() -> Files:
 
 
 def ca_cert_path() -> Path:
-    """Where the course CA's certificate is (what sslrootcert names)."""
-    return files().ca_cert
+    """Where the course CA's certificate is (what sslrootcert names): the one beside the running server's
+    certificate when this process can see it (so a second checkout verifies the server the first one started),
+    else this checkout's."""
+    running = _running_server_ca()
+    return running if running is not None and running.exists() else files().ca_cert
+
+
+def _running_server_ca() -> Path | None:
+    import psycopg  # here, not at the top: the launcher imports this module before any client is needed
+
+    try:
+        with psycopg.connect(config.postgres_dsn(connect_timeout=2)) as conn:
+            cert_file = conn.execute("SHOW ssl_cert_file").fetchone()[0]
+    except psycopg.Error:  # down, or a login without the right to read settings (a classroom learner)
+        return None
+    return Path(cert_file).with_name("ca.crt") if cert_file else None
 
 
 def _name(common_name: str) -> x509.Name:
