@@ -54,7 +54,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         def report(name: str, outcome: str) -> None:
             with lock:
                 done.append(name)
-                print(f"  [{len(done)}/{len(names)}] {name:<{width}} {outcome}  "
+                print(f"  [{len(done):>{len(str(len(names)))}}/{len(names)}] {name:<{width}} {outcome}  "
                       f"({time.monotonic() - began:.1f} s in)", flush=True)
 
         native.start(names, report)
