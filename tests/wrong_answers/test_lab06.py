@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
-from verdicts import assert_fails, assert_not_done, assert_passes
+from verdicts import assert_fails, assert_not_done, assert_passes, scratch_namespace
 
-from infracourse import notebook
 from infracourse.checks import lab06 as checks
 from infracourse.clients import kafka_config
-from infracourse.namespace import Namespace
 
 MAX_RETRIES = 3
 
 
 @pytest.fixture
 def ns():
-    notebook.require("kafka")
-    namespace = Namespace("pytest_k5_" + uuid.uuid4().hex[:6])
-    yield namespace
-    namespace.reset("kafka")
+    with scratch_namespace("kafka") as namespace:
+        yield namespace
 
 
 @pytest.fixture

@@ -8,19 +8,15 @@ import uuid
 import pika
 import pytest
 from pika.exceptions import NackError, UnroutableError
-from verdicts import assert_fails, assert_not_done, assert_passes
+from verdicts import assert_fails, assert_not_done, assert_passes, scratch_namespace
 
-from infracourse import notebook
 from infracourse.checks import lab07 as checks
-from infracourse.namespace import Namespace
 
 
 @pytest.fixture
 def ns():
-    notebook.require("rabbitmq")
-    namespace = Namespace("pytest_r6_" + uuid.uuid4().hex[:6])
-    yield namespace
-    namespace.reset("rabbitmq")
+    with scratch_namespace("rabbitmq") as namespace:
+        yield namespace
 
 
 # exercise 1 ----------------------------------------------------------------------------------------------

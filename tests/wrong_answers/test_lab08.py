@@ -6,26 +6,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 
 import nats
 import pytest
 from nats.errors import NoRespondersError
 from nats.js.api import StreamConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from verdicts import assert_fails, assert_not_done, assert_passes
+from verdicts import assert_fails, assert_not_done, assert_passes, scratch_namespace
 
-from infracourse import config, notebook
+from infracourse import config
 from infracourse.checks import lab08 as checks
 from infracourse.namespace import Namespace
 
 
 @pytest.fixture
 def ns():
-    notebook.require("nats")
-    namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
-    yield namespace
-    namespace.reset("nats")
+    with scratch_namespace("nats") as namespace:
+        yield namespace
 
 
 def run(ns: Namespace, scenario):

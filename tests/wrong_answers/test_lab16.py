@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 from typing import Literal
 
 import nats
 import pytest
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_serializer, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from verdicts import assert_fails, assert_not_done, assert_passes
+from verdicts import assert_fails, assert_not_done, assert_passes, scratch_namespace
 
-from infracourse import config, notebook
+from infracourse import config
 from infracourse.checks import lab16 as checks
 from infracourse.namespace import Namespace
 
@@ -542,10 +541,8 @@ class FlagWatcher:
 
 @pytest.fixture
 def ns():
-    notebook.require("nats")
-    namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
-    yield namespace
-    namespace.reset("nats")
+    with scratch_namespace("nats") as namespace:
+        yield namespace
 
 
 def run_flags(ns: Namespace, watcher_cls):

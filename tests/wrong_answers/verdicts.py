@@ -1,8 +1,26 @@
-"""Assertions every wrong-answer test shares: a check's verdict, and the words its message must contain."""
+"""What every wrong-answer test shares: a check's verdict, the words its message must contain, and a scratch
+namespace of its own on the services a test uses."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from infracourse import notebook
 from infracourse.checking import FAILED, NOT_DONE, PASSED, CheckResult
+from infracourse.namespace import Namespace
+
+
+@contextmanager
+def scratch_namespace(*services: str) -> Iterator[Namespace]:
+    """A namespace no other test uses, on SERVICES (required first), emptied on them afterwards."""
+    notebook.require(*services)
+    namespace = Namespace("pytest_" + uuid.uuid4().hex[:8])
+    try:
+        yield namespace
+    finally:
+        namespace.reset(*services)
 
 
 def assert_fails(result: CheckResult, *words: str, hint: bool = True, in_hint: tuple[str, ...] = ()) -> None:
