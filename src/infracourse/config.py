@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from psycopg.conninfo import make_conninfo
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -74,15 +76,7 @@ def postgres_dsn(**options: object) -> str:
         "connect_timeout": 3,
         **options,
     }
-    return " ".join(f"{key}={_conninfo_value(value)}" for key, value in parts.items())
-
-
-def _conninfo_value(value: object) -> str:
-    text = str(value)
-    if text and not any(ch in text for ch in " '\\"):
-        return text
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
+    return make_conninfo(**parts)  # libpq's quoting: spaces, quotes, backslashes
 
 
 def redis_url() -> str:

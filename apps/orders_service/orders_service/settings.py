@@ -44,6 +44,8 @@ class PostgresSettings(BaseModel):
 
     def conninfo(self, **options: object) -> str:
         """A libpq connection string for psycopg; the password is revealed here and nowhere else."""
+        from psycopg.conninfo import make_conninfo  # here: the container's health probe imports only settings
+
         parts = {
             "host": self.host,
             "port": self.port,
@@ -53,15 +55,7 @@ class PostgresSettings(BaseModel):
             "connect_timeout": 3,
             **options,
         }
-        return " ".join(f"{key}={_conninfo_value(value)}" for key, value in parts.items())
-
-
-def _conninfo_value(value: object) -> str:
-    text = str(value)
-    if text and not any(ch in text for ch in " '\\"):
-        return text
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
+        return make_conninfo(**parts)  # libpq's quoting: spaces, quotes, backslashes
 
 
 class Settings(BaseSettings):
