@@ -1,7 +1,9 @@
 """Service endpoints and credentials: one place, the same defaults as docker-compose.yml.
 
 Every value can be overridden by an environment variable named COURSE_<SERVICE>_<FIELD>,
-for example COURSE_POSTGRES_PORT=5433 or COURSE_REDIS_HOST=10.0.0.5.
+for example COURSE_POSTGRES_PORT=5433 or COURSE_REDIS_HOST=10.0.0.5. On a shared server that
+`course classroom harden` closed, the admin passwords it generated come next (from a file only the
+instructor can read), then the public defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from psycopg.conninfo import make_conninfo
+
+from infracourse.paths import admin_secrets_file
 
 
 @dataclass(frozen=True)
@@ -44,13 +48,24 @@ _DEFAULTS: dict[str, tuple[int, str, str, str]] = {
 SERVICE_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
 
 
+def instructor_secrets() -> dict[str, str]:
+    """The COURSE_* variables `course classroom harden` stored, if this process may read them (the instructor's
+    may; a learner's, another uid, gets nothing)."""
+    try:
+        text = admin_secrets_file().read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if line.startswith("COURSE_") and "=" in line)
+
+
 def endpoint(service: str) -> Endpoint:
     """The endpoint of SERVICE, with COURSE_<SERVICE>_* environment overrides applied."""
     if service not in _DEFAULTS:
         raise KeyError(f"unknown service {service!r}; the course knows {', '.join(SERVICE_NAMES)}")
     port, user, password, database = _DEFAULTS[service]
     prefix = f"COURSE_{service.upper()}_"
-    env = os.environ.get
+    overrides = {**instructor_secrets(), **os.environ}
+    env = overrides.get
     raw_port = env(prefix + "PORT", str(port))
     if not raw_port.isdigit():
         raise ValueError(f"{prefix}PORT must be a number, got {raw_port!r}")
@@ -62,6 +77,12 @@ def endpoint(service: str) -> Endpoint:
         password=env(prefix + "PASSWORD", password),
         database=env(prefix + "DATABASE", database),
     )
+
+
+def public_password(service: str) -> str:
+    """The password this repository publishes for SERVICE's admin user ("": none): what `course classroom harden`
+    replaces."""
+    return _DEFAULTS[service][2]
 
 
 def postgres_dsn(**options: object) -> str:

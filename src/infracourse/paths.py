@@ -25,3 +25,14 @@ def services_config() -> Path:
 def state_dir() -> Path:
     """Data, logs and pid files of natively started services (git-ignored)."""
     return repo_root() / ".services"
+
+
+def classroom_dir() -> Path:
+    """Secrets of a class: each learner's and the instructor's (INFRACOURSE_CLASSROOM_DIR overrides it: a hub
+    whose repository is read-only)."""
+    return Path(os.environ.get("INFRACOURSE_CLASSROOM_DIR") or state_dir() / "classroom")
+
+
+def admin_secrets_file() -> Path:
+    """The admin passwords `course classroom harden` generated, readable by the instructor only."""
+    return classroom_dir() / "admin.secrets"

@@ -1,4 +1,4 @@
-"""`course classroom provision ROSTER | revoke NAME... | list | grade SUBMISSIONS | bench`: a class on shared
+"""`course classroom harden | provision ROSTER | revoke NAME... | list | grade SUBMISSIONS | bench`: a class on shared
 services (docs/instructors.md, "Running a class")."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infracourse.classroom import credentials, kafka, provision, roster, users
+from infracourse.paths import admin_secrets_file
 
 SERVICES = ("postgres", "redis", "rabbitmq", "nats", "kafka")
 
@@ -34,9 +35,19 @@ def _print_reports(reports: list[provision.Report], secrets_shown: bool) -> None
 def _warn_open_doors() -> None:
     doors = provision.open_doors()
     if doors:
-        print(f"WARNING: {', '.join(doors)} still accept the repository's public default login (or none): a "
-              "learner can bypass their own credentials with it. Before the class, give the course's admin users "
-              "secret passwords (docs/instructors.md, Running a class, step 2).")
+        print(f"WARNING: {', '.join(doors)} still accept the repository's public login (or none): a learner can "
+              "bypass their own credentials with it. Close them with `course classroom harden`.")
+
+
+def cmd_harden(args: argparse.Namespace) -> int:
+    from infracourse.classroom import harden
+
+    harden.refuse_overrides()
+    print(f"Replacing the public admin logins with secrets kept in {admin_secrets_file()} (0600):")
+    report = harden.harden()
+    for service, done in report.items():
+        print(f"  {service:<9} {done}")
+    return 1 if any(done.startswith("FAILED") for done in report.values()) else 0
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
@@ -112,6 +123,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     room = sub.add_parser("classroom", help="per-learner credentials on shared services, grading and a benchmark")
     actions = room.add_subparsers(dest="action", required=True)
+    hard = actions.add_parser("harden", help="replace the public admin logins (course/course, or none) with secrets")
+    hard.set_defaults(func=cmd_harden)
     prov = actions.add_parser("provision", help="credentials on every service for each learner of ROSTER")
     prov.add_argument("roster", help="a file with one learner name a line")
     prov.add_argument("--unix-users", action="store_true", help="also make each learner's Unix account (hub)")

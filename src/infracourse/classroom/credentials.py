@@ -9,15 +9,15 @@ import secrets
 from pathlib import Path
 
 from infracourse.classroom.roster import Learner, learner
-from infracourse.paths import state_dir
+from infracourse.paths import classroom_dir
 
 SECRET_SERVICES = ("postgres", "redis", "rabbitmq", "nats", "kafka")  # one leaked is not all leaked
 SHOWN_CHARS = 4
 
 
 def folder() -> Path:
-    """The state folder (INFRACOURSE_CLASSROOM_DIR overrides it: a hub whose repository is read-only)."""
-    path = Path(os.environ.get("INFRACOURSE_CLASSROOM_DIR") or state_dir() / "classroom")
+    """The state folder of a class (paths.classroom_dir), made 0700."""
+    path = classroom_dir()
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
     return path

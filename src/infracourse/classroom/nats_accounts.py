@@ -9,6 +9,7 @@ import fcntl
 import os
 import signal
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 from infracourse import config
@@ -29,9 +30,9 @@ def _learners() -> list[nats_config.NatsLearner]:
     return found
 
 
-def sync() -> str:
-    """Write the accounts file for the learners stored now and reload the server that includes it. Under a lock:
-    two provisionings at once each write every learner stored when they hold it, so none is lost."""
+def write_accounts() -> Path:
+    """Write the accounts file for the learners stored now. Under a lock: two provisionings at once each write
+    every learner stored when they hold it, so none is lost."""
     path = native.dirs_of("nats").root / nats_config.ACCOUNTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(credentials.folder() / "nats.lock", "w") as lock:
@@ -40,6 +41,12 @@ def sync() -> str:
         with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(nats_config.accounts_conf(_learners()))
         temporary.replace(path)
+    return path
+
+
+def sync() -> str:
+    """Write the accounts file and reload the server that includes it (connected clients stay connected)."""
+    path = write_accounts()
     pids = native.our_pids("nats")
     if not pids:
         return f"wrote {path}: include it in your nats-server's configuration and reload it"

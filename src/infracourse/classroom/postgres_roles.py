@@ -64,7 +64,3 @@ def present() -> set[str]:
         rows = conn.execute(r"SELECT rolname FROM pg_roles WHERE rolname LIKE 'learner\_%'").fetchall()
     return {name for (name,) in rows}
 
-
-def default_login_is_public() -> bool:
-    """The superuser still has the password the repository publishes: a learner could log in as it."""
-    return config.endpoint("postgres").password == "course"

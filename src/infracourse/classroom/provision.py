@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from infracourse import config
-from infracourse.classroom import credentials, kafka, nats_accounts, postgres_roles, rabbitmq_vhosts, redis_acl
+from infracourse.classroom import credentials, harden, kafka, nats_accounts, postgres_roles, rabbitmq_vhosts, redis_acl
 from infracourse.classroom.roster import Learner
 
 # the services whose access control is a per-learner call (NATS is one file for the class, Kafka a note)
@@ -92,14 +91,12 @@ def present() -> dict[str, set[str] | str]:
 
 
 def open_doors() -> list[str]:
-    """Logins a learner could use to bypass their own credentials: the repository's public defaults."""
+    """Services whose public login (the repository's course/course, or none) still opens them: with it a learner
+    could bypass their own credentials (`course classroom harden` closes them)."""
     doors = []
-    checks = [("postgres", postgres_roles.default_login_is_public), ("redis", redis_acl.default_login_is_public),
-              ("rabbitmq", rabbitmq_vhosts.default_login_is_public),
-              ("nats", lambda: not config.endpoint("nats").password)]
-    for service, check in checks:
+    for service in harden.APPLY:
         try:
-            if check():
+            if harden.public_login_works(service):
                 doors.append(service)
         except Exception:  # noqa: BLE001 - a service that is down is reported by provision itself
             pass

@@ -14,10 +14,15 @@ from infracourse import config
 from infracourse.classroom.roster import Learner
 
 
-def _request(method: str, path: str, body: object | None = None) -> object:
-    """One management API call with the course's (the instructor's) credentials."""
+def quoted(name: str) -> str:
+    return quote(name, safe="")
+
+
+def request(method: str, path: str, body: object | None = None, login: tuple[str, str] | None = None) -> object:
+    """One management API call with LOGIN, by default the course's (the instructor's) credentials."""
     ep = config.endpoint("rabbitmq")
-    token = base64.b64encode(f"{ep.user}:{ep.password}".encode()).decode()
+    user, password = login or (ep.user, ep.password)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{config.rabbitmq_management_url()}/api/{path}", data=data, method=method,
                                  headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
@@ -27,19 +32,19 @@ def _request(method: str, path: str, body: object | None = None) -> object:
 
 
 def create(who: Learner, password: str) -> str:
-    name = quote(who.principal, safe="")
-    _request("PUT", f"vhosts/{name}", {"description": f"course learner {who.name}"})
-    _request("PUT", f"users/{name}", {"password": password, "tags": "management"})
-    _request("PUT", f"permissions/{name}/{name}", {"configure": ".*", "write": ".*", "read": ".*"})
+    name = quoted(who.principal)
+    request("PUT", f"vhosts/{name}", {"description": f"course learner {who.name}"})
+    request("PUT", f"users/{name}", {"password": password, "tags": "management"})
+    request("PUT", f"permissions/{name}/{name}", {"configure": ".*", "write": ".*", "read": ".*"})
     return f"vhost {who.principal} and its only user"
 
 
 def drop(who: Learner) -> str:
-    name = quote(who.principal, safe="")
+    name = quoted(who.principal)
     done = []
     for path in (f"vhosts/{name}", f"users/{name}"):  # deleting the vhost drops its queues and connections
         try:
-            _request("DELETE", path)
+            request("DELETE", path)
             done.append(path.split("/")[0][:-1])
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
@@ -48,9 +53,5 @@ def drop(who: Learner) -> str:
 
 
 def present() -> set[str]:
-    return {u["name"] for u in _request("GET", "users?columns=name") if u["name"].startswith("learner_")}
+    return {u["name"] for u in request("GET", "users?columns=name") if u["name"].startswith("learner_")}
 
-
-def default_login_is_public() -> bool:
-    ep = config.endpoint("rabbitmq")
-    return (ep.user, ep.password) in (("course", "course"), ("guest", "guest"))

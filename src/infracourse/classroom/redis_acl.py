@@ -52,9 +52,3 @@ def present() -> set[str]:
         names = [n.decode() if isinstance(n, bytes) else n for n in r.acl_users()]
     return {n for n in names if n.startswith("learner_")}
 
-
-def default_login_is_public() -> bool:
-    """The default user answers without a password: a learner could simply not log in as itself."""
-    with _admin() as r:
-        default = r.acl_getuser("default") or {}
-    return "nopass" in [f.decode() if isinstance(f, bytes) else f for f in default.get("flags", [])]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import infracourse
+from infracourse import config
 from infracourse.grading import network
 
 SANDBOX_UID = SANDBOX_GID = 65534  # nobody / nogroup
@@ -124,8 +125,10 @@ def _parents(path: str, made: set[str]) -> list[str]:
 
 
 def minimal_env(env: Mapping[str, str]) -> dict[str, str]:
-    """What the kernel may see of ENV: the course endpoints and the grader's per-submission variables."""
-    kept = {k: v for k, v in env.items() if k in PASSED_ENV or k.startswith("COURSE_")}
+    """What the kernel may see of ENV: the course endpoints (with the admin passwords of a hardened server, which
+    the kernel cannot read itself) and the grader's per-submission variables."""
+    kept = {k: v for k, v in {**config.instructor_secrets(), **env}.items()
+            if k in PASSED_ENV or k.startswith("COURSE_")}
     # the kernel's parent is the sandbox's init (pid 1): ipykernel then keeps no parent poller of its own (bwrap
     # ends the tree) and prints no connection banner into the kernel log
     return {**kept, "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME,

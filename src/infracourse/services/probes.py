@@ -66,10 +66,19 @@ def _pgbouncer(ep: Endpoint) -> str | None:
     return None if result.status == psycopg.pq.ExecStatus.TUPLES_OK else "no answer to SHOW VERSION"
 
 
+def _resp(*words: str) -> bytes:
+    """One command in Redis's wire format (RESP): an array of bulk strings."""
+    encoded = [word.encode() for word in words]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded)
+
+
 def _redis(ep: Endpoint) -> str | None:
-    reply = _exchange(ep, b"PING\r\n", 7)
-    if reply.startswith(b"+PONG"):
+    auth = _resp("AUTH", *filter(None, [ep.user]), ep.password) if ep.password else b""  # a hardened server
+    reply = _exchange(ep, auth + b"PING\r\n", len(b"+OK\r\n+PONG\r\n") if auth else len(b"+PONG\r\n"))
+    if reply.endswith(b"+PONG\r\n"):
         return None
+    if reply.startswith((b"-WRONGPASS", b"-NOAUTH")):
+        return "the course's login is refused (check COURSE_REDIS_USER / COURSE_REDIS_PASSWORD)"
     return f"unexpected reply {reply[:40]!r}"
 
 

@@ -59,14 +59,19 @@ class PgBouncer(NativeSpec):
         for name, line in ini["databases"].items():
             line = re.sub(r"\bhost=\S+", f"host={primary.host}", line)
             ini["databases"][name] = re.sub(r"\bport=\S+", f"port={primary.port}", line)
-        auth = dirs.root / "userlist.txt"
-        _private_file(auth, f"{_quoted(own.user)} {_quoted(own.password)}\n", self.run_as)
         ini["pgbouncer"].update({
-            "listen_addr": "127.0.0.1", "listen_port": str(own.port), "auth_file": str(auth),
+            "listen_addr": "127.0.0.1", "listen_port": str(own.port), "auth_file": str(self.write_auth_file(dirs)),
             "admin_users": own.user, "stats_users": own.user, "pidfile": "",
         })
         with open(self.config_file(dirs), "w") as f:
             ini.write(f)
+
+    def write_auth_file(self, dirs: ServiceDirs) -> Path:
+        """The one login PgBouncer knows, with the password it also uses towards PostgreSQL (re-read on SIGHUP)."""
+        own = config.endpoint("pgbouncer")
+        auth = dirs.root / "userlist.txt"
+        _private_file(auth, f"{_quoted(own.user)} {_quoted(own.password)}\n", self.run_as)
+        return auth
 
     def command(self, dirs: ServiceDirs) -> list[str]:
         return [_which("pgbouncer"), str(self.config_file(dirs))]
