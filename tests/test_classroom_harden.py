@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from infracourse import config, notebook
-from infracourse.classroom import harden, provision, rabbitmq_vhosts
+from infracourse.classroom import harden, provision, rabbitmq_vhosts, redis_acl, roster
 from infracourse.services import native
 from infracourse.services.probes import free_port, probe
 
@@ -89,10 +89,14 @@ def test_harden_closes_every_public_login_and_keeps_the_course_working(private_s
         assert via_bouncer.execute("SELECT 1").fetchone() == (1,)
     assert rabbitmq_vhosts.request("GET", "whoami")["name"] == config.endpoint("rabbitmq").user
 
-    # restarts keep the doors closed: Redis's password is in its configuration, the replica streams again
+    # restarts keep the doors closed (Redis reloads its ACL file, a learner's user included), the replica streams
+    ada = roster.learner("ada")
+    redis_acl.create(ada, "ada-secret")
     native.stop(["redis", "postgres_replica"])
     native.start(["redis", "postgres_replica"])
     assert not harden.public_login_works("redis") and probe("redis") is None
+    with redis.Redis(port=config.endpoint("redis").port, username=ada.principal, password="ada-secret") as as_ada:
+        assert as_ada.set(f"{ada.prefix}k", "v") and as_ada.get(f"{ada.prefix}k") == b"v"
     marker = uuid.uuid4().hex
     with psycopg.connect(config.postgres_dsn(), autocommit=True) as primary:
         primary.execute("CREATE TABLE IF NOT EXISTS harden_marker (value text)")

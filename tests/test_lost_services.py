@@ -23,7 +23,8 @@ CASES = {
     "redis": (
         "import redis\nfrom infracourse import notebook\nfrom infracourse.lessons.faults import TcpProxy\n"
         "notebook.require('redis')\nproxy = TcpProxy.to('redis')\n"
-        "r = redis.Redis(port=proxy.port)\n"
+        # built as the lessons build theirs: a client from a URL, whose pool has no retry policy
+        "r = redis.Redis.from_url(f'redis://{proxy.address}/0', socket_timeout=5)\n"
         "r.ping()\nproxy.cut()",
         "r.get('anything')",
     ),
@@ -78,6 +79,4 @@ def test_a_lost_service_is_one_line_naming_it_within_three_seconds(service: str)
     assert len(error.traceback) == 1 and "\n" not in shown.strip(), shown
     assert "ServiceLost" in shown and (f"{service} connection lost" in shown or f"{service} at " in shown), shown
     assert f"course logs {service}" in shown and "course status" in shown
-    # redis-py's default client (the one lessons make with from_url) retries a lost connection 10 times with a
-    # backoff capped at 1 s: 4.8 s measured here; every other client answers well within 3 s
-    assert seconds < (8 if service == "redis" else 3), f"the error took {seconds:.1f} s"
+    assert seconds < 3, f"the error took {seconds:.1f} s"

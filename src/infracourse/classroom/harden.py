@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from infracourse import config
-from infracourse.classroom import credentials, nats_accounts, rabbitmq_vhosts
+from infracourse.classroom import credentials, nats_accounts, rabbitmq_vhosts, redis_acl
 from infracourse.errors import CourseError
 from infracourse.paths import admin_secrets_file
 from infracourse.services import native
@@ -176,8 +176,9 @@ def _redis(secret: str) -> str:
         raise CourseError(f"redis at {ep.address} refuses both the stored secret and no password")
     with client:
         client.execute_command("ACL", "SETUSER", "default", "on", "resetpass", f">{secret}")
+        kept = redis_acl.persist(client)
         ended = client.execute_command("CLIENT", "KILL", "USER", "default", "SKIPME", "yes")
-    return f"the default user has a password (course up keeps it); {ended} connection(s) of the old login ended"
+    return f"the default user has a password{kept}; {ended} connection(s) of the old login ended"
 
 
 def _rabbitmq(secret: str) -> str:

@@ -29,15 +29,28 @@ def rules(who: Learner, password: str) -> list[str]:
             *ALLOWED_BACK]
 
 
+def persist(r) -> str:
+    """ACL SAVE: the native server reloads its ACL file at every start; a Redis without one forgets on restart."""
+    import redis
+
+    try:
+        r.execute_command("ACL", "SAVE")
+    except redis.ResponseError:
+        return " (this Redis has no ACL file: provision again after it restarts)"
+    return ""
+
+
 def create(who: Learner, password: str) -> str:
     with _admin() as r:
         r.execute_command("ACL", "SETUSER", who.principal, *rules(who, password))
-    return f"ACL user {who.principal} on keys and channels {who.prefix}*"
+        kept = persist(r)
+    return f"ACL user {who.principal} on keys and channels {who.prefix}*{kept}"
 
 
 def drop(who: Learner) -> str:
     with _admin() as r:
         deleted = r.execute_command("ACL", "DELUSER", who.principal)
+        persist(r)
         for client in r.client_list():
             if client.get("user") == who.principal:
                 r.client_kill_filter(_id=client["id"])

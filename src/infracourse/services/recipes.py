@@ -168,25 +168,20 @@ class Redis(NativeSpec):
         return ["redis-server"]
 
     def command(self, dirs: ServiceDirs) -> list[str]:
-        conf = services_config() / "redis" / "redis.conf"
-        ep = config.endpoint("redis")
-        if ep.password and ep.user in ("", "default"):  # a hardened server (course classroom harden) keeps it
-            conf = self._with_password(dirs, conf, ep.password)
         return [
-            _which("redis-server"), str(conf),
+            _which("redis-server"), str(services_config() / "redis" / "redis.conf"),
             "--bind", "127.0.0.1", "--port", _port("redis"), "--dir", str(dirs.data),
+            "--aclfile", str(self._acl_file(dirs)),
         ]
 
     @staticmethod
-    def _with_password(dirs: ServiceDirs, conf: Path, password: str) -> Path:
-        """A 0600 configuration file: the course's, plus the default user's password (never on the command line,
-        which every local user can read)."""
-        own = dirs.root / "redis-password.conf"
+    def _acl_file(dirs: ServiceDirs) -> Path:
+        """Users and password hashes that `ACL SAVE` writes (course classroom: the admin's password, each learner's
+        user), loaded again at every start; empty on a laptop, where the default user needs no password."""
+        path = dirs.root / "users.acl"
         dirs.root.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(own, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            quoted = password.replace("\\", "\\\\").replace('"', '\\"')
-            f.write(f'include "{conf}"\nrequirepass "{quoted}"\n')
-        return own
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        return path
 
 
 class Kafka(NativeSpec):
