@@ -6,23 +6,20 @@ a second; the ones that must build or stop a container use small Containerfiles 
 from __future__ import annotations
 
 import pytest
-from verdicts import assert_fails, assert_not_done, assert_passes
+from verdicts import assert_fails, assert_not_done, assert_passes, scratch_namespace
 
-from infracourse import notebook
 from infracourse.checks import lab17 as checks
-from infracourse.namespace import Namespace
 from infracourse.services import containers
 
 
 @pytest.fixture(scope="module")
 def lab():
-    notebook.require("postgres", "redis")
-    ns = Namespace("pytest_lab17")
-    ns.reset("postgres", "redis")
-    made = checks.prepare(ns, containers.runtime())
-    yield made
-    checks.clean_up(made)
-    ns.reset("postgres")
+    # a namespace of its own: with pytest-xdist both workers may hold this module's fixture, and a shared name
+    # would be one container that either worker's test removes under the other's
+    with scratch_namespace("postgres", "redis") as ns:
+        made = checks.prepare(ns, containers.runtime())
+        yield made
+        checks.clean_up(made)
 
 
 def containerfile(lab, final: str, build: str | None = None) -> str:
