@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable
 
@@ -149,15 +150,16 @@ def _postgres(secret: str) -> str:
         done.append(f"{ended[0]} session(s) of the old login ended")
     replica = config.endpoint("postgres_replica")
     try:
-        with _retry(lambda: admin(replica.port, replica.host)) as standby:  # the new password replicates
-            (conninfo,) = standby.execute("SHOW primary_conninfo").fetchone()
-            if conninfo:  # pg_basebackup -R wrote the replication password into it
-                fresh = make_conninfo(**{**conninfo_to_dict(conninfo), "password": secret})
-                standby.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(fresh)))
-                standby.execute("SELECT pg_reload_conf()")
-                done.append("the replica's primary_conninfo updated")
-    except (psycopg.OperationalError, CourseError):
-        done.append(f"no replica answers at {replica.address} (run harden again once it runs)")
+        socket.create_connection((replica.host, replica.port), timeout=2).close()
+    except OSError:
+        return "; ".join([*done, f"no replica answers at {replica.address} (run harden again once it runs)"])
+    with _retry(lambda: admin(replica.port, replica.host)) as standby:  # the new password replicates in a moment
+        (conninfo,) = standby.execute("SHOW primary_conninfo").fetchone()
+        if conninfo:  # pg_basebackup -R wrote the replication password into it
+            fresh = make_conninfo(**{**conninfo_to_dict(conninfo), "password": secret})
+            standby.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(fresh)))
+            standby.execute("SELECT pg_reload_conf()")
+            done.append("the replica's primary_conninfo updated")
     return "; ".join(done)
 
 
