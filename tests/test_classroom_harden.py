@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from infracourse import config, notebook
-from infracourse.classroom import harden, provision, rabbitmq_vhosts, redis_acl, roster
+from infracourse.classroom import credentials, harden, provision, rabbitmq_vhosts, redis_acl, roster
+from infracourse.grading import sandbox
 from infracourse.services import native
 from infracourse.services.probes import free_port, probe
 
@@ -129,3 +130,14 @@ def test_a_password_in_the_environment_is_refused_in_one_line(private_services: 
     shown = (run.stdout + run.stderr).strip()
     assert "COURSE_REDIS_PASSWORD" in shown and "unset" in shown and len(shown.splitlines()) == 1, shown
     assert not (private_services / ".services" / "classroom" / "admin.secrets").exists()
+
+
+def test_graded_kernels_get_the_admin_secrets_only_when_graded_as_the_instructor(private_services: Path) -> None:
+    assert _harden().returncode == 0
+    stored = config.instructor_secrets()
+    as_instructor = sandbox.minimal_env({"PATH": "/usr/bin"})
+    assert {k: as_instructor[k] for k in stored} == stored  # `course grade`: the kernel logs in as the admin
+    ada = credentials.environment(roster.learner("ada"), dict.fromkeys(credentials.SECRET_SERVICES, "ada-secret"))
+    as_ada = sandbox.minimal_env({"PATH": "/usr/bin", **ada})
+    assert not set(stored.values()) & set(as_ada.values())  # PgBouncer's and the replica's admin secret included
+    assert as_ada["COURSE_POSTGRES_PASSWORD"] == "ada-secret"

@@ -125,10 +125,12 @@ def _parents(path: str, made: set[str]) -> list[str]:
 
 
 def minimal_env(env: Mapping[str, str]) -> dict[str, str]:
-    """What the kernel may see of ENV: the course endpoints (with the admin passwords of a hardened server, which
-    the kernel cannot read itself) and the grader's per-submission variables."""
-    kept = {k: v for k, v in {**config.instructor_secrets(), **env}.items()
-            if k in PASSED_ENV or k.startswith("COURSE_")}
+    """What the kernel may see of ENV: the course endpoints and the grader's per-submission variables. `course
+    grade` runs kernels with the admin logins, so on a hardened server they get its secrets, which they cannot
+    read themselves; a learner's grading (`course classroom grade`: a namespace prefix and that learner's own
+    credentials) gets none of them."""
+    secrets = {} if env.get("COURSE_NAMESPACE_PREFIX") else config.instructor_secrets()
+    kept = {k: v for k, v in {**secrets, **env}.items() if k in PASSED_ENV or k.startswith("COURSE_")}
     # the kernel's parent is the sandbox's init (pid 1): ipykernel then keeps no parent poller of its own (bwrap
     # ends the tree) and prints no connection banner into the kernel log
     return {**kept, "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME,
