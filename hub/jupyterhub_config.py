@@ -56,6 +56,9 @@ token = os.environ.get("INFRACOURSE_HUB_TOKEN")
 c.JupyterHub.services = [
     {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler",
                                         f"--timeout={os.environ.get('INFRACOURSE_HUB_IDLE_S', '3600')}"]},
+    # relays what learners' notebooks register with Prometheus (scrape targets, probes, their Alertmanager)
+    {"name": "course-registrar", "command": [sys.executable, "-m", "infracourse.classroom.registrar"],
+     "environment": {k: v for k, v in os.environ.items() if k.startswith(("COURSE_", "INFRACOURSE_"))}},
     *([{"name": "course", "api_token": token}] if token else []),
 ]
 c.JupyterHub.load_roles = [

@@ -64,3 +64,17 @@ def test_three_learners_on_the_hub_run_their_lab_apart() -> None:
     assert all(r.ok for r in revoked), [r.done for r in revoked]
     left = provision.present()
     assert not any(f"learner_{n}" in found for found in left.values() for n in NAMES), left
+
+
+def test_a_learner_s_app_is_scraped_through_the_registrar() -> None:
+    """Lab 13 registers the notebook's app with the shared Prometheus: on the hub the learner cannot write its
+    folder, so the learner's server registers in the home and the hub's registrar relays it; every check passes."""
+    name, state = "hubtm", state_dir() / "hub-test-metrics"
+    shutil.rmtree(state, ignore_errors=True)
+    bench.prepare([name])
+    try:
+        alone, _, _ = asyncio.run(bench.session([name], "13", _free_block(), state))
+    finally:
+        revoked = bench.clean_up([name])
+    assert alone.errors == [] and alone.passed == 6, (alone.passed, alone.errors)
+    assert all(r.ok for r in revoked), [r.done for r in revoked]

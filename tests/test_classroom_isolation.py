@@ -6,6 +6,7 @@ environment. Kafka on Tansu has no ACLs: provisioning says so instead of pretend
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a class's Unix users 
 ATTEMPTS = r'''
 import asyncio, json, sys
 import pika, psycopg, redis, nats
+from psycopg.conninfo import make_conninfo
 from infracourse import config
 from infracourse.namespace import Namespace
 
@@ -50,6 +52,21 @@ with psycopg.connect(config.postgres_dsn(dbname="course"), autocommit=True) as s
 with psycopg.connect(config.postgres_dsn(), autocommit=True) as own:
     verdict("postgres drop B's database", lambda: own.execute(f'DROP DATABASE "{B_DB}"'),
             psycopg.errors.InsufficientPrivilege)
+    # the lab-role functions (lab 02 makes login roles) act inside A's namespace only
+    refused_here = psycopg.errors.InsufficientPrivilege
+    verdict("postgres make a role named for B", lambda: own.execute(
+        "SELECT course_roles.recreate_login(%s, 'x')", [B_PREFIX + "iso_reporter"]), refused_here)
+    verdict("postgres drop B's login", lambda: own.execute(
+        "SELECT course_roles.drop_login(%s)", [B_DB]), refused_here)
+    verdict("postgres drop the admin", lambda: own.execute(
+        "SELECT course_roles.drop_login(%s)", ["course"]), refused_here)
+    from infracourse.lessons import pg_roles
+    reporter = pg_roles.recreate(mine, "reporter")["reporter"]
+    verdict("postgres A's lab role connects to B's database", lambda: psycopg.connect(
+        make_conninfo(reporter.dsn, dbname=B_DB)).close(), psycopg.OperationalError)
+    with psycopg.connect(reporter.dsn) as as_reporter:
+        print(json.dumps(["postgres own lab role", "ok", as_reporter.info.user]))
+    pg_roles.drop(mine, "reporter")
     own.execute(f'CREATE SCHEMA IF NOT EXISTS "{mine.schema}"')
     own.execute(f'CREATE TABLE IF NOT EXISTS "{mine.schema}".t (x int)')
     own.execute(f'INSERT INTO "{mine.schema}".t VALUES (1)')
@@ -148,16 +165,19 @@ def test_every_attempt_on_b_is_refused_by_the_service(two_learners, tmp_path: Pa
     allowed = [what for what, outcome, _ in verdicts if outcome == "allowed"]
     assert allowed == [], f"A reached B's data: {allowed}"
     refused = {what: why for what, outcome, why in verdicts if outcome == "refused"}
-    assert len(refused) == 20, verdicts
+    assert len(refused) == 24, verdicts
     # refused by the service's own access control, in its own words
     assert "CONNECT privilege" in refused["postgres connect to B's database"]
     assert "permission denied" in refused["postgres create schema in the shared database"]
+    assert all("outside your namespace" in refused[what] for what in (
+        "postgres make a role named for B", "postgres drop B's login", "postgres drop the admin"))
+    assert "CONNECT privilege" in refused["postgres A's lab role connects to B's database"]
     assert all("no permissions" in why for what, why in refused.items() if what.startswith("redis"))
     assert "NOT_ALLOWED" in refused["rabbitmq consume from B's vhost"]
     assert "permissions violation" in refused["nats subscribe to B's subjects"].lower()
     assert "permissions violation" in refused["nats publish on B's subjects"].lower()
     assert {what for what, outcome, _ in verdicts if outcome == "ok"} == {
-        "postgres own table", "redis own key", "rabbitmq own queue", "nats own stream"}
+        "postgres own table", "postgres own lab role", "redis own key", "rabbitmq own queue", "nats own stream"}
     with redis.Redis.from_url(config.redis_url()) as admin:
         assert admin.get(f"{b.prefix}iso_lab:secret") == b"B's secret"
         # the ones too destructive to try for real: Redis's own dry run of A's rights
@@ -202,3 +222,18 @@ def test_a_s_lab_graded_in_the_sandbox_with_a_s_credentials_passes(two_learners,
     assert "2/2" in out, out
     feedback = (tmp_path / "_gradebook" / "gradebook.csv").read_text()
     assert feedback.count(",passed,") == 2
+
+
+def test_labs_that_make_roles_pass_and_those_needing_the_admin_say_not_run(two_learners, tmp_path: Path) -> None:
+    """Lab 02 makes login roles (through A's course_roles functions); lab 03's first two exercises need the admin's
+    PgBouncer login and a replica every learner shares, so a class server reports them not run, saying why."""
+    (tmp_path / A).mkdir()
+    for lab in ("02_postgres_in_production", "03_postgres_at_scale"):
+        shutil.copy(ROOT / "solutions" / f"{lab}.ipynb", tmp_path / A)
+    assert cli.main(["classroom", "grade", str(tmp_path)]) == 0
+    with (tmp_path / "_gradebook" / "gradebook.csv").open() as f:
+        rows = {(r["lab"][:2], r["exercise"]): r for r in csv.DictReader(f)}
+    assert {key for key, r in rows.items() if r["status"] != "passed"} == {("03", "1"), ("03", "2")}, rows
+    assert all(rows[("03", n)]["status"] == "not_run" and "not checked on a class server" in rows[("03", n)]["message"]
+               for n in ("1", "2"))
+    assert "PgBouncer" in rows[("03", "1")]["message"] and "replica" in rows[("03", "2")]["message"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from infracourse.checking import progress
 from infracourse.checking.explain import raised
-from infracourse.checking.status import FAILED, NOT_DONE, PASSED, SYMBOL
+from infracourse.checking.status import FAILED, NOT_DONE, NOT_RUN, PASSED, SYMBOL
 
 
 class CheckFailed(Exception):
@@ -49,6 +49,7 @@ class Exercise:
     hidden: bool = False  # an instructor's hidden check: graded, never shown in the lab
     check: str = ""  # the name of the check function in its module
     module: str = ""  # the check module, e.g. infracourse.checks.lab06
+    needs_own_services: str = ""  # why a class server (shared services, learners' logins) cannot check it
 
     @property
     def label(self) -> str:
@@ -121,17 +122,34 @@ def outcome(spec: Exercise, run: Callable[[], str | None], given: tuple[object, 
     return result
 
 
-def exercise(number: str, title: str, *, stretch: bool = False, points: int = 1,
-             hidden: bool = False) -> Callable[[Callable[..., str | None]], Callable[..., CheckResult]]:
+def on_a_class_server() -> bool:
+    """A learner of `course classroom`: shared services, and only that learner's own logins on them."""
+    return bool(os.environ.get("COURSE_NAMESPACE_PREFIX"))
+
+
+def _not_run_here(spec: Exercise) -> CheckResult:
+    result = CheckResult(spec.number, spec.label, NOT_RUN, f"not checked on a class server: this exercise "
+                         f"{spec.needs_own_services}", "check it on a machine of your own (`make lab`)")
+    _record(spec, result)
+    print(result.line())
+    return result
+
+
+def exercise(number: str, title: str, *, stretch: bool = False, points: int = 1, hidden: bool = False,
+             needs_own_services: str = "") -> Callable[[Callable[..., str | None]], Callable[..., CheckResult]]:
     """Declare an exercise and its check: a function that raises CheckFailed/NotDone (or returns a short note
     shown after 'passed', a measured figure, say) becomes a check that prints one result line and returns the
-    CheckResult (tests assert on it; notebooks show only the line)."""
+    CheckResult (tests assert on it; notebooks show only the line). NEEDS_OWN_SERVICES says why a class server
+    cannot check it (the admin's login, a service every learner shares stopped): there it reports not run."""
 
     def decorate(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
-        spec = Exercise(number, title, stretch, points, hidden, fn.__name__, fn.__module__)
+        spec = Exercise(number, title, stretch, points, hidden, fn.__name__, fn.__module__, needs_own_services)
 
         @functools.wraps(fn)
         def run(*args: object, **kwargs: object) -> CheckResult:
+            if spec.needs_own_services and on_a_class_server():
+                return _not_run_here(spec)
+
             def body() -> str | None:
                 done(*args, *kwargs.values())
                 return fn(*args, **kwargs)

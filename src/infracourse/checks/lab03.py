@@ -67,7 +67,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 # 1 -------------------------------------------------------------------------------------------------------
-@exercise("1", "A connection for PgBouncer's transaction pool")
+@exercise("1", "A connection for PgBouncer's transaction pool",
+          needs_own_services="logs in to PgBouncer, whose one login and database are the admin's")
 def bouncer_connection(connect: Callable[[], psycopg.Connection], schema: str) -> str:
     bouncer = config.endpoint("pgbouncer")
     conns: list[psycopg.Connection] = []
@@ -137,7 +138,8 @@ def _read(router: object, query: str, params: list[object], what: str) -> list[t
     return [tuple(r) for r in rows]
 
 
-@exercise("2", "A read router that keeps read-your-writes")
+@exercise("2", "A read router that keeps read-your-writes",
+          needs_own_services="pauses the replica's replay, which would stall every learner's reads from it")
 def read_router(router_class: type, dsn: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as admin:
         postgres.load(admin, FIXTURES, "notes")

@@ -126,7 +126,7 @@ async def run_checks(kernel: Kernel, run: Run, cells: list[str], expected: int) 
     """The lab's check cells again (checks survive re-running), timed as check_s: every learner's at once."""
     checks = [f"_bench_t = __import__('time').perf_counter()\n{code}\n"
               f"print('{TIMED}', __import__('time').perf_counter() - _bench_t)"
-              for code in cells if code.lstrip().startswith("checks.")]
+              for code in cells if code.lstrip().startswith(("checks.", "await checks."))]  # async checks too
     began = time.monotonic()
     printed = await _cells(kernel, run, checks)
     run.check_s = time.monotonic() - began

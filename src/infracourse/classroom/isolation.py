@@ -25,8 +25,10 @@ def _binary(name: str) -> str:
 def command(name: str, home: Path) -> list[str]:
     """The prefix that runs a command as NAME in the learner's sandbox, working directory HOME."""
     account = pwd.getpwnam(name)
-    mounts = [*sandbox._system_view(), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
-    made = {"/", "/tmp"}
+    # /dev/shm of its own: multiprocessing's locks and queues live there (lab 06 runs a consumer in a child)
+    mounts = [*sandbox._system_view(), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp",
+              "--perms", "1777", "--tmpfs", "/dev/shm"]
+    made = {"/", "/tmp", "/dev/shm"}
     wanted = sorted({str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, repo_root())})
     kept = [p for p in wanted if not any(p.startswith(k + "/") for k in wanted if k != p)]
     for path in kept:

@@ -1,7 +1,8 @@
 """The hub's spawner for a single server: JupyterHub's LocalProcessSpawner (each learner's server runs as that
 learner's Unix user) plus what a class on shared services needs: the learner's own COURSE_* credentials and
-namespace prefix in the server's environment (never another learner's, never the instructor's secrets), the
-course's one installation on PATH, notebooks in the home, and kernel-enforced memory and CPU limits."""
+namespace prefix in the server's environment (never another learner's, never the instructor's secrets), a
+folder in the home for what the learner's notebooks register with Prometheus (registrar.py), the course's one
+installation on PATH, notebooks in the home, and kernel-enforced memory and CPU limits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
 
-from infracourse.classroom import credentials, isolation, limits, roster, users
+from infracourse.classroom import credentials, isolation, limits, registrar, roster, users
+from infracourse.grading import network
 
 # the service endpoints the hub was given pass to every learner; user names and passwords never do
 ENDPOINT_SUFFIXES = ("_HOST", "_PORT")
@@ -29,6 +31,7 @@ class CourseSpawner(LocalProcessSpawner):
             raise RuntimeError(f"{self.user.name} has no course credentials: `course classroom provision` first")
         env.update(endpoints(dict(os.environ)))
         env.update(learned)
+        env.update(network.registration_env(registrar.folder(users.home(self.user.name))))  # relayed by registrar
         env["PATH"] = f"{Path(sys.prefix) / 'bin'}:{env.get('PATH') or '/usr/bin:/bin'}"
         env["MPLBACKEND"] = "Agg"
         return env

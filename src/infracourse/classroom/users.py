@@ -25,6 +25,11 @@ def exists(name: str) -> bool:
     return True
 
 
+def home(name: str) -> Path:
+    """NAME's home folder (KeyError: no such account)."""
+    return Path(pwd.getpwnam(name).pw_dir)
+
+
 def ensure(name: str) -> Path:
     """NAME's account (made if missing: no password, no login shell) with a 0700 home holding the notebooks."""
     if not exists(name):

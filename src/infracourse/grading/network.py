@@ -44,10 +44,15 @@ def service_ports() -> dict[int, tuple[str, int]]:
     return found
 
 
+def registration_env(folder: Path) -> dict[str, str]:
+    """Where a kernel's registrations go instead of the shared folders: FOLDER, relayed by Registrations."""
+    return {prometheus_targets.FOLDER_ENV: str(folder / TARGETS), alerting_targets.FOLDER_ENV: str(folder)}
+
+
 def kernel_env(folder: Path) -> dict[str, str]:
     """What the kernel's environment gains: every service is on its own loopback, targets go to FOLDER."""
     hosts = {f"COURSE_{name.upper()}_HOST": "127.0.0.1" for name in config.SERVICE_NAMES}
-    return {**hosts, prometheus_targets.FOLDER_ENV: str(folder / TARGETS), alerting_targets.FOLDER_ENV: str(folder)}
+    return {**hosts, **registration_env(folder)}
 
 
 def entry_command(folder: Path) -> list[str]:
@@ -152,16 +157,67 @@ REGISTRATIONS: dict[str, Callable[[str, list[str], dict[str, str]], None]] = {
 _PORT_RE = re.compile(r"^(?P<scheme>https?://)?[^/]+:(?P<port>\d{1,5})(?P<path>/.*)?$")
 
 
+class Registrations:
+    """What a kernel registers in FOLDER/<kind>/ for a service outside to call into it (REGISTRATIONS), registered
+    with the real services: only the namespaces ACCEPTS takes, each target as OUTSIDE_TARGET maps it (raising
+    ValueError for one that may not pass). poll() picks up new, changed and removed files."""
+
+    def __init__(self, folder: Path, accepts: Callable[[str], bool], outside_target: Callable[[str], str]) -> None:
+        self.folder = folder
+        self.accepts = accepts
+        self.outside_target = outside_target
+        self.registered: dict[tuple[str, str], str] = {}  # (kind, namespace) -> the kernel's file, as relayed
+
+    def poll(self) -> None:
+        for kind in REGISTRATIONS:
+            files = {p.stem: p for p in (self.folder / kind).glob("*.json")
+                     if self.accepts(p.stem) and not p.is_symlink()}  # a link could name someone else's file
+            for gone in [key for key in self.registered if key[0] == kind and key[1] not in files]:
+                _unregister(kind, gone[1])
+                del self.registered[gone]
+            for namespace, path in files.items():
+                with suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+                    self._relay_file(kind, namespace, path.read_text(encoding="utf-8"))
+
+    def unregister_all(self) -> None:
+        for kind, namespace in self.registered:
+            _unregister(kind, namespace)
+        self.registered.clear()
+
+    def _relay_file(self, kind: str, namespace: str, text: str) -> None:
+        if self.registered.get((kind, namespace)) == text:
+            return
+        groups = json.loads(text)
+        targets = [self.outside_target(t) for g in groups for t in g["targets"]]
+        labels = {k: str(v) for g in groups for k, v in g.get("labels", {}).items()
+                  if k != prometheus_targets.NAMESPACE_LABEL}
+        REGISTRATIONS[kind](namespace, targets, labels)
+        self.registered[(kind, namespace)] = text
+
+
+def _unregister(kind: str, namespace: str) -> None:
+    (prometheus_targets.unregister if kind == TARGETS else alerting_targets.unregister)(namespace)
+
+
+def target_port(target: str) -> int:
+    """The port of TARGET ("host:PORT" or "http://host:PORT/path"); ValueError for anything else."""
+    match = _PORT_RE.match(target)
+    if match is None:
+        raise ValueError(target)
+    return int(match["port"])
+
+
 class Outside:
     """The grader's half for one kernel: service sockets in FOLDER, and the relay of what the kernel registers
-    for a service to call into it (REGISTRATIONS), in namespaces ending with SUFFIX (its own) only."""
+    for a service to call into it (Registrations), in namespaces ending with SUFFIX (its own) only, each target
+    through a port of the grader's."""
 
     def __init__(self, folder: Path, suffix: str) -> None:
         self.folder = folder
-        self.suffix = suffix
         self.listeners: list[socket.socket] = []
         self.relayed: dict[int, int] = {}  # port inside -> port outside
-        self.registered: dict[tuple[str, str], str] = {}  # (kind, namespace) -> the kernel's file, as relayed
+        self.registrations = Registrations(folder, lambda namespace: namespace.endswith(suffix),
+                                           self._outside_target)
         self.stopped = threading.Event()
 
     def __enter__(self) -> Outside:
@@ -179,42 +235,18 @@ class Outside:
     def __exit__(self, *exc_info: object) -> None:
         self.stopped.set()
         self.poller.join()
-        for namespace in {namespace for _, namespace in self.registered}:
-            prometheus_targets.unregister(namespace)
-            alerting_targets.unregister(namespace)
+        self.registrations.unregister_all()
         for listener in self.listeners:
             listener.close()
 
     def _poll(self) -> None:
         while not self.stopped.wait(POLL_S):
-            for kind in REGISTRATIONS:
-                self._poll_kind(kind)
-
-    def _poll_kind(self, kind: str) -> None:
-        files = {p.stem: p for p in (self.folder / kind).glob("*.json") if p.stem.endswith(self.suffix)}
-        for gone in [key for key in self.registered if key[0] == kind and key[1] not in files]:
-            (prometheus_targets.unregister if kind == TARGETS else alerting_targets.unregister)(gone[1])
-            del self.registered[gone]
-        for namespace, path in files.items():
-            with suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
-                self._relay_file(kind, namespace, path.read_text(encoding="utf-8"))
-
-    def _relay_file(self, kind: str, namespace: str, text: str) -> None:
-        if self.registered.get((kind, namespace)) == text:
-            return
-        groups = json.loads(text)
-        targets = [self._outside_target(t) for g in groups for t in g["targets"]]
-        labels = {k: str(v) for g in groups for k, v in g.get("labels", {}).items()
-                  if k != prometheus_targets.NAMESPACE_LABEL}
-        REGISTRATIONS[kind](namespace, targets, labels)
-        self.registered[(kind, namespace)] = text
+            self.registrations.poll()
 
     def _outside_target(self, target: str) -> str:
         """TARGET ("host:PORT" or "http://host:PORT/path") inside, as it is reached from outside."""
         match = _PORT_RE.match(target)
-        if match is None:
-            raise ValueError(target)
-        port = self._outside_port(int(match["port"]))
+        port = self._outside_port(target_port(target))
         return f"{match['scheme'] or ''}127.0.0.1:{port}{match['path'] or ''}"
 
     def _outside_port(self, inside: int) -> int:

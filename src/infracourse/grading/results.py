@@ -13,7 +13,7 @@ from infracourse.checking.status import CHECK_STATUSES, FAILED, NOT_DONE, NOT_RU
 from infracourse.grading.outcomes import STUCK_HINT, Outcome
 
 MAX_MESSAGE = 500  # characters of a recorded message or hint kept: learner values end up in them
-_WORST_FIRST = (FAILED, NOT_DONE, PASSED)
+_WORST_FIRST = (FAILED, NOT_RUN, NOT_DONE, PASSED)
 
 
 def _json_object(line: str) -> dict:

@@ -6,6 +6,9 @@ drops and creates them again at the start of every run, with a fresh random pass
 
     roles = pg_roles.recreate(ns, "app", "tenant_a")
     psycopg.connect(roles["app"].dsn)          # logs in as pg02_app, search_path = the notebook's schema
+
+On a class server a learner may not create roles: there the learner's database has functions that create and drop
+roles inside the learner's namespace only (classroom/postgres_roles.py), and these helpers use them.
 """
 
 from __future__ import annotations
@@ -35,8 +38,18 @@ def role_name(ns: Namespace, suffix: str) -> str:
     return f"{ns.slug}_{suffix}"
 
 
+def _through_class_functions(conn: psycopg.Connection) -> bool:
+    """Whether CONN is a class learner's, whose database makes and drops its roles (course_roles)."""
+    (found,) = conn.execute("SELECT to_regprocedure('course_roles.recreate_login(text, text)') IS NOT NULL "
+                            "AND NOT (SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user)").fetchone()
+    return bool(found)
+
+
 def drop_role(conn: psycopg.Connection, name: str) -> None:
     """Drop the role NAME if it exists, with what it owns and its privileges, ending its sessions first."""
+    if _through_class_functions(conn):
+        conn.execute("SELECT course_roles.drop_login(%s)", (name,))
+        return
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
     if not exists:
         return
@@ -58,9 +71,12 @@ def recreate(ns: Namespace, *suffixes: str) -> dict[str, LoginRole]:
             # Hash on the client (what psql's \password does) so the clear text never reaches server logs
             # or pg_stat_statements.
             verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier))
-            )
+            if _through_class_functions(conn):
+                conn.execute("SELECT course_roles.recreate_login(%s, %s)", (name, verifier))
+            else:
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier))
+                )
             roles[suffix] = LoginRole(name, ns.postgres_dsn(user=name, password=password, application_name=name))
     return roles
 

@@ -127,6 +127,9 @@ def _last_line(text: str) -> str:
 @functools.cache
 def runtime(report: Callable[[str], None] = print) -> Runtime:
     """The working runtime, with its base image, probed once per process."""
+    if os.environ.get("COURSE_NAMESPACE_PREFIX"):  # set for a class's learners, whose servers run in bubblewrap
+        raise ContainerError("a learner's server on a class server cannot run containers (no user namespaces in "
+                             "its sandbox): do the container lessons and lab 17 on a machine of your own (`make lab`)")
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "info"], capture_output=True, timeout=15).returncode == 0:
         rt = Runtime("docker", docker)
