@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from infracourse.classroom import bench, limits, provision, users
+from infracourse.classroom import bench, limits, provision, registrar, users
 from infracourse.paths import state_dir
 
 NAMES = ["hubta", "hubtb", "hubtc"]
@@ -45,13 +45,16 @@ def test_three_learners_on_the_hub_run_their_lab_apart() -> None:
     state = state_dir() / "hub-test"
     shutil.rmtree(state, ignore_errors=True)
     bench.prepare(NAMES)
+    block = _free_block()
     try:
-        baseline, runs, _ = asyncio.run(bench.session(NAMES, "00", _free_block(), state))
+        baseline, runs, _ = asyncio.run(bench.session(NAMES, "00", block, state))
         homes = {name: oct(users.ensure(name).stat().st_mode & 0o777) for name in NAMES}
         caps = {limits.memory_limit(name) for name in NAMES}
     finally:
         revoked = bench.clean_up(NAMES)
     figures = bench.report(baseline, runs)
+    # nothing listens on the hub's ports any more: its proxy (in a session of its own) went with it
+    assert not any(registrar.listening_uids(block + i) for i in range(3)), "the hub left its proxy running"
     assert figures["errors"] == 0, figures["first_errors"]
     assert figures["crosstalk"] == 0
     assert all(r.passed == 2 for r in [baseline, *runs])

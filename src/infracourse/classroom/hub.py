@@ -21,6 +21,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from infracourse.paths import repo_root
+from infracourse.services import processes
 
 CONFIG = Path("hub") / "jupyterhub_config.py"
 PROXY = Path("hub") / "proxy"  # configurable-http-proxy, pinned in its package-lock.json
@@ -37,6 +38,16 @@ def ensure_proxy() -> Path:
                                "`npm ci --prefix hub/proxy`")
         subprocess.run([npm, "ci", "--prefix", str(folder), "--no-audit", "--no-fund", "--silent"], check=True)
     return binary
+
+
+def _end(tree: list[processes.Process], grace_s: float = 5.0) -> None:
+    """SIGTERM what of TREE still runs (what a hub that was killed, or slow to stop, left behind), then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for process in tree:
+            processes.signal_tree(process, sig)
+        deadline = time.monotonic() + grace_s
+        while any(processes.still_running(p) for p in tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 class Hub:
@@ -68,12 +79,15 @@ class Hub:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.proc and self.proc.poll() is None:
+            # the proxy, the services and the servers run in sessions of their own: remembered before the hub goes
+            tree = processes.descendants(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)  # the hub stops the proxy and the servers it spawned
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+            _end(tree)
 
     async def request(self, method: str, url: str, body: object | None = None, timeout_s: float = 60) -> object:
         data = json.dumps(body) if body is not None else (None if method in ("GET", "DELETE") else "{}")

@@ -90,3 +90,19 @@ def signal_tree(record: Process, sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
 
+
+def descendants(pid: int) -> list[Process]:
+    """PID's children, theirs and so on, as they are now (a parent may start them in sessions of their own, so its
+    process group alone would miss them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop()
+        if (process := identify(child)) is not None:
+            found.append(process)
+        queue += children.get(child, [])
+    return found
