@@ -9,6 +9,7 @@ instructor can read), then the public defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -46,6 +47,12 @@ _DEFAULTS: dict[str, tuple[int, str, str, str]] = {
 }
 
 SERVICE_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
+LEARNER_PREFIX_ENV = "COURSE_NAMESPACE_PREFIX"  # a class's learner (set by the hub and `course classroom grade`)
+
+
+def on_a_class_server(env: Mapping[str, str] = os.environ) -> bool:
+    """ENV is a learner's of `course classroom`: shared services, and only that learner's own logins on them."""
+    return bool(env.get(LEARNER_PREFIX_ENV))
 
 
 def instructor_secrets() -> dict[str, str]:

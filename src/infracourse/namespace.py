@@ -32,7 +32,7 @@ def _suffix() -> str:
 
 
 def _prefix() -> str:
-    return re.sub(r"[^a-z0-9_]", "_", os.environ.get("COURSE_NAMESPACE_PREFIX", "").lower())
+    return re.sub(r"[^a-z0-9_]", "_", os.environ.get(config.LEARNER_PREFIX_ENV, "").lower())
 
 
 class NamespaceBusy(CourseError):

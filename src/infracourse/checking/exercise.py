@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from infracourse import config
 from infracourse.checking import progress
 from infracourse.checking.explain import raised
 from infracourse.checking.status import FAILED, NOT_DONE, NOT_RUN, PASSED, SYMBOL
@@ -122,11 +123,6 @@ def outcome(spec: Exercise, run: Callable[[], str | None], given: tuple[object, 
     return result
 
 
-def on_a_class_server() -> bool:
-    """A learner of `course classroom`: shared services, and only that learner's own logins on them."""
-    return bool(os.environ.get("COURSE_NAMESPACE_PREFIX"))
-
-
 def _not_run_here(spec: Exercise) -> CheckResult:
     result = CheckResult(spec.number, spec.label, NOT_RUN, f"not checked on a class server: this exercise "
                          f"{spec.needs_own_services}", "check it on a machine of your own (`make lab`)")
@@ -147,7 +143,7 @@ def exercise(number: str, title: str, *, stretch: bool = False, points: int = 1,
 
         @functools.wraps(fn)
         def run(*args: object, **kwargs: object) -> CheckResult:
-            if spec.needs_own_services and on_a_class_server():
+            if spec.needs_own_services and config.on_a_class_server():
                 return _not_run_here(spec)
 
             def body() -> str | None:

@@ -8,6 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
+from infracourse import config
 from infracourse.classroom.roster import Learner, learner
 from infracourse.paths import classroom_dir
 
@@ -30,7 +31,7 @@ def _file(who: Learner) -> Path:
 def environment(who: Learner, passwords: dict[str, str]) -> dict[str, str]:
     """The variables the learner's server runs with: config.py and namespace.py read them, so the notebooks
     need no change."""
-    env = {"COURSE_NAMESPACE_PREFIX": who.prefix}
+    env = {config.LEARNER_PREFIX_ENV: who.prefix}
     for service in SECRET_SERVICES:
         env[f"COURSE_{service.upper()}_USER"] = who.principal
         env[f"COURSE_{service.upper()}_PASSWORD"] = passwords[service]

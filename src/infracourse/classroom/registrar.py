@@ -14,7 +14,7 @@ import pwd
 import time
 from pathlib import Path
 
-from infracourse.classroom import credentials, users
+from infracourse.classroom import credentials
 from infracourse.classroom.roster import Learner
 from infracourse.grading import network
 
@@ -47,8 +47,8 @@ def own_target(uid: int):
     """A target check for the learner with UID: a loopback address whose port that learner's process serves."""
 
     def check(target: str) -> str:
-        host = target.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-        if host not in LOOPBACK_HOSTS or uid not in listening_uids(network.target_port(target)):
+        parts = network.parse_target(target)
+        if parts["host"] not in LOOPBACK_HOSTS or uid not in listening_uids(int(parts["port"])):
             raise ValueError(f"{target}: not a loopback port of this learner's")
         return target
 
@@ -70,11 +70,12 @@ class Registrar:
 
     def _relay_for(self, who: Learner) -> network.Registrations | None:
         try:
-            uid, home = pwd.getpwnam(who.name).pw_uid, users.home(who.name)
+            account = pwd.getpwnam(who.name)
         except KeyError:  # provisioned, no Unix account yet (made at first spawn)
             return None
         prefix = who.prefix
-        relay = network.Registrations(folder(home), lambda namespace: namespace.startswith(prefix), own_target(uid))
+        relay = network.Registrations(folder(Path(account.pw_dir)), lambda namespace: namespace.startswith(prefix),
+                                      own_target(account.pw_uid))
         self.relays[who.name] = relay
         return relay
 

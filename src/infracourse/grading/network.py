@@ -154,7 +154,7 @@ REGISTRATIONS: dict[str, Callable[[str, list[str], dict[str, str]], None]] = {
     alerting_targets.PROBES: _register_probe,  # the blackbox exporter probes it (lab 15)
     alerting_targets.ALERTMANAGERS: _register_alertmanager,  # Prometheus alerts the notebook's Alertmanager
 }
-_PORT_RE = re.compile(r"^(?P<scheme>https?://)?[^/]+:(?P<port>\d{1,5})(?P<path>/.*)?$")
+_TARGET_RE = re.compile(r"^(?P<scheme>https?://)?(?P<host>[^/]+):(?P<port>\d{1,5})(?P<path>/.*)?$")
 
 
 class Registrations:
@@ -199,12 +199,13 @@ def _unregister(kind: str, namespace: str) -> None:
     (prometheus_targets.unregister if kind == TARGETS else alerting_targets.unregister)(namespace)
 
 
-def target_port(target: str) -> int:
-    """The port of TARGET ("host:PORT" or "http://host:PORT/path"); ValueError for anything else."""
-    match = _PORT_RE.match(target)
+def parse_target(target: str) -> re.Match[str]:
+    """TARGET ("host:PORT" or "http://host:PORT/path") as scheme, host, port and path; ValueError for anything
+    else."""
+    match = _TARGET_RE.match(target)
     if match is None:
         raise ValueError(target)
-    return int(match["port"])
+    return match
 
 
 class Outside:
@@ -245,8 +246,8 @@ class Outside:
 
     def _outside_target(self, target: str) -> str:
         """TARGET ("host:PORT" or "http://host:PORT/path") inside, as it is reached from outside."""
-        match = _PORT_RE.match(target)
-        port = self._outside_port(target_port(target))
+        match = parse_target(target)
+        port = self._outside_port(int(match["port"]))
         return f"{match['scheme'] or ''}127.0.0.1:{port}{match['path'] or ''}"
 
     def _outside_port(self, inside: int) -> int:

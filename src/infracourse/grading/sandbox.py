@@ -129,7 +129,7 @@ def minimal_env(env: Mapping[str, str]) -> dict[str, str]:
     grade` runs kernels with the admin logins, so on a hardened server they get its secrets, which they cannot
     read themselves; a learner's grading (`course classroom grade`: a namespace prefix and that learner's own
     credentials) gets none of them."""
-    secrets = {} if env.get("COURSE_NAMESPACE_PREFIX") else config.instructor_secrets()
+    secrets = {} if config.on_a_class_server(env) else config.instructor_secrets()
     kept = {k: v for k, v in {**secrets, **env}.items() if k in PASSED_ENV or k.startswith("COURSE_")}
     # the kernel's parent is the sandbox's init (pid 1): ipykernel then keeps no parent poller of its own (bwrap
     # ends the tree) and prints no connection banner into the kernel log

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infracourse import config
 from infracourse.errors import CourseError
 from infracourse.paths import state_dir
 from infracourse.services import system_packages
@@ -127,7 +128,7 @@ def _last_line(text: str) -> str:
 @functools.cache
 def runtime(report: Callable[[str], None] = print) -> Runtime:
     """The working runtime, with its base image, probed once per process."""
-    if os.environ.get("COURSE_NAMESPACE_PREFIX"):  # set for a class's learners, whose servers run in bubblewrap
+    if config.on_a_class_server():  # a class's learners' servers run in bubblewrap
         raise ContainerError("a learner's server on a class server cannot run containers (no user namespaces in "
                              "its sandbox): do the container lessons and lab 17 on a machine of your own (`make lab`)")
     docker = shutil.which("docker")
